@@ -1,0 +1,369 @@
+//! The simulated disk: one per node, owned by the harness so that it outlives the node's process.
+//!
+//! Semantics, stated as a real disk with a volatile write cache and a journaling file system
+//! behaves:
+//!
+//! - **Data.** A write lands in the cache and is visible to reads at once. [`Disk::sync`] (fsync)
+//!   makes a file's current contents and length durable, at the end of a simulated delay, so a
+//!   crash during the fsync loses it.
+//! - **Names.** Create, rename and remove change the cached directory at once and become durable
+//!   only at [`Disk::sync_dir`]. The journal commits them in order, so a crash keeps a random
+//!   prefix of the unsynced directory operations: an unsynced create or rename may vanish, a
+//!   synced one never does. A file whose name did not survive is gone with its data.
+//! - **Crash.** Every unsynced write is lost, except that each dirty sector (of
+//!   [`DiskConfig::sector_size`] bytes, the atomic unit) independently reaches the platters with
+//!   probability [`DiskConfig::land_probability`]. So the file afterwards holds, sector by sector,
+//!   either its durable contents or its cached contents, never invented bytes; a sector past the
+//!   old end that did not land reads as zeroes (a hole) if a later sector did. Which sectors land
+//!   is drawn from the disk's own seeded stream.
+//! - **Loss and rot.** [`Disk::wipe`] loses the whole disk; [`Disk::rot`] flips one durable bit,
+//!   which only a checksum can notice.
+//!
+//! Paths are flat names (`wal/000001`): the disk has one directory, whose sync covers all names.
+
+use crate::trace::Trace;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Error, ErrorKind, Result};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How a disk behaves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// The atomic write unit: 512 or 4096.
+    pub sector_size: usize,
+    /// Chance that an unsynced dirty sector survives a crash (0: clean loss of everything
+    /// unsynced; 0.5: heavy tearing).
+    pub land_probability: f64,
+    /// Simulated time an fsync takes.
+    pub fsync_latency_us: u64,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig { sector_size: 4096, land_probability: 0.0, fsync_latency_us: 1000 }
+    }
+}
+
+type InodeId = u64;
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Link(String, InodeId),
+    Unlink(String),
+}
+
+#[derive(Default)]
+struct Inode {
+    durable: Vec<u8>,
+    cache: Vec<u8>,
+    /// Sectors whose cached contents may differ from the durable ones.
+    dirty: BTreeSet<u64>,
+}
+
+struct DiskState {
+    label: u32,
+    config: DiskConfig,
+    rng: ChaCha8Rng,
+    trace: Option<Trace>,
+    next_inode: InodeId,
+    inodes: BTreeMap<InodeId, Inode>,
+    dir: BTreeMap<String, InodeId>,
+    durable_dir: BTreeMap<String, InodeId>,
+    pending_dir: Vec<DirOp>,
+    bytes_written: u64,
+    bytes_synced: u64,
+}
+
+/// A handle on one node's disk. Clones share the disk.
+#[derive(Clone)]
+pub struct Disk(Arc<Mutex<DiskState>>);
+
+fn not_found(name: &str) -> Error {
+    Error::new(ErrorKind::NotFound, format!("no file {name}"))
+}
+
+impl DiskState {
+    fn inode(&mut self, name: &str) -> Result<&mut Inode> {
+        let id = *self.dir.get(name).ok_or_else(|| not_found(name))?;
+        Ok(self.inodes.get_mut(&id).expect("directory names a live inode"))
+    }
+
+    fn trace(&self, kind: &'static str, a: u64, b: u64) {
+        if let Some(t) = &self.trace {
+            t.record(self.label, kind, a, b);
+        }
+    }
+
+    fn link(&mut self, name: &str, id: InodeId) {
+        self.dir.insert(name.to_string(), id);
+        self.pending_dir.push(DirOp::Link(name.to_string(), id));
+    }
+
+    fn unlink(&mut self, name: &str) {
+        self.dir.remove(name);
+        self.pending_dir.push(DirOp::Unlink(name.to_string()));
+    }
+
+    /// Drops inodes that no name reaches, in the cache view and the durable one.
+    fn collect_garbage(&mut self) {
+        let live: BTreeSet<InodeId> =
+            self.dir.values().chain(self.durable_dir.values()).copied().collect();
+        self.inodes.retain(|id, _| live.contains(id));
+    }
+}
+
+impl Inode {
+    fn mark_dirty(&mut self, from: usize, to: usize, sector: usize) {
+        if from >= to {
+            return;
+        }
+        let (first, last) = ((from / sector) as u64, ((to - 1) / sector) as u64);
+        self.dirty.extend(first..=last);
+    }
+
+    /// What survives a crash: each dirty sector lands with probability `p`.
+    fn crash(&mut self, sector: usize, p: f64, rng: &mut ChaCha8Rng) {
+        let mut after = std::mem::take(&mut self.durable);
+        let truncated = self.cache.len() < after.len();
+        for s in std::mem::take(&mut self.dirty) {
+            if !rng.gen_bool(p) {
+                continue;
+            }
+            let start = s as usize * sector;
+            let end = (start + sector).min(self.cache.len());
+            if start >= end {
+                // Past the cached end: only the truncation below can land there.
+                continue;
+            }
+            if after.len() < end {
+                after.resize(end, 0);
+            }
+            after[start..end].copy_from_slice(&self.cache[start..end]);
+        }
+        if truncated && rng.gen_bool(p) {
+            after.truncate(self.cache.len());
+        }
+        self.cache = after.clone();
+        self.durable = after;
+    }
+}
+
+impl Disk {
+    /// A fresh, empty disk. `label` names the node in trace events; `seed` drives which unsynced
+    /// sectors survive crashes.
+    pub fn new(label: u32, config: DiskConfig, seed: u64, trace: Option<Trace>) -> Disk {
+        assert!(matches!(config.sector_size, 512 | 4096), "sector size must be 512 or 4096");
+        assert!((0.0..=1.0).contains(&config.land_probability));
+        Disk(Arc::new(Mutex::new(DiskState {
+            label,
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            trace,
+            next_inode: 1,
+            inodes: BTreeMap::new(),
+            dir: BTreeMap::new(),
+            durable_dir: BTreeMap::new(),
+            pending_dir: Vec::new(),
+            bytes_written: 0,
+            bytes_synced: 0,
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, DiskState> {
+        self.0.lock().unwrap()
+    }
+
+    /// Creates an empty file; an existing one is left as it is.
+    pub fn create(&self, name: &str) {
+        let mut s = self.state();
+        if s.dir.contains_key(name) {
+            return;
+        }
+        let id = s.next_inode;
+        s.next_inode += 1;
+        s.inodes.insert(id, Inode::default());
+        s.link(name, id);
+        s.trace("disk.create", id, 0);
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.state().dir.contains_key(name)
+    }
+
+    /// Every name, sorted.
+    pub fn list(&self) -> Vec<String> {
+        self.state().dir.keys().cloned().collect()
+    }
+
+    pub fn len(&self, name: &str) -> Result<u64> {
+        Ok(self.state().inode(name)?.cache.len() as u64)
+    }
+
+    /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
+    pub fn read(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut s = self.state();
+        let data = &s.inode(name)?.cache;
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        Ok(data[start..end].to_vec())
+    }
+
+    pub fn read_all(&self, name: &str) -> Result<Vec<u8>> {
+        Ok(self.state().inode(name)?.cache.clone())
+    }
+
+    /// Writes `data` at `offset`, growing the file (with zeroes) as needed. Volatile until synced.
+    pub fn write(&self, name: &str, offset: u64, data: &[u8]) -> Result<()> {
+        let mut s = self.state();
+        let sector = s.config.sector_size;
+        let inode = s.inode(name)?;
+        let (start, end) = (offset as usize, offset as usize + data.len());
+        if inode.cache.len() < end {
+            let old = inode.cache.len();
+            inode.cache.resize(end, 0);
+            inode.mark_dirty(old, start, sector);
+        }
+        inode.cache[start..end].copy_from_slice(data);
+        inode.mark_dirty(start, end, sector);
+        s.bytes_written += data.len() as u64;
+        s.trace("disk.write", offset, data.len() as u64);
+        Ok(())
+    }
+
+    /// Cuts or extends the file to `len` bytes. Volatile until synced.
+    pub fn set_len(&self, name: &str, len: u64) -> Result<()> {
+        let mut s = self.state();
+        let sector = s.config.sector_size;
+        let inode = s.inode(name)?;
+        let (old, new) = (inode.cache.len(), len as usize);
+        inode.cache.resize(new, 0);
+        inode.mark_dirty(old.min(new), old.max(new), sector);
+        s.trace("disk.set_len", len, 0);
+        Ok(())
+    }
+
+    /// fsync: after the simulated latency, the file's contents and length are durable
+    /// (its name is not: see [`Disk::sync_dir`]).
+    pub async fn sync(&self, name: &str) -> Result<()> {
+        let latency = self.latency();
+        madsim::time::sleep(latency).await;
+        let mut s = self.state();
+        let inode = s.inode(name)?;
+        let bytes = inode.dirty.len() as u64;
+        inode.durable.clone_from(&inode.cache);
+        inode.dirty.clear();
+        let sector = s.config.sector_size as u64;
+        s.bytes_synced += bytes * sector;
+        s.trace("disk.sync", bytes, 0);
+        Ok(())
+    }
+
+    /// Makes every create, rename and remove so far durable.
+    pub async fn sync_dir(&self) -> Result<()> {
+        let latency = self.latency();
+        madsim::time::sleep(latency).await;
+        let mut s = self.state();
+        s.durable_dir = s.dir.clone();
+        let ops = std::mem::take(&mut s.pending_dir).len() as u64;
+        s.collect_garbage();
+        s.trace("disk.sync_dir", ops, 0);
+        Ok(())
+    }
+
+    fn latency(&self) -> Duration {
+        Duration::from_micros(self.state().config.fsync_latency_us)
+    }
+
+    /// Renames `from` to `to`, replacing `to` if it exists. Volatile until the directory is synced.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let mut s = self.state();
+        let id = *s.dir.get(from).ok_or_else(|| not_found(from))?;
+        s.unlink(from);
+        s.link(to, id);
+        s.trace("disk.rename", id, 0);
+        Ok(())
+    }
+
+    /// Removes `name`. Volatile until the directory is synced.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let mut s = self.state();
+        if !s.dir.contains_key(name) {
+            return Err(not_found(name));
+        }
+        s.unlink(name);
+        s.trace("disk.remove", 0, 0);
+        Ok(())
+    }
+
+    /// Power loss: drops what was not durable, as the module doc describes. The harness calls
+    /// this when it kills the node.
+    pub fn crash(&self) {
+        let mut guard = self.state();
+        let s = &mut *guard;
+        let p = s.config.land_probability;
+        let ops = std::mem::take(&mut s.pending_dir);
+        let landed_ops = if p > 0.0 { s.rng.gen_range(0..=ops.len()) } else { 0 };
+        for op in &ops[..landed_ops] {
+            match op {
+                DirOp::Link(name, id) => s.durable_dir.insert(name.clone(), *id),
+                DirOp::Unlink(name) => s.durable_dir.remove(name),
+            };
+        }
+        s.dir = s.durable_dir.clone();
+        s.collect_garbage();
+        let sector = s.config.sector_size;
+        let mut torn = 0u64;
+        for inode in s.inodes.values_mut() {
+            torn += inode.dirty.len() as u64;
+            inode.crash(sector, p, &mut s.rng);
+        }
+        s.trace("disk.crash", landed_ops as u64, torn);
+    }
+
+    /// Loses the whole disk: every file, durable or not.
+    pub fn wipe(&self) {
+        let mut s = self.state();
+        s.inodes.clear();
+        s.dir.clear();
+        s.durable_dir.clear();
+        s.pending_dir.clear();
+        s.trace("disk.wipe", 0, 0);
+    }
+
+    /// Bit rot: flips one bit of a durable, non-empty file chosen by `pick` (a number reduced
+    /// modulo the candidates). Returns the file hit, if any.
+    pub fn rot(&self, pick: u64) -> Option<String> {
+        let mut guard = self.state();
+        let s = &mut *guard;
+        let candidates: Vec<(String, InodeId)> = s
+            .durable_dir
+            .iter()
+            .filter(|(_, id)| !s.inodes[id].durable.is_empty())
+            .map(|(n, id)| (n.clone(), *id))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let (name, id) = candidates[(pick % candidates.len() as u64) as usize].clone();
+        let inode = s.inodes.get_mut(&id).unwrap();
+        let bit = (pick / candidates.len() as u64) % (inode.durable.len() as u64 * 8);
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
+        inode.durable[byte] ^= mask;
+        if byte < inode.cache.len() {
+            inode.cache[byte] ^= mask;
+        }
+        s.trace("disk.rot", id, bit);
+        Some(name)
+    }
+
+    /// Bytes handed to `write` and bytes made durable by `sync` (whole sectors).
+    pub fn stats(&self) -> (u64, u64) {
+        let s = self.state();
+        (s.bytes_written, s.bytes_synced)
+    }
+}

@@ -1,0 +1,91 @@
+//! Planted bugs: deliberate, realistic mistakes that node code makes when its config asks for
+//! them, so that a test can show each checker catching the bug it exists for.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// One planted bug. Each is a small guarded branch in the module that owns the mechanism.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    AckBeforeFsync,
+    VoteBeforePersist,
+    SkipTruncateOnElect,
+    ElectByFlushLsn,
+    CommitOldTerm,
+    ControlFileUnsynced,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 6] = [
+        Bug::AckBeforeFsync,
+        Bug::VoteBeforePersist,
+        Bug::SkipTruncateOnElect,
+        Bug::ElectByFlushLsn,
+        Bug::CommitOldTerm,
+        Bug::ControlFileUnsynced,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => "ack-before-fsync",
+            Bug::VoteBeforePersist => "vote-before-persist",
+            Bug::SkipTruncateOnElect => "skip-truncate-on-elect",
+            Bug::ElectByFlushLsn => "elect-by-flush-lsn",
+            Bug::CommitOldTerm => "commit-old-term",
+            Bug::ControlFileUnsynced => "control-file-unsynced",
+        }
+    }
+
+    /// What the bug does, for `lakesim list`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => "acceptor acknowledges an append before its fsync",
+            Bug::VoteBeforePersist => "acceptor grants a vote before its new term is durable",
+            Bug::SkipTruncateOnElect => "acceptor keeps its divergent WAL suffix on election",
+            Bug::ElectByFlushLsn => "proposer picks the highest flush LSN, ignoring last-log term",
+            Bug::CommitOldTerm => "proposer counts acks below its term's start LSN toward commit",
+            Bug::ControlFileUnsynced => "control file written without fsync and directory sync",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Bug, String> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug '{s}'; known bugs: {}", names.join(", "))
+        })
+    }
+}
+
+/// The planted bugs a node runs with (at most a handful, so a sorted small vector).
+#[derive(Clone, Default, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BugSet(Vec<Bug>);
+
+impl BugSet {
+    pub fn none() -> BugSet {
+        BugSet::default()
+    }
+
+    pub fn of(bugs: impl IntoIterator<Item = Bug>) -> BugSet {
+        let mut v: Vec<Bug> = bugs.into_iter().collect();
+        v.sort();
+        v.dedup();
+        BugSet(v)
+    }
+
+    /// True when `bug` is planted.
+    pub fn has(&self, bug: Bug) -> bool {
+        self.0.contains(&bug)
+    }
+}

@@ -1,0 +1,45 @@
+//! The compute stub: a walproposer driving a client's transactions into the safekeepers.
+//! It keeps no durable state: after a restart it is elected again and learns the WAL from the
+//! safekeepers.
+
+pub mod walproposer;
+pub mod workload;
+
+use crate::bugs::BugSet;
+use crate::ids::NodeId;
+use crate::net::Net;
+use crate::observe::{Observation, Observer};
+use std::sync::Arc;
+use walproposer::{Proposer, ProposerTiming};
+use workload::Client;
+
+/// Everything a compute process starts with.
+#[derive(Clone)]
+pub struct ComputeConfig {
+    pub id: NodeId,
+    pub safekeepers: Vec<NodeId>,
+    pub bugs: BugSet,
+    pub observer: Arc<dyn Observer>,
+    pub duplicate_probability: f64,
+    pub full_page_writes: bool,
+    pub timing: ProposerTiming,
+    pub client: Arc<Client>,
+}
+
+/// Runs a compute until the process is killed.
+pub async fn run(cfg: ComputeConfig) {
+    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
+        .await
+        .expect("bind");
+    cfg.observer.observe(cfg.id, Observation::Started);
+    let proposer = Proposer::new(
+        net,
+        cfg.safekeepers,
+        cfg.observer,
+        cfg.bugs,
+        cfg.timing,
+        cfg.full_page_writes,
+        cfg.client,
+    );
+    proposer.run().await
+}

@@ -1,0 +1,419 @@
+//! The walproposer: the compute's proposer in the Paxos-style WAL protocol (Neon:
+//! `walproposer.c`).
+//!
+//! A proposer campaigns for a new term, takes votes from a majority, adopts the most advanced
+//! log among the voters (highest last-log term, then highest flush LSN), fetches that log from
+//! its donor, tells every acceptor where its log agrees with the new one (`ProposerElected`, on
+//! which the acceptor truncates the rest), and then streams WAL.
+//!
+//! Guarantees:
+//! - the commit LSN is the highest LSN flushed by a majority *in this term*, and never below the
+//!   term's start (`epoch_start_lsn`): acknowledgements of older-term WAL alone commit nothing;
+//! - a client commit is acknowledged only once its commit record is below the commit LSN;
+//! - once any acceptor reports a higher term, the proposer stops for good: it is deposed, and
+//!   its unacknowledged commits are abandoned.
+
+use super::workload::{Client, Database};
+use crate::bugs::{Bug, BugSet};
+use crate::ids::{Lsn, NodeId, Term, Xid};
+use crate::net::Net;
+use crate::observe::{Observation, Observer};
+use crate::proto::{Message, ProposerId, TermHistory, TermSwitch};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest AppendRequest payload.
+const MAX_APPEND_BYTES: usize = 128 * 1024;
+/// Client commits waiting for acknowledgement before the client pauses.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// Timing of the proposer, in simulated time.
+#[derive(Clone, Debug)]
+pub struct ProposerTiming {
+    pub tick: Duration,
+    pub election_timeout: Duration,
+    pub txn_interval: Duration,
+}
+
+/// What the proposer knows of one acceptor in its current term.
+#[derive(Default, Clone)]
+struct Peer {
+    vote: Option<(Lsn, TermHistory)>,
+    /// It processed our ProposerElected.
+    confirmed: bool,
+    flush_lsn: Lsn,
+    next_lsn: Lsn,
+    /// `flush_lsn` at the previous tick, to spot a stalled stream.
+    flush_at_tick: Lsn,
+}
+
+enum Phase {
+    Campaign { started_ticks: u32 },
+    Recovering { donor: NodeId, flush_lsn: Lsn, history: TermHistory, waited_ticks: u32 },
+    Leader,
+    Deposed,
+}
+
+pub struct Proposer {
+    id: NodeId,
+    /// This incarnation's identity in votes, fresh at every process start.
+    proposer_id: ProposerId,
+    net: Net,
+    acceptors: Vec<NodeId>,
+    observer: Arc<dyn Observer>,
+    bugs: BugSet,
+    timing: ProposerTiming,
+    full_page_writes: bool,
+    client: Arc<Client>,
+
+    term: Term,
+    max_seen_term: Term,
+    phase: Phase,
+    peers: BTreeMap<NodeId, Peer>,
+    history: TermHistory,
+    epoch_start_lsn: Lsn,
+    /// The whole WAL from LSN 0: the donor's log, then ours.
+    wal: Vec<u8>,
+    db: Database,
+    commit_lsn: Lsn,
+    pending: VecDeque<(Xid, Lsn, Lsn)>,
+    client_done: bool,
+}
+
+impl Proposer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        net: Net,
+        acceptors: Vec<NodeId>,
+        observer: Arc<dyn Observer>,
+        bugs: BugSet,
+        timing: ProposerTiming,
+        full_page_writes: bool,
+        client: Arc<Client>,
+    ) -> Proposer {
+        assert!(!acceptors.is_empty());
+        Proposer {
+            id: net.me(),
+            proposer_id: ProposerId(madsim::rand::random()),
+            net,
+            acceptors,
+            observer,
+            bugs,
+            timing,
+            full_page_writes,
+            client,
+            term: Term(0),
+            max_seen_term: Term(0),
+            phase: Phase::Deposed,
+            peers: BTreeMap::new(),
+            history: TermHistory::default(),
+            epoch_start_lsn: Lsn::ZERO,
+            wal: Vec::new(),
+            db: Database::default(),
+            commit_lsn: Lsn::ZERO,
+            pending: VecDeque::new(),
+            client_done: false,
+        }
+    }
+
+    fn quorum(&self) -> usize {
+        self.acceptors.len() / 2 + 1
+    }
+
+    /// Runs until the process is killed.
+    pub async fn run(mut self) {
+        self.campaign();
+        let mut tick = madsim::time::interval(self.timing.tick);
+        let mut txn = madsim::time::interval(self.timing.txn_interval);
+        loop {
+            tokio::select! {
+                biased;
+                env = self.net.recv() => {
+                    let env = env.expect("network");
+                    self.on_message(env.from, env.msg);
+                }
+                _ = tick.tick() => self.on_tick(),
+                _ = txn.tick() => self.on_txn(),
+            }
+        }
+    }
+
+    fn campaign(&mut self) {
+        self.term = Term(self.term.0.max(self.max_seen_term.0) + 1);
+        self.peers = self.acceptors.iter().map(|a| (*a, Peer::default())).collect();
+        self.phase = Phase::Campaign { started_ticks: 0 };
+        self.pending.clear();
+        for a in self.acceptors.clone() {
+            self.net.send(a, Message::VoteRequest { term: self.term, proposer_id: self.proposer_id });
+        }
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Message) {
+        if !self.peers.contains_key(&from) || matches!(self.phase, Phase::Deposed) {
+            return;
+        }
+        match msg {
+            Message::VoteResponse { term, vote_given, flush_lsn, term_history, .. } => {
+                if term > self.term {
+                    return self.higher_term(term);
+                }
+                if vote_given && term == self.term {
+                    self.on_vote(from, flush_lsn, term_history);
+                }
+            }
+            Message::ReadWalResponse { term, start, wal } => {
+                if term > self.term {
+                    return self.higher_term(term);
+                }
+                self.on_donor_wal(from, term, start, wal);
+            }
+            Message::AppendResponse { term, flush_lsn, .. } => {
+                if term > self.term {
+                    return self.higher_term(term);
+                }
+                if term == self.term && matches!(self.phase, Phase::Leader) {
+                    self.on_append_response(from, flush_lsn);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An acceptor is in a term above ours. Before we lead, we campaign again above it; a leader
+    /// is deposed for good (a newer compute took over).
+    fn higher_term(&mut self, term: Term) {
+        self.max_seen_term = self.max_seen_term.max(term);
+        if matches!(self.phase, Phase::Leader) {
+            self.observer.observe(self.id, Observation::Deposed { term: self.term });
+            self.phase = Phase::Deposed;
+            self.pending.clear();
+        } else {
+            self.campaign();
+        }
+    }
+
+    fn on_vote(&mut self, from: NodeId, flush_lsn: Lsn, history: TermHistory) {
+        let peer = self.peers.get_mut(&from).unwrap();
+        if peer.vote.is_some() {
+            return;
+        }
+        peer.vote = Some((flush_lsn, history));
+        match self.phase {
+            Phase::Campaign { .. } => {
+                let votes = self.peers.values().filter(|p| p.vote.is_some()).count();
+                if votes >= self.quorum() {
+                    self.start_recovery();
+                }
+            }
+            Phase::Leader => self.send_elected(from),
+            Phase::Recovering { .. } | Phase::Deposed => {}
+        }
+    }
+
+    /// The most advanced log among the voters: by last-log term, then flush LSN.
+    fn pick_donor(&self) -> (NodeId, Lsn, TermHistory) {
+        let by_flush_only = self.bugs.has(Bug::ElectByFlushLsn);
+        let mut best: Option<(NodeId, Lsn, TermHistory)> = None;
+        for (id, peer) in &self.peers {
+            let Some((flush, history)) = &peer.vote else { continue };
+            let key = |f: Lsn, h: &TermHistory| {
+                let last_term = if by_flush_only { Term(0) } else { h.up_to(f).last_log_term() };
+                (last_term, f)
+            };
+            if best.as_ref().is_none_or(|(_, bf, bh)| key(*flush, history) > key(*bf, bh)) {
+                best = Some((*id, *flush, history.clone()));
+            }
+        }
+        best.expect("a quorum voted")
+    }
+
+    fn start_recovery(&mut self) {
+        let (donor, flush_lsn, history) = self.pick_donor();
+        self.phase = Phase::Recovering { donor, flush_lsn, history, waited_ticks: 0 };
+        self.request_donor_wal();
+    }
+
+    fn request_donor_wal(&self) {
+        if let Phase::Recovering { donor, flush_lsn, .. } = &self.phase {
+            let req = Message::ReadWal { term: self.term, start: Lsn::ZERO, end: *flush_lsn };
+            self.net.send(*donor, req);
+        }
+    }
+
+    fn on_donor_wal(&mut self, from: NodeId, term: Term, start: Lsn, wal: Option<Arc<Vec<u8>>>) {
+        let Phase::Recovering { donor, flush_lsn, history, .. } = &self.phase else { return };
+        if from != *donor || term != self.term || start != Lsn::ZERO {
+            return;
+        }
+        let Some(wal) = wal.filter(|w| w.len() as u64 == flush_lsn.0) else {
+            return self.campaign();
+        };
+        let (flush_lsn, mut history) = (*flush_lsn, history.up_to(*flush_lsn));
+        history.0.push(TermSwitch { term: self.term, lsn: flush_lsn });
+        self.wal = wal.to_vec();
+        self.db = Database::recover(&self.wal);
+        assert_eq!(self.db.end_lsn(), flush_lsn, "the donor's WAL ends at its flush LSN");
+        self.history = history;
+        self.epoch_start_lsn = flush_lsn;
+        self.commit_lsn = Lsn::ZERO;
+        self.phase = Phase::Leader;
+        let obs = Observation::Elected { term: self.term, epoch_start_lsn: flush_lsn };
+        self.observer.observe(self.id, obs);
+        let voters: Vec<NodeId> =
+            self.peers.iter().filter(|(_, p)| p.vote.is_some()).map(|(id, _)| *id).collect();
+        for id in voters {
+            self.send_elected(id);
+        }
+    }
+
+    fn send_elected(&mut self, to: NodeId) {
+        let peer = self.peers.get_mut(&to).unwrap();
+        let (flush, history) = peer.vote.as_ref().expect("elected only to voters");
+        let start = history.common_point(*flush, &self.history);
+        peer.next_lsn = start;
+        let msg = Message::ProposerElected {
+            term: self.term,
+            proposer_id: self.proposer_id,
+            start_streaming_at: start,
+            term_history: self.history.clone(),
+        };
+        self.net.send(to, msg);
+    }
+
+    fn on_append_response(&mut self, from: NodeId, flush_lsn: Lsn) {
+        let wal_end = self.db.end_lsn();
+        let peer = self.peers.get_mut(&from).unwrap();
+        peer.confirmed = true;
+        peer.flush_lsn = peer.flush_lsn.max(flush_lsn);
+        assert!(peer.flush_lsn <= wal_end, "acceptor flushed past our WAL end");
+        if peer.next_lsn < peer.flush_lsn {
+            peer.next_lsn = peer.flush_lsn;
+        }
+        self.update_commit_lsn();
+        self.stream_to(from);
+    }
+
+    fn update_commit_lsn(&mut self) {
+        let mut flushed: Vec<Lsn> =
+            self.peers.values().filter(|p| p.confirmed).map(|p| p.flush_lsn).collect();
+        if flushed.len() < self.quorum() {
+            return;
+        }
+        flushed.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_lsn = flushed[self.quorum() - 1];
+        let counts = quorum_lsn >= self.epoch_start_lsn || self.bugs.has(Bug::CommitOldTerm);
+        if !counts || quorum_lsn <= self.commit_lsn {
+            return;
+        }
+        self.commit_lsn = quorum_lsn;
+        let obs = Observation::CommitLsn { term: self.term, commit_lsn: quorum_lsn };
+        self.observer.observe(self.id, obs);
+        while let Some((xid, lsn, end)) = self.pending.front().copied() {
+            if end > self.commit_lsn {
+                break;
+            }
+            self.pending.pop_front();
+            self.observer.observe(self.id, Observation::CommitAcked { xid, lsn, end_lsn: end });
+        }
+    }
+
+    /// Sends the next chunk of WAL to `to`, if it is in sync with us and behind.
+    fn stream_to(&mut self, to: NodeId) {
+        let wal_end = self.db.end_lsn();
+        let peer = self.peers.get_mut(&to).unwrap();
+        if !peer.confirmed || peer.next_lsn >= wal_end {
+            return;
+        }
+        let begin = peer.next_lsn;
+        let end = Lsn((begin.0 + MAX_APPEND_BYTES as u64).min(wal_end.0));
+        peer.next_lsn = end;
+        let wal = Arc::new(self.wal[begin.0 as usize..end.0 as usize].to_vec());
+        let msg = Message::AppendRequest { term: self.term, begin_lsn: begin, wal, commit_lsn: self.commit_lsn };
+        self.net.send(to, msg);
+    }
+
+    fn heartbeat(&self, to: NodeId, peer: &Peer) {
+        let msg = Message::AppendRequest {
+            term: self.term,
+            begin_lsn: peer.flush_lsn,
+            wal: Arc::new(Vec::new()),
+            commit_lsn: self.commit_lsn,
+        };
+        self.net.send(to, msg);
+    }
+
+    fn on_tick(&mut self) {
+        match &mut self.phase {
+            Phase::Campaign { started_ticks } => {
+                *started_ticks += 1;
+                if *started_ticks as u128 * self.timing.tick.as_nanos()
+                    > self.timing.election_timeout.as_nanos()
+                {
+                    return self.campaign();
+                }
+                for (id, peer) in &self.peers {
+                    if peer.vote.is_none() {
+                        self.net.send(*id, Message::VoteRequest { term: self.term, proposer_id: self.proposer_id });
+                    }
+                }
+            }
+            Phase::Recovering { waited_ticks, .. } => {
+                *waited_ticks += 1;
+                if *waited_ticks as u128 * self.timing.tick.as_nanos()
+                    > self.timing.election_timeout.as_nanos()
+                {
+                    return self.campaign();
+                }
+                self.request_donor_wal();
+            }
+            Phase::Leader => self.leader_tick(),
+            Phase::Deposed => {}
+        }
+    }
+
+    /// Retries what got lost: votes and ProposerElected to acceptors not yet with us, and the
+    /// WAL stream from the last acknowledged point where it stalled.
+    fn leader_tick(&mut self) {
+        let wal_end = self.db.end_lsn();
+        for id in self.acceptors.clone() {
+            let peer = self.peers[&id].clone();
+            if peer.vote.is_none() {
+                self.net.send(id, Message::VoteRequest { term: self.term, proposer_id: self.proposer_id });
+            } else if !peer.confirmed {
+                self.send_elected(id);
+            } else if peer.flush_lsn < wal_end {
+                let p = self.peers.get_mut(&id).unwrap();
+                if p.flush_lsn == p.flush_at_tick {
+                    p.next_lsn = p.flush_lsn;
+                }
+                p.flush_at_tick = p.flush_lsn;
+                self.stream_to(id);
+            } else {
+                self.heartbeat(id, &peer);
+            }
+        }
+    }
+
+    /// Runs the client's next piece of work, unless too many commits wait for acknowledgement.
+    fn on_txn(&mut self) {
+        if !matches!(self.phase, Phase::Leader) || self.client_done {
+            return;
+        }
+        if self.pending.len() >= MAX_IN_FLIGHT {
+            return;
+        }
+        let Some(item) = self.client.next() else {
+            self.client_done = true;
+            return;
+        };
+        let item = item.clone();
+        if let Some(commit) = self.db.execute(&item, self.full_page_writes, &mut self.wal) {
+            self.pending.push_back(commit);
+        }
+        debug_assert_eq!(self.wal.len() as u64, self.db.end_lsn().0);
+        for id in self.acceptors.clone() {
+            self.stream_to(id);
+        }
+    }
+}

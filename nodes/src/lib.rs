@@ -1,0 +1,16 @@
+//! The system under test: the WAL and page formats, the safekeeper, the compute stub and the
+//! messages between them. Written as real services: a node sees its disk, its network and its
+//! config, never the harness.
+
+pub mod ids;
+pub mod page;
+pub mod wal;
+
+pub use ids::{Lsn, NodeId, PageId, Term, Xid};
+pub mod bugs;
+pub mod compute;
+pub mod durable;
+pub mod net;
+pub mod observe;
+pub mod proto;
+pub mod safekeeper;

@@ -1,0 +1,89 @@
+//! Typed messaging over madsim's datagram network.
+//!
+//! Every node listens on one endpoint at [`addr_of`] its id. Sends are fire-and-forget, like
+//! UDP: the network may drop, delay and reorder them; the RPC layer may also deliver a message
+//! twice (duplication is part of the fault model, and the protocol must tolerate it).
+//! Every delivery is reported to the observer, which puts it into the trace.
+
+use crate::ids::NodeId;
+use crate::observe::{Observation, Observer};
+use crate::proto::{Envelope, Message};
+use madsim::net::Endpoint;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+const PORT: u16 = 7000;
+const TAG: u64 = 1;
+
+/// The address node `id` listens on.
+pub fn addr_of(id: NodeId) -> SocketAddr {
+    SocketAddr::new(ip_of(id), PORT)
+}
+
+/// The IP address of node `id`: 10.0.x.y.
+pub fn ip_of(id: NodeId) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, (id.0 >> 8) as u8, (id.0 & 0xff) as u8))
+}
+
+fn id_of(addr: SocketAddr) -> NodeId {
+    match addr.ip() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            NodeId(u32::from(o[2]) << 8 | u32::from(o[3]))
+        }
+        IpAddr::V6(_) => unreachable!("lakesim nodes use IPv4"),
+    }
+}
+
+/// One node's network interface.
+#[derive(Clone)]
+pub struct Net {
+    me: NodeId,
+    endpoint: Endpoint,
+    observer: Arc<dyn Observer>,
+    /// Chance that the RPC layer sends a message twice.
+    duplicate_probability: f64,
+}
+
+impl Net {
+    pub async fn bind(
+        me: NodeId,
+        observer: Arc<dyn Observer>,
+        duplicate_probability: f64,
+    ) -> io::Result<Net> {
+        let endpoint = Endpoint::bind(addr_of(me)).await?;
+        Ok(Net { me, endpoint, observer, duplicate_probability })
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// Sends `msg` to `to` in the background; loss is silent, as on a real network.
+    pub fn send(&self, to: NodeId, msg: Message) {
+        let copies = if self.duplicate_probability > 0.0
+            && madsim::rand::random::<f64>() < self.duplicate_probability
+        {
+            2
+        } else {
+            1
+        };
+        let endpoint = self.endpoint.clone();
+        madsim::task::spawn(async move {
+            for _ in 1..copies {
+                let _ = endpoint.send_to_raw(addr_of(to), TAG, Box::new(msg.clone())).await;
+            }
+            let _ = endpoint.send_to_raw(addr_of(to), TAG, Box::new(msg)).await;
+        });
+    }
+
+    /// Waits for the next message.
+    pub async fn recv(&self) -> io::Result<Envelope> {
+        let (payload, from) = self.endpoint.recv_from_raw(TAG).await?;
+        let msg = *payload.downcast::<Message>().expect("only lakesim messages on the wire");
+        let from = id_of(from);
+        self.observer.observe(self.me, Observation::Delivered { from, kind: msg.kind() });
+        Ok(Envelope { from, msg })
+    }
+}

@@ -1,0 +1,42 @@
+//! The observation channel: what nodes tell the outside world about themselves.
+//!
+//! A node reports state changes (an acceptor's term and LSNs, a client commit acknowledged, a
+//! message delivered) to the [`Observer`] its context carries. In production this would be
+//! metrics and logs; in lakesim the harness implements it to hash the trace and check
+//! invariants. Nodes never read anything back from it.
+
+use crate::ids::{Lsn, NodeId, Term, Xid};
+
+/// One thing a node reports.
+#[derive(Clone, Copy, Debug)]
+pub enum Observation {
+    /// A message arrived (`kind` from [`crate::proto::Message::kind`]).
+    Delivered { from: NodeId, kind: &'static str },
+    /// The acceptor's state after every change: its durable term and flush LSN, the commit LSN
+    /// it learned (in memory) and the one it persisted.
+    Acceptor { term: Term, flush_lsn: Lsn, commit_lsn: Lsn, durable_commit_lsn: Lsn },
+    /// The acceptor cut its WAL at `lsn` (election truncation or a torn tail on restart).
+    Truncated { lsn: Lsn },
+    /// The node started (or restarted) and recovered its state from disk.
+    Started,
+    /// The proposer won an election in `term`; its log starts the term at `epoch_start_lsn`.
+    Elected { term: Term, epoch_start_lsn: Lsn },
+    /// The proposer left `term` because an acceptor is in a higher one.
+    Deposed { term: Term },
+    /// A client commit was acknowledged: its commit record spans `[lsn, end_lsn)`.
+    CommitAcked { xid: Xid, lsn: Lsn, end_lsn: Lsn },
+    /// The proposer's commit LSN moved.
+    CommitLsn { term: Term, commit_lsn: Lsn },
+}
+
+/// Where a node sends its observations.
+pub trait Observer: Send + Sync {
+    fn observe(&self, node: NodeId, obs: Observation);
+}
+
+/// An observer that drops everything: for unit tests of node code.
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn observe(&self, _: NodeId, _: Observation) {}
+}

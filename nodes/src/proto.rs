@@ -1,0 +1,106 @@
+//! The messages between compute (the walproposer), safekeepers (acceptors) and, later,
+//! pageservers. Names follow Neon's safekeeper protocol.
+
+use crate::ids::{Lsn, NodeId, Term};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One entry of a term history: `term` began writing WAL at `lsn`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct TermSwitch {
+    pub term: Term,
+    pub lsn: Lsn,
+}
+
+/// The terms that wrote an acceptor's WAL, oldest first (Neon: `TermHistory`).
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct TermHistory(pub Vec<TermSwitch>);
+
+impl TermHistory {
+    /// The term of the last entry: the term that wrote the end of the log.
+    pub fn last_log_term(&self) -> Term {
+        self.0.last().map_or(Term(0), |e| e.term)
+    }
+
+    /// The history as it stood up to `lsn`: entries starting after it are dropped.
+    pub fn up_to(&self, lsn: Lsn) -> TermHistory {
+        TermHistory(self.0.iter().copied().filter(|e| e.lsn <= lsn).collect())
+    }
+
+    /// Neon's `find_highest_common_point`: the highest LSN up to which an acceptor's log (history
+    /// `self`, ending at `flush_lsn`) agrees with the proposer's log, whose history `prop` ends
+    /// with the proposer's own term. Two logs agree below a point when the same terms wrote it.
+    pub fn common_point(&self, flush_lsn: Lsn, prop: &TermHistory) -> Lsn {
+        let common = self.0.iter().zip(&prop.0).take_while(|(a, b)| a.term == b.term).count();
+        if common == 0 {
+            return Lsn::ZERO;
+        }
+        let i = common - 1;
+        assert_eq!(self.0[i].lsn, prop.0[i].lsn, "one term began at two LSNs");
+        // Past the last common term, each log moved on (or ended) at its own point.
+        let mine_end = self.0.get(i + 1).map_or(flush_lsn, |e| e.lsn).min(flush_lsn);
+        match prop.0.get(i + 1) {
+            Some(next) => mine_end.min(next.lsn),
+            None => mine_end,
+        }
+    }
+}
+
+/// One incarnation of a proposer: drawn at random when a compute process starts.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub struct ProposerId(pub u64);
+
+/// A message on the wire. WAL bytes travel behind an `Arc` so that duplicating or fanning a
+/// message out does not copy them.
+#[derive(Clone, Debug)]
+pub enum Message {
+    /// Proposer asks for a vote in `term`. `proposer_id` names this incarnation of the proposer
+    /// (Neon: `proposer_uuid`), so that a restarted compute on the same node is a new proposer.
+    VoteRequest { term: Term, proposer_id: ProposerId },
+    /// Acceptor's answer, with what the proposer needs to find the most advanced log.
+    VoteResponse {
+        term: Term,
+        vote_given: bool,
+        flush_lsn: Lsn,
+        commit_lsn: Lsn,
+        term_history: TermHistory,
+    },
+    /// The elected proposer tells an acceptor where its log and the new history agree;
+    /// the acceptor truncates everything after `start_streaming_at`.
+    ProposerElected {
+        term: Term,
+        proposer_id: ProposerId,
+        start_streaming_at: Lsn,
+        term_history: TermHistory,
+    },
+    /// WAL from `begin_lsn`, and the proposer's commit LSN.
+    AppendRequest { term: Term, begin_lsn: Lsn, wal: Arc<Vec<u8>>, commit_lsn: Lsn },
+    /// The acceptor's state after an append (or a refusal, when `term` is higher).
+    AppendResponse { term: Term, flush_lsn: Lsn, commit_lsn: Lsn },
+    /// Asks for the acceptor's WAL in `[start, end)` (a proposer recovering from a donor).
+    ReadWal { term: Term, start: Lsn, end: Lsn },
+    /// The WAL asked for, or `None` if the acceptor no longer holds it or moved to another term.
+    ReadWalResponse { term: Term, start: Lsn, wal: Option<Arc<Vec<u8>>> },
+}
+
+impl Message {
+    /// A short name for traces and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::VoteRequest { .. } => "VoteRequest",
+            Message::VoteResponse { .. } => "VoteResponse",
+            Message::ProposerElected { .. } => "ProposerElected",
+            Message::AppendRequest { .. } => "AppendRequest",
+            Message::AppendResponse { .. } => "AppendResponse",
+            Message::ReadWal { .. } => "ReadWal",
+            Message::ReadWalResponse { .. } => "ReadWalResponse",
+        }
+    }
+}
+
+/// A message with its sender, as a receiver sees it.
+#[derive(Debug)]
+pub struct Envelope {
+    pub from: NodeId,
+    pub msg: Message,
+}

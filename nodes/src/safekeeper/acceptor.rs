@@ -1,0 +1,233 @@
+//! The acceptor: the safekeeper's half of the Paxos-style protocol, as one state machine over
+//! [`Message`]s (Neon: `SafeKeeper::process_msg`).
+//!
+//! Guarantees, each asserted where it is established:
+//! - a vote in a term is given to at most one proposer, and only once the term is durable;
+//! - an append is acknowledged only once it is fsynced (its `flush_lsn` is durable);
+//! - appends are accepted only from the current term's proposer, after its `ProposerElected`
+//!   has cut away any suffix that diverges from the proposer's log;
+//! - the reported `commit_lsn` never decreases and never passes `flush_lsn`.
+
+use super::control_file::{self, SafekeeperState};
+use super::wal_store::WalStore;
+use crate::bugs::{Bug, BugSet};
+use crate::ids::{Lsn, NodeId, Term};
+use crate::observe::{Observation, Observer};
+use crate::proto::{Message, ProposerId, TermHistory};
+use lakesim_faults::Disk;
+use std::io::Result;
+use std::sync::Arc;
+
+/// Persist the commit LSN when it has moved this far since the last persist.
+const COMMIT_LSN_PERSIST_BYTES: u64 = 32 * 1024;
+
+pub struct Acceptor {
+    id: NodeId,
+    disk: Disk,
+    /// The state as last persisted (the vote-before-persist bug lets memory run ahead of it).
+    state: SafekeeperState,
+    durable: SafekeeperState,
+    wal: WalStore,
+    /// The commit LSN learned from the proposer, in memory; `durable.commit_lsn` lags it.
+    commit_lsn: Lsn,
+    bugs: BugSet,
+    observer: Arc<dyn Observer>,
+}
+
+impl Acceptor {
+    /// Recovers the acceptor from its disk: the control file, then the WAL with its torn tail cut.
+    pub async fn open(
+        id: NodeId,
+        disk: Disk,
+        bugs: BugSet,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Acceptor> {
+        let state = control_file::load(&disk)?;
+        let (wal, cut) = WalStore::recover(disk.clone()).await?;
+        if let Some(lsn) = cut {
+            observer.observe(id, Observation::Truncated { lsn });
+        }
+        let commit_lsn = state.commit_lsn.min(wal.flush_lsn());
+        let acceptor = Acceptor {
+            id,
+            disk,
+            durable: state.clone(),
+            state,
+            wal,
+            commit_lsn,
+            bugs,
+            observer,
+        };
+        acceptor.report();
+        Ok(acceptor)
+    }
+
+    pub fn term(&self) -> Term {
+        self.state.term
+    }
+
+    pub fn flush_lsn(&self) -> Lsn {
+        self.wal.flush_lsn()
+    }
+
+    fn report(&self) {
+        let obs = Observation::Acceptor {
+            term: self.durable.term,
+            flush_lsn: self.wal.flush_lsn(),
+            commit_lsn: self.commit_lsn,
+            durable_commit_lsn: self.durable.commit_lsn,
+        };
+        self.observer.observe(self.id, obs);
+    }
+
+    async fn persist(&mut self) -> Result<()> {
+        let unsynced = self.bugs.has(Bug::ControlFileUnsynced);
+        control_file::persist(&self.disk, &self.state, unsynced).await?;
+        self.durable = self.state.clone();
+        self.report();
+        Ok(())
+    }
+
+    /// Handles one message from `from`; returns the reply, if any.
+    pub async fn process_msg(&mut self, msg: &Message) -> Result<Option<Message>> {
+        match msg {
+            Message::VoteRequest { term, proposer_id } => {
+                self.handle_vote_request(*proposer_id, *term).await.map(Some)
+            }
+            Message::ProposerElected { term, proposer_id, start_streaming_at, term_history } => {
+                self.handle_elected(*proposer_id, *term, *start_streaming_at, term_history).await
+            }
+            Message::AppendRequest { term, begin_lsn, wal, commit_lsn } => {
+                self.handle_append(*term, *begin_lsn, wal, *commit_lsn).await
+            }
+            Message::ReadWal { term, start, end } => Ok(Some(self.handle_read(*term, *start, *end)?)),
+            Message::VoteResponse { .. }
+            | Message::AppendResponse { .. }
+            | Message::ReadWalResponse { .. } => Ok(None),
+        }
+    }
+
+    fn vote_response(&self, vote_given: bool) -> Message {
+        Message::VoteResponse {
+            term: self.state.term,
+            vote_given,
+            flush_lsn: self.wal.flush_lsn(),
+            commit_lsn: self.commit_lsn,
+            term_history: self.state.term_history.clone(),
+        }
+    }
+
+    fn append_response(&self) -> Message {
+        Message::AppendResponse {
+            term: self.state.term,
+            flush_lsn: self.wal.flush_lsn(),
+            commit_lsn: self.commit_lsn,
+        }
+    }
+
+    async fn handle_vote_request(&mut self, from: ProposerId, term: Term) -> Result<Message> {
+        let again = term == self.state.term && self.state.voted_for == Some(from);
+        if term <= self.state.term && !again {
+            return Ok(self.vote_response(false));
+        }
+        if !again {
+            self.state.term = term;
+            self.state.voted_for = Some(from);
+            // The vote-before-persist bug answers now and leaves the term to a later persist.
+            if !self.bugs.has(Bug::VoteBeforePersist) {
+                self.persist().await?;
+            }
+        }
+        assert!(
+            self.bugs.has(Bug::VoteBeforePersist) || self.durable.voted_for == Some(from),
+            "vote given without a durable term"
+        );
+        Ok(self.vote_response(true))
+    }
+
+    async fn handle_elected(
+        &mut self,
+        from: ProposerId,
+        term: Term,
+        start: Lsn,
+        history: &TermHistory,
+    ) -> Result<Option<Message>> {
+        if term < self.state.term || (term == self.state.term && self.state.voted_for != Some(from))
+        {
+            return Ok(Some(self.append_response()));
+        }
+        assert_eq!(history.last_log_term(), term, "the proposer's history ends in its term");
+        if self.state.term_history.last_log_term() == term {
+            // A duplicate: this term's appends may already have gone past `start`.
+            return Ok(Some(self.append_response()));
+        }
+        if start < self.wal.write_lsn() && !self.bugs.has(Bug::SkipTruncateOnElect) {
+            self.wal.truncate(start).await?;
+            self.observer.observe(self.id, Observation::Truncated { lsn: start });
+        }
+        if self.wal.write_lsn() < start {
+            // The proposer promised a start we do not reach: it will stream from our end.
+            tracing::debug!(node = %self.id, %start, "elected start past our WAL end");
+        }
+        self.state.term = term;
+        self.state.voted_for = Some(from);
+        self.state.term_history = history.clone();
+        self.commit_lsn = self.commit_lsn.min(self.wal.flush_lsn());
+        self.persist().await?;
+        Ok(Some(self.append_response()))
+    }
+
+    async fn handle_append(
+        &mut self,
+        term: Term,
+        begin: Lsn,
+        bytes: &[u8],
+        commit_lsn: Lsn,
+    ) -> Result<Option<Message>> {
+        if term < self.state.term {
+            return Ok(Some(self.append_response()));
+        }
+        if term > self.state.term || self.state.term_history.last_log_term() != term {
+            // No ProposerElected from this term yet: the proposer will resend it.
+            return Ok(None);
+        }
+        let write_lsn = self.wal.write_lsn();
+        let end = begin.advance(bytes.len() as u64);
+        if begin <= write_lsn && end > write_lsn {
+            let skip = write_lsn.bytes_since(begin) as usize;
+            self.wal.write(write_lsn, &bytes[skip..])?;
+        }
+        let flushed = if self.bugs.has(Bug::AckBeforeFsync) {
+            self.wal.pretend_flushed()
+        } else {
+            self.wal.flush().await?
+        };
+        self.advance_commit_lsn(commit_lsn.min(flushed)).await?;
+        Ok(Some(self.append_response()))
+    }
+
+    async fn advance_commit_lsn(&mut self, commit_lsn: Lsn) -> Result<()> {
+        if commit_lsn <= self.commit_lsn {
+            self.report();
+            return Ok(());
+        }
+        self.commit_lsn = commit_lsn;
+        assert!(self.commit_lsn <= self.wal.flush_lsn(), "commit LSN past flush LSN");
+        if commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES {
+            self.state.commit_lsn = commit_lsn;
+            self.persist().await?;
+        } else {
+            self.report();
+        }
+        Ok(())
+    }
+
+    fn handle_read(&mut self, term: Term, start: Lsn, end: Lsn) -> Result<Message> {
+        let wal = if term == self.state.term && end <= self.wal.flush_lsn() {
+            Some(Arc::new(self.wal.read(start, end)?))
+        } else {
+            None
+        };
+        Ok(Message::ReadWalResponse { term: self.state.term, start, wal })
+    }
+}

@@ -1,0 +1,42 @@
+//! The safekeeper node: an acceptor behind a network loop.
+
+pub mod acceptor;
+pub mod control_file;
+pub mod wal_store;
+
+use crate::bugs::BugSet;
+use crate::ids::NodeId;
+use crate::net::Net;
+use crate::observe::{Observation, Observer};
+use acceptor::Acceptor;
+use lakesim_faults::Disk;
+use std::sync::Arc;
+
+/// Everything a safekeeper process starts with.
+#[derive(Clone)]
+pub struct SafekeeperConfig {
+    pub id: NodeId,
+    pub disk: Disk,
+    pub bugs: BugSet,
+    pub observer: Arc<dyn Observer>,
+    pub duplicate_probability: f64,
+}
+
+/// Runs a safekeeper until the process is killed.
+pub async fn run(cfg: SafekeeperConfig) {
+    cfg.observer.observe(cfg.id, Observation::Started);
+    let mut acceptor = Acceptor::open(cfg.id, cfg.disk, cfg.bugs, cfg.observer.clone())
+        .await
+        .expect("safekeeper cannot recover its disk");
+    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
+        .await
+        .expect("bind");
+    loop {
+        let env = net.recv().await.expect("network");
+        let reply =
+            acceptor.process_msg(&env.msg).await.expect("safekeeper disk I/O failed");
+        if let Some(reply) = reply {
+            net.send(env.from, reply);
+        }
+    }
+}

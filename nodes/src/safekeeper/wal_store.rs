@@ -1,0 +1,170 @@
+//! The safekeeper's WAL on disk: segment files of [`SEGMENT_SIZE`] bytes, `wal/<segno>`, holding
+//! the byte stream from LSN 0 on.
+//!
+//! Guarantees: `flush_lsn` never exceeds what is durable (every segment written is fsynced, and
+//! every new segment's name made durable with a directory sync, before `flush` returns it);
+//! [`WalStore::recover`] finds the end of the last valid record and cuts whatever lies past it
+//! (a torn or partial tail, or stale bytes), so the WAL a restarted acceptor serves is exactly a
+//! chain of whole, checksummed records.
+
+use crate::ids::Lsn;
+use crate::wal::decode_stream;
+use lakesim_faults::Disk;
+use std::collections::BTreeSet;
+use std::io::Result;
+
+pub const SEGMENT_SIZE: u64 = 256 * 1024;
+
+fn segment_name(segno: u64) -> String {
+    format!("wal/{segno:08x}")
+}
+
+fn segno_of(name: &str) -> Option<u64> {
+    u64::from_str_radix(name.strip_prefix("wal/")?, 16).ok()
+}
+
+/// Reads the WAL in `[start, end)` from `disk`, as far as the segments reach.
+pub fn read_wal(disk: &Disk, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(end.bytes_since(start).min(SEGMENT_SIZE) as usize);
+    let mut pos = start.0;
+    while pos < end.0 {
+        let segno = pos / SEGMENT_SIZE;
+        let off = pos % SEGMENT_SIZE;
+        let want = (SEGMENT_SIZE - off).min(end.0 - pos) as usize;
+        let name = segment_name(segno);
+        if !disk.exists(&name) {
+            break;
+        }
+        let chunk = disk.read(&name, off, want)?;
+        let got = chunk.len();
+        out.extend_from_slice(&chunk);
+        pos += got as u64;
+        if got < want {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+pub struct WalStore {
+    disk: Disk,
+    /// End of the WAL written to the cache.
+    write_lsn: Lsn,
+    /// End of the durable WAL.
+    flush_lsn: Lsn,
+    /// Segments written since the last flush.
+    unsynced: BTreeSet<u64>,
+    /// A segment was created since the last flush: its name needs a directory sync.
+    created: bool,
+}
+
+impl WalStore {
+    /// Opens the WAL on `disk`, cutting any invalid tail. Returns the store and, when a tail was
+    /// cut, the LSN it was cut at.
+    pub async fn recover(disk: Disk) -> Result<(WalStore, Option<Lsn>)> {
+        let segments: Vec<u64> = disk.list().iter().filter_map(|n| segno_of(n)).collect();
+        let last = segments.last().copied();
+        let mut store = WalStore {
+            disk,
+            write_lsn: Lsn::ZERO,
+            flush_lsn: Lsn::ZERO,
+            unsynced: BTreeSet::new(),
+            created: false,
+        };
+        let Some(last) = last else { return Ok((store, None)) };
+        let held_end = Lsn(last * SEGMENT_SIZE + store.disk.len(&segment_name(last))?);
+        let bytes = read_wal(&store.disk, Lsn::ZERO, held_end)?;
+        let end = decode_stream(&bytes, Lsn::ZERO, Some(Lsn::ZERO)).end_lsn;
+        store.write_lsn = Lsn(bytes.len() as u64);
+        let cut = end < held_end;
+        if cut {
+            store.truncate(end).await?;
+        }
+        store.flush_lsn = end;
+        store.write_lsn = end;
+        Ok((store, cut.then_some(end)))
+    }
+
+    pub fn write_lsn(&self) -> Lsn {
+        self.write_lsn
+    }
+
+    pub fn flush_lsn(&self) -> Lsn {
+        self.flush_lsn
+    }
+
+    /// Writes `bytes` at the write position `begin` (into the cache: call [`WalStore::flush`]).
+    pub fn write(&mut self, begin: Lsn, bytes: &[u8]) -> Result<()> {
+        assert_eq!(begin, self.write_lsn, "WAL writes must be contiguous");
+        let mut pos = begin.0;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let segno = pos / SEGMENT_SIZE;
+            let off = pos % SEGMENT_SIZE;
+            let n = ((SEGMENT_SIZE - off) as usize).min(rest.len());
+            let name = segment_name(segno);
+            if !self.disk.exists(&name) {
+                self.disk.create(&name);
+                self.created = true;
+            }
+            self.disk.write(&name, off, &rest[..n])?;
+            self.unsynced.insert(segno);
+            pos += n as u64;
+            rest = &rest[n..];
+        }
+        self.write_lsn = Lsn(pos);
+        Ok(())
+    }
+
+    /// Makes everything written durable and returns the new flush LSN.
+    pub async fn flush(&mut self) -> Result<Lsn> {
+        for segno in std::mem::take(&mut self.unsynced) {
+            self.disk.sync(&segment_name(segno)).await?;
+        }
+        if std::mem::take(&mut self.created) {
+            self.disk.sync_dir().await?;
+        }
+        self.flush_lsn = self.write_lsn;
+        Ok(self.flush_lsn)
+    }
+
+    /// Claims everything written is durable without syncing it: the `ack-before-fsync` bug.
+    pub fn pretend_flushed(&mut self) -> Lsn {
+        self.flush_lsn = self.write_lsn;
+        self.flush_lsn
+    }
+
+    /// Cuts the WAL at `lsn`, durably: the segment holding `lsn` is shortened, later ones removed.
+    pub async fn truncate(&mut self, lsn: Lsn) -> Result<()> {
+        let keep = lsn.0 / SEGMENT_SIZE;
+        let mut removed = false;
+        for name in self.disk.list() {
+            match segno_of(&name) {
+                Some(s) if s > keep || (s == keep && lsn.0 % SEGMENT_SIZE == 0 && s > 0) => {
+                    self.disk.remove(&name)?;
+                    self.unsynced.remove(&s);
+                    removed = true;
+                }
+                _ => {}
+            }
+        }
+        let name = segment_name(keep);
+        if self.disk.exists(&name) {
+            self.disk.set_len(&name, lsn.0 % SEGMENT_SIZE)?;
+            self.disk.sync(&name).await?;
+            self.unsynced.remove(&keep);
+        }
+        if removed || std::mem::take(&mut self.created) {
+            self.disk.sync_dir().await?;
+        }
+        self.write_lsn = lsn;
+        self.flush_lsn = self.flush_lsn.min(lsn);
+        Ok(())
+    }
+
+    /// The WAL in `[start, end)`; `end` must not pass the write position.
+    pub fn read(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+        assert!(end <= self.write_lsn, "read past the WAL end");
+        read_wal(&self.disk, start, end)
+    }
+}

@@ -1,0 +1,285 @@
+//! WAL records and their byte format.
+//!
+//! The WAL is a byte stream addressed by [`Lsn`]. Each record is a fixed header followed by a
+//! payload:
+//!
+//! ```text
+//! total_len u32 | kind u8 | xid u64 | prev_lsn u64 | crc u32 | payload ...
+//! ```
+//!
+//! `crc` is CRC32C over the header (with the crc field left out) and the payload. `prev_lsn` is the
+//! start LSN of the previous record, so a stale record left over from an older, truncated log
+//! cannot be mistaken for the continuation of the current one.
+//!
+//! Guarantees: [`decode_stream`] returns only records whose length, kind, CRC and `prev_lsn` all
+//! check, and stops at the first that does not, reporting the end LSN of the last valid record.
+//! A zero length marks a clean end (a pre-allocated, never-written tail).
+
+use crate::ids::{Lsn, PageId, Xid};
+use crate::page::PAGE_SIZE;
+use serde::{Deserialize, Serialize};
+
+/// Bytes of the record header.
+pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 4;
+/// The largest record: a full-page image.
+pub const MAX_RECORD_LEN: usize = HEADER_LEN + 4 + PAGE_SIZE;
+
+const KIND_PAGE_INIT: u8 = 1;
+const KIND_PAGE_DELTA: u8 = 2;
+const KIND_FULL_PAGE_IMAGE: u8 = 3;
+const KIND_COMMIT: u8 = 4;
+const KIND_CHECKPOINT: u8 = 5;
+
+/// What a record does.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum RecordBody {
+    /// Start the page over as all zeroes.
+    PageInit { page: PageId },
+    /// Write `bytes` at `offset` of the page's contents.
+    PageDelta { page: PageId, offset: u16, bytes: Vec<u8> },
+    /// The page's whole contents (Postgres's full-page write, `full_page_writes = on`).
+    FullPageImage { page: PageId, image: Box<[u8]> },
+    /// The transaction `xid` commits.
+    Commit,
+    /// A checkpoint: the next touch of each page emits a full-page image when
+    /// `full_page_writes` is on.
+    Checkpoint,
+}
+
+/// One WAL record.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct WalRecord {
+    pub xid: Xid,
+    /// Start LSN of the record before this one (`Lsn::ZERO` for the first).
+    pub prev_lsn: Lsn,
+    pub body: RecordBody,
+}
+
+/// Metric buckets for WAL volume.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Serialize, Deserialize)]
+pub enum RecordKind {
+    PageInit,
+    PageDelta,
+    FullPageImage,
+    Commit,
+    Checkpoint,
+}
+
+impl RecordKind {
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::PageInit,
+        RecordKind::PageDelta,
+        RecordKind::FullPageImage,
+        RecordKind::Commit,
+        RecordKind::Checkpoint,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::PageInit => "page_init",
+            RecordKind::PageDelta => "page_delta",
+            RecordKind::FullPageImage => "full_page_image",
+            RecordKind::Commit => "commit",
+            RecordKind::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+impl RecordBody {
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            RecordBody::PageInit { .. } => RecordKind::PageInit,
+            RecordBody::PageDelta { .. } => RecordKind::PageDelta,
+            RecordBody::FullPageImage { .. } => RecordKind::FullPageImage,
+            RecordBody::Commit => RecordKind::Commit,
+            RecordBody::Checkpoint => RecordKind::Checkpoint,
+        }
+    }
+
+    /// The page the record changes, if any.
+    pub fn page(&self) -> Option<PageId> {
+        match self {
+            RecordBody::PageInit { page }
+            | RecordBody::PageDelta { page, .. }
+            | RecordBody::FullPageImage { page, .. } => Some(*page),
+            RecordBody::Commit | RecordBody::Checkpoint => None,
+        }
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            RecordBody::PageInit { .. } => 4,
+            RecordBody::PageDelta { bytes, .. } => 4 + 2 + 2 + bytes.len(),
+            RecordBody::FullPageImage { image, .. } => 4 + image.len(),
+            RecordBody::Commit | RecordBody::Checkpoint => 0,
+        }
+    }
+}
+
+impl WalRecord {
+    /// Encoded size in bytes: the distance from this record's LSN to the next.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.body.payload_len()
+    }
+
+    /// Appends the encoded record to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        let total = self.encoded_len();
+        assert!(total <= MAX_RECORD_LEN, "record of {total} bytes is too large");
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+        out.push(kind_byte(self.body.kind()));
+        out.extend_from_slice(&self.xid.0.to_le_bytes());
+        out.extend_from_slice(&self.prev_lsn.0.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        encode_payload(&self.body, out);
+        let crc = record_crc(&out[start..start + total]);
+        out[start + HEADER_LEN - 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(out.len() - start, total);
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+}
+
+fn kind_byte(kind: RecordKind) -> u8 {
+    match kind {
+        RecordKind::PageInit => KIND_PAGE_INIT,
+        RecordKind::PageDelta => KIND_PAGE_DELTA,
+        RecordKind::FullPageImage => KIND_FULL_PAGE_IMAGE,
+        RecordKind::Commit => KIND_COMMIT,
+        RecordKind::Checkpoint => KIND_CHECKPOINT,
+    }
+}
+
+fn encode_payload(body: &RecordBody, out: &mut Vec<u8>) {
+    match body {
+        RecordBody::PageInit { page } => out.extend_from_slice(&page.0.to_le_bytes()),
+        RecordBody::PageDelta { page, offset, bytes } => {
+            assert!(bytes.len() <= u16::MAX as usize);
+            out.extend_from_slice(&page.0.to_le_bytes());
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        RecordBody::FullPageImage { page, image } => {
+            out.extend_from_slice(&page.0.to_le_bytes());
+            out.extend_from_slice(image);
+        }
+        RecordBody::Commit | RecordBody::Checkpoint => {}
+    }
+}
+
+/// CRC32C over a whole encoded record, skipping its crc field.
+fn record_crc(record: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&record[..HEADER_LEN - 4]);
+    crc32c::crc32c_append(crc, &record[HEADER_LEN..])
+}
+
+/// Why decoding stopped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Tail {
+    /// The bytes ran out exactly at a record boundary, or a zero length marks the end.
+    Clean,
+    /// The last record is cut short: a partial write or a torn tail.
+    Partial,
+    /// A record fails its checks (length, kind, CRC or prev_lsn).
+    Corrupt,
+}
+
+/// Outcome of one decode step.
+#[derive(Debug)]
+pub enum Decoded {
+    Record(WalRecord, usize),
+    End(Tail),
+}
+
+/// Decodes the record at the start of `buf`. `expect_prev`, when given, is the start LSN the
+/// record's `prev_lsn` must name.
+pub fn decode_one(buf: &[u8], expect_prev: Option<Lsn>) -> Decoded {
+    if buf.len() < 4 {
+        return Decoded::End(if buf.iter().all(|b| *b == 0) { Tail::Clean } else { Tail::Partial });
+    }
+    let total = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
+    if total == 0 {
+        return Decoded::End(Tail::Clean);
+    }
+    if !(HEADER_LEN..=MAX_RECORD_LEN).contains(&total) {
+        return Decoded::End(Tail::Corrupt);
+    }
+    if buf.len() < total {
+        return Decoded::End(Tail::Partial);
+    }
+    let rec = &buf[..total];
+    let crc = u32::from_le_bytes(rec[HEADER_LEN - 4..HEADER_LEN].try_into().unwrap());
+    if crc != record_crc(rec) {
+        return Decoded::End(Tail::Corrupt);
+    }
+    let xid = Xid(u64::from_le_bytes(rec[5..13].try_into().unwrap()));
+    let prev_lsn = Lsn(u64::from_le_bytes(rec[13..21].try_into().unwrap()));
+    if expect_prev.is_some_and(|p| p != prev_lsn) {
+        return Decoded::End(Tail::Corrupt);
+    }
+    match decode_payload(rec[4], &rec[HEADER_LEN..]) {
+        Some(body) => Decoded::Record(WalRecord { xid, prev_lsn, body }, total),
+        None => Decoded::End(Tail::Corrupt),
+    }
+}
+
+fn decode_payload(kind: u8, p: &[u8]) -> Option<RecordBody> {
+    let page = || p.get(..4).map(|b| PageId(u32::from_le_bytes(b.try_into().unwrap())));
+    match kind {
+        KIND_PAGE_INIT if p.len() == 4 => Some(RecordBody::PageInit { page: page()? }),
+        KIND_PAGE_DELTA if p.len() >= 8 => {
+            let offset = u16::from_le_bytes(p[4..6].try_into().unwrap());
+            let len = u16::from_le_bytes(p[6..8].try_into().unwrap()) as usize;
+            (p.len() == 8 + len).then(|| RecordBody::PageDelta {
+                page: PageId(u32::from_le_bytes(p[..4].try_into().unwrap())),
+                offset,
+                bytes: p[8..].to_vec(),
+            })
+        }
+        KIND_FULL_PAGE_IMAGE if p.len() == 4 + PAGE_SIZE => {
+            Some(RecordBody::FullPageImage { page: page()?, image: p[4..].into() })
+        }
+        KIND_COMMIT if p.is_empty() => Some(RecordBody::Commit),
+        KIND_CHECKPOINT if p.is_empty() => Some(RecordBody::Checkpoint),
+        _ => None,
+    }
+}
+
+/// Everything [`decode_stream`] found.
+#[derive(Debug)]
+pub struct DecodedStream {
+    /// Each valid record with its start LSN, in order.
+    pub records: Vec<(Lsn, WalRecord)>,
+    /// End LSN of the last valid record (the start LSN when there is none).
+    pub end_lsn: Lsn,
+    /// Start LSN of the last valid record, for chaining the next decode.
+    pub last_lsn: Option<Lsn>,
+    pub tail: Tail,
+}
+
+/// Decodes the WAL bytes `buf`, which begin at `start`. `prev` is the start LSN of the record
+/// before `start`, when known, so that the chain is checked from the first record on.
+pub fn decode_stream(buf: &[u8], start: Lsn, prev: Option<Lsn>) -> DecodedStream {
+    let mut records = Vec::new();
+    let mut pos = 0usize;
+    let mut last = prev;
+    let tail = loop {
+        match decode_one(&buf[pos..], last) {
+            Decoded::Record(rec, len) => {
+                let lsn = start.advance(pos as u64);
+                records.push((lsn, rec));
+                last = Some(lsn);
+                pos += len;
+            }
+            Decoded::End(tail) => break tail,
+        }
+    };
+    let last_lsn = records.last().map(|(l, _)| *l).or(prev);
+    DecodedStream { records, end_lsn: start.advance(pos as u64), last_lsn, tail }
+}

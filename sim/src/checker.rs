@@ -1,0 +1,252 @@
+//! The checkers: the harness's side of the observation channel.
+//!
+//! Every observation goes into the trace (and so into the trace hash) and through the
+//! invariants of DESIGN §5 that can be checked as it happens:
+//!
+//! - **wal-agreement**: an acceptor's term and persisted commit LSN never decrease (across
+//!   restarts); its in-memory commit LSN never decreases within a process; and the bytes below
+//!   any commit LSN any acceptor reports are the same on every acceptor, for the whole run: the
+//!   checker keeps the longest committed prefix seen and compares each acceptor's newly
+//!   committed bytes against it.
+//! - **durability** (at the end): every commit acknowledged to the client lies in the final
+//!   committed WAL, at its LSN, as a commit record of its xid.
+//! - **liveness** (at the end): after the faults heal, commits are acknowledged again.
+//!
+//! The first violation is kept; the run stops soon after it.
+
+use lakesim_faults::{Disk, Trace};
+use lakesim_nodes::observe::{Observation, Observer};
+use lakesim_nodes::safekeeper::wal_store::read_wal;
+use lakesim_nodes::wal::{decode_stream, RecordBody};
+use lakesim_nodes::{Lsn, NodeId, Term, Xid};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A broken invariant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub time_ms: u64,
+    pub nodes: Vec<u32>,
+    pub detail: String,
+}
+
+#[derive(Default)]
+struct AcceptorView {
+    term: Term,
+    durable_commit_lsn: Lsn,
+    commit_lsn: Lsn,
+    /// Its WAL below this LSN was compared with the committed prefix and still holds.
+    verified_lsn: Lsn,
+}
+
+#[derive(Default)]
+struct State {
+    violation: Option<Violation>,
+    acceptors: BTreeMap<NodeId, AcceptorView>,
+    /// The longest committed WAL prefix any acceptor has reported.
+    committed: Vec<u8>,
+    acked: Vec<(Xid, Lsn, Lsn)>,
+    last_ack: Option<Duration>,
+    commits_acked: u64,
+    elections: u64,
+}
+
+/// The harness's observer: records the trace and checks invariants.
+pub struct Checker {
+    trace: Trace,
+    disks: BTreeMap<NodeId, Disk>,
+    state: Mutex<State>,
+}
+
+/// What the run did, for the summary.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub commits_acked: u64,
+    pub elections: u64,
+    pub committed_bytes: u64,
+}
+
+impl Checker {
+    pub fn new(trace: Trace, disks: BTreeMap<NodeId, Disk>) -> Checker {
+        Checker { trace, disks, state: Mutex::new(State::default()) }
+    }
+
+    pub fn violation(&self) -> Option<Violation> {
+        self.state.lock().unwrap().violation.clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = self.state.lock().unwrap();
+        Stats {
+            commits_acked: s.commits_acked,
+            elections: s.elections,
+            committed_bytes: s.committed.len() as u64,
+        }
+    }
+
+    /// Records a violation (the first one wins).
+    pub fn fail(&self, invariant: &str, nodes: &[NodeId], detail: String) {
+        let mut s = self.state.lock().unwrap();
+        self.fail_locked(&mut s, invariant, nodes, detail);
+    }
+
+    fn fail_locked(&self, s: &mut State, invariant: &str, nodes: &[NodeId], detail: String) {
+        if s.violation.is_some() {
+            return;
+        }
+        self.trace.record(0, "violation", 0, 0);
+        s.violation = Some(Violation {
+            invariant: invariant.to_string(),
+            time_ms: self.trace.elapsed().as_millis() as u64,
+            nodes: nodes.iter().map(|n| n.0).collect(),
+            detail,
+        });
+    }
+
+    fn on_acceptor(&self, s: &mut State, node: NodeId, term: Term, commit: Lsn, durable: Lsn) {
+        let view = s.acceptors.entry(node).or_default();
+        let mut broken = None;
+        if term < view.term {
+            broken = Some(format!("term went back from {} to {term}", view.term));
+        } else if durable < view.durable_commit_lsn {
+            broken = Some(format!(
+                "persisted commit LSN went back from {} to {durable}",
+                view.durable_commit_lsn
+            ));
+        } else if commit < view.commit_lsn {
+            broken = Some(format!("commit LSN went back from {} to {commit}", view.commit_lsn));
+        }
+        view.term = term;
+        view.durable_commit_lsn = durable;
+        view.commit_lsn = commit;
+        if let Some(detail) = broken {
+            return self.fail_locked(s, "wal-agreement", &[node], detail);
+        }
+        self.check_committed_bytes(s, node, commit);
+    }
+
+    /// Compares the acceptor's WAL below `commit` with the committed prefix, and extends the
+    /// prefix when the acceptor knows more.
+    fn check_committed_bytes(&self, s: &mut State, node: NodeId, commit: Lsn) {
+        let verified = s.acceptors[&node].verified_lsn;
+        if commit <= verified {
+            return;
+        }
+        let bytes = read_wal(&self.disks[&node], verified, commit).expect("acceptor disk");
+        if (bytes.len() as u64) < commit.bytes_since(verified) {
+            let detail = format!("reports commit LSN {commit} but holds WAL only to {}", Lsn(verified.0 + bytes.len() as u64));
+            return self.fail_locked(s, "wal-agreement", &[node], detail);
+        }
+        let from = verified.0 as usize;
+        let overlap = s.committed.len().saturating_sub(from).min(bytes.len());
+        if let Some(i) = (0..overlap).find(|i| s.committed[from + i] != bytes[*i]) {
+            let detail = format!("committed WAL differs at LSN {}", Lsn((from + i) as u64));
+            return self.fail_locked(s, "wal-agreement", &[node], detail);
+        }
+        if from + bytes.len() > s.committed.len() {
+            s.committed.extend_from_slice(&bytes[overlap..]);
+        }
+        s.acceptors.get_mut(&node).unwrap().verified_lsn = commit;
+    }
+
+    /// End of run: every acknowledged commit is in the committed WAL, and commits resumed after
+    /// the faults healed at `healed_at`.
+    pub fn check_end(&self, healed_at: Duration) {
+        let mut s = self.state.lock().unwrap();
+        if s.violation.is_some() {
+            return;
+        }
+        let mut wal = s.committed.clone();
+        wal.extend_from_slice(&self.majority_tail(Lsn(wal.len() as u64)));
+        let decoded = decode_stream(&wal, Lsn::ZERO, Some(Lsn::ZERO));
+        let commits: BTreeSet<(Xid, Lsn)> = decoded
+            .records
+            .iter()
+            .filter(|(_, r)| r.body == RecordBody::Commit)
+            .map(|(lsn, r)| (r.xid, *lsn))
+            .collect();
+        let lost = s.acked.iter().find(|(xid, lsn, _)| !commits.contains(&(*xid, *lsn))).copied();
+        if let Some((xid, lsn, end)) = lost {
+            let detail = format!(
+                "commit of xid {} at {lsn}..{end} was acknowledged but is not in the committed WAL (committed to {})",
+                xid.0, decoded.end_lsn
+            );
+            return self.fail_locked(&mut s, "durability", &[], detail);
+        }
+        if s.last_ack.is_none_or(|t| t < healed_at) {
+            let detail = format!(
+                "no commit acknowledged after the faults healed at {:.3}s",
+                healed_at.as_secs_f64()
+            );
+            self.fail_locked(&mut s, "liveness", &[], detail);
+        }
+    }
+}
+
+impl Checker {
+    /// The WAL past `from` that a majority of acceptors hold byte for byte: durable, though the
+    /// acceptors may not have heard yet that it is committed (the last acknowledgements of a run).
+    fn majority_tail(&self, from: Lsn) -> Vec<u8> {
+        let tails: Vec<Vec<u8>> = self
+            .disks
+            .values()
+            .map(|d| read_wal(d, from, Lsn(u64::MAX / 2)).expect("acceptor disk"))
+            .collect();
+        let quorum = tails.len() / 2 + 1;
+        let mut best: &[u8] = &[];
+        for candidate in &tails {
+            let mut shared: Vec<usize> = tails
+                .iter()
+                .map(|t| t.iter().zip(candidate).take_while(|(a, b)| a == b).count())
+                .collect();
+            shared.sort_unstable_by(|a, b| b.cmp(a));
+            if shared[quorum - 1] > best.len() {
+                best = &candidate[..shared[quorum - 1]];
+            }
+        }
+        best.to_vec()
+    }
+}
+
+impl Observer for Checker {
+    fn observe(&self, node: NodeId, obs: Observation) {
+        let n = node.0;
+        let mut s = self.state.lock().unwrap();
+        match obs {
+            Observation::Delivered { from, kind } => self.trace.record(n, kind, u64::from(from.0), 0),
+            Observation::Acceptor { term, flush_lsn, commit_lsn, durable_commit_lsn } => {
+                self.trace.record(n, "acceptor", term.0, flush_lsn.0);
+                self.on_acceptor(&mut s, node, term, commit_lsn, durable_commit_lsn);
+            }
+            Observation::Truncated { lsn } => {
+                self.trace.record(n, "truncated", lsn.0, 0);
+                let view = s.acceptors.entry(node).or_default();
+                view.verified_lsn = view.verified_lsn.min(lsn);
+            }
+            Observation::Started => {
+                self.trace.record(n, "started", 0, 0);
+                // A new process starts from its persisted commit LSN.
+                if let Some(view) = s.acceptors.get_mut(&node) {
+                    view.commit_lsn = Lsn::ZERO;
+                }
+            }
+            Observation::Elected { term, epoch_start_lsn } => {
+                self.trace.record(n, "elected", term.0, epoch_start_lsn.0);
+                s.elections += 1;
+            }
+            Observation::Deposed { term } => self.trace.record(n, "deposed", term.0, 0),
+            Observation::CommitAcked { xid, lsn, end_lsn } => {
+                self.trace.record(n, "commit-acked", xid.0, lsn.0);
+                s.acked.push((xid, lsn, end_lsn));
+                s.commits_acked += 1;
+                s.last_ack = Some(self.trace.elapsed());
+            }
+            Observation::CommitLsn { term, commit_lsn } => {
+                self.trace.record(n, "commit-lsn", term.0, commit_lsn.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The `lakesim` command line.
+//!
+//! Exit status: 0 when every invariant held, 1 when one was violated, 2 on bad input (printed as
+//! one line naming what is wrong and what is allowed).
+
+use crate::config::Config;
+use crate::plan::Plan;
+use crate::runner::{run_seed, RunOptions, RunOutcome};
+use crate::scenario;
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use lakesim_nodes::bugs::{Bug, BugSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "lakesim", version, about = "Deterministic simulation testing of disaggregated Postgres storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one seed and check every invariant.
+    Run {
+        /// The seed (a u64) that fixes the whole run.
+        #[arg(long)]
+        seed: u64,
+        #[command(flatten)]
+        setup: Setup,
+        /// Write every event of the run to FILE as JSON lines.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
+    /// List the scenarios and the planted bugs.
+    List,
+}
+
+/// What to run: a scenario or a config file, and a planted bug.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Setup {
+    /// A named scenario (see `lakesim list`).
+    #[arg(long, conflicts_with = "config")]
+    pub scenario: Option<String>,
+    /// A TOML config file (the shape of a scenario's config).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Switch on a planted bug (see `lakesim list`).
+    #[arg(long)]
+    pub bug: Option<String>,
+}
+
+impl Setup {
+    /// The scenario name (or config file) and the config it stands for.
+    pub fn resolve(&self) -> Result<(String, Config, BugSet)> {
+        let (name, config) = match (&self.scenario, &self.config) {
+            (_, Some(path)) => (path.display().to_string(), Config::from_file(path)?),
+            (Some(name), None) => (name.clone(), scenario::find(name)?),
+            (None, None) => (scenario::DEFAULT.to_string(), scenario::find(scenario::DEFAULT)?),
+        };
+        let bugs = match &self.bug {
+            Some(b) => BugSet::of([b.parse::<Bug>().map_err(anyhow::Error::msg)?]),
+            None => BugSet::none(),
+        };
+        Ok((name, config, bugs))
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(e),
+    };
+    let result = match cli.command {
+        Command::Run { seed, setup, trace } => cmd_run(seed, &setup, trace),
+        Command::List => {
+            cmd_list();
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| bad_input(&e))
+}
+
+/// Bad input: one line, exit 2.
+pub fn bad_input(e: &anyhow::Error) -> ExitCode {
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    eprintln!("lakesim: {}", chain.join(": ").replace('\n', " "));
+    ExitCode::from(2)
+}
+
+fn clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        print!("{e}");
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad arguments");
+    let first = first.trim_start_matches("error: ");
+    eprintln!("lakesim: {first} (see 'lakesim --help')");
+    ExitCode::from(2)
+}
+
+fn cmd_list() {
+    println!("scenarios:");
+    for s in scenario::ALL {
+        println!("  {:<22} {}", s.name, s.about);
+    }
+    println!("planted bugs (--bug NAME):");
+    for b in Bug::ALL {
+        println!("  {:<22} {}", b.name(), b.describe());
+    }
+}
+
+fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>) -> Result<ExitCode> {
+    let (name, config, bugs) = setup.resolve()?;
+    let plan = Plan::generate(seed, &config);
+    let opts = RunOptions { bugs: bugs.clone(), keep_trace: trace.is_some() };
+    println!("lakesim run: seed {seed}, scenario {name}{}", bug_suffix(setup));
+    println!("{}", describe_faults(&plan));
+    let outcome = run_seed(seed, &config, &plan, &opts);
+    if let Some(path) = &trace {
+        write_trace(path, &outcome).with_context(|| format!("cannot write trace {}", path.display()))?;
+    }
+    print_outcome(&outcome, &replay_command(seed, setup));
+    Ok(if outcome.violation.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn bug_suffix(setup: &Setup) -> String {
+    setup.bug.as_ref().map(|b| format!(", planted bug {b}")).unwrap_or_default()
+}
+
+/// The command that replays a seed with the same setup.
+pub fn replay_command(seed: u64, setup: &Setup) -> String {
+    let mut cmd = format!("lakesim run --seed {seed}");
+    if let Some(s) = &setup.scenario {
+        cmd += &format!(" --scenario {s}");
+    }
+    if let Some(c) = &setup.config {
+        cmd += &format!(" --config {}", c.display());
+    }
+    if let Some(b) = &setup.bug {
+        cmd += &format!(" --bug {b}");
+    }
+    cmd
+}
+
+/// One line saying which faults this seed turned on.
+pub fn describe_faults(plan: &Plan) -> String {
+    let f = &plan.faults_chosen;
+    let rate = |r: f64| if r > 0.0 { format!("{r:.2}/s") } else { "off".to_string() };
+    let frac = |p: f64| if p > 0.0 { format!("{p:.2}") } else { "off".to_string() };
+    format!(
+        "faults: safekeeper crashes {}, compute crashes {}, partitions {}, packet loss {}, torn writes {}, duplicates {}, second compute {}; {} events",
+        rate(f.safekeeper_crashes_per_s),
+        rate(f.compute_crashes_per_s),
+        rate(f.partitions_per_s),
+        frac(f.max_packet_loss),
+        frac(f.torn_write_probability),
+        frac(f.duplicate_probability),
+        if f.second_compute { "on" } else { "off" },
+        plan.faults.len(),
+    )
+}
+
+/// The human summary of one run.
+pub fn print_outcome(o: &RunOutcome, replay: &str) {
+    match &o.violation {
+        None => println!("result: ok, every invariant held"),
+        Some(v) => {
+            let nodes: Vec<String> = v.nodes.iter().map(|n| format!("n{n}")).collect();
+            println!(
+                "VIOLATION {} at {:.3}s{}: {}",
+                v.invariant,
+                v.time_ms as f64 / 1000.0,
+                if nodes.is_empty() { String::new() } else { format!(" on {}", nodes.join(",")) },
+                v.detail
+            );
+            println!("last events before it:");
+            for e in &o.recent {
+                println!("  {e}");
+            }
+            println!("replay: {replay}");
+        }
+    }
+    let s = &o.stats;
+    println!(
+        "commits acknowledged {}, elections {}, committed WAL {} bytes",
+        s.commits_acked, s.elections, s.committed_bytes
+    );
+    println!(
+        "simulated {:.2}s in {:.3}s wall ({} events)",
+        o.sim_time.as_secs_f64(),
+        o.wall_time.as_secs_f64(),
+        o.events
+    );
+    println!("trace hash: {:016x}", o.trace_hash);
+}
+
+fn write_trace(path: &std::path::Path, o: &RunOutcome) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for e in o.full_trace.iter().flatten() {
+        serde_json::to_writer(&mut out, e)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! The cluster: madsim nodes for the safekeepers and computes, their disks, and the fault plan
+//! applied to them. This is the only place that kills, restarts or partitions nodes.
+
+use crate::checker::Checker;
+use crate::config::Config;
+use crate::plan::{safekeeper_ids, FaultAction, FaultEvent, Plan, FIRST_COMPUTE, STREAM_DISK};
+use lakesim_faults::{Disk, DiskConfig, Trace};
+use lakesim_nodes::bugs::BugSet;
+use lakesim_nodes::compute::walproposer::ProposerTiming;
+use lakesim_nodes::compute::workload::Client;
+use lakesim_nodes::compute::{self, ComputeConfig};
+use lakesim_nodes::net::ip_of;
+use lakesim_nodes::observe::Observer;
+use lakesim_nodes::safekeeper::{self, SafekeeperConfig};
+use lakesim_nodes::NodeId;
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Cluster {
+    handle: Handle,
+    trace: Trace,
+    nodes: BTreeMap<u32, NodeHandle>,
+    down: BTreeSet<u32>,
+    disks: BTreeMap<u32, Disk>,
+    compute_template: ComputeConfig,
+}
+
+/// The disks of a run, made before the checker so that it can read committed WAL.
+pub fn make_disks(seed: u64, config: &Config, plan: &Plan, trace: &Trace) -> BTreeMap<u32, Disk> {
+    let disk_config = DiskConfig {
+        land_probability: plan.faults_chosen.torn_write_probability.max(config.disk.land_probability),
+        ..config.disk.clone()
+    };
+    safekeeper_ids(config.safekeepers)
+        .into_iter()
+        .map(|id| {
+            let disk =
+                Disk::new(id, disk_config.clone(), seed ^ STREAM_DISK ^ u64::from(id), Some(trace.clone()));
+            (id, disk)
+        })
+        .collect()
+}
+
+impl Cluster {
+    /// Starts every safekeeper and the first compute.
+    pub fn start(
+        config: &Config,
+        plan: &Plan,
+        bugs: &BugSet,
+        trace: Trace,
+        disks: BTreeMap<u32, Disk>,
+        checker: Arc<Checker>,
+    ) -> Cluster {
+        let observer: Arc<dyn Observer> = checker;
+        let handle = Handle::current();
+        let dup = plan.faults_chosen.duplicate_probability;
+        let mut nodes = BTreeMap::new();
+        for (&id, disk) in &disks {
+            let cfg = SafekeeperConfig {
+                id: NodeId(id),
+                disk: disk.clone(),
+                bugs: bugs.clone(),
+                observer: observer.clone(),
+                duplicate_probability: dup,
+            };
+            let node = handle
+                .create_node()
+                .name(format!("sk{id}"))
+                .ip(ip_of(NodeId(id)))
+                .init(move || safekeeper::run(cfg.clone()))
+                .build();
+            nodes.insert(id, node);
+        }
+        let compute_template = ComputeConfig {
+            id: NodeId(FIRST_COMPUTE),
+            safekeepers: disks.keys().map(|id| NodeId(*id)).collect(),
+            bugs: bugs.clone(),
+            observer,
+            duplicate_probability: dup,
+            full_page_writes: config.full_page_writes,
+            timing: ProposerTiming {
+                tick: Duration::from_millis(config.timing.proposer_tick_ms),
+                election_timeout: Duration::from_millis(config.timing.election_timeout_ms),
+                txn_interval: Duration::from_millis(config.workload.txn_interval_ms),
+            },
+            client: Arc::new(Client::new(plan.workload.clone())),
+        };
+        let mut cluster =
+            Cluster { handle, trace, nodes, down: BTreeSet::new(), disks, compute_template };
+        cluster.start_compute(FIRST_COMPUTE);
+        cluster
+    }
+
+    fn start_compute(&mut self, id: u32) {
+        if self.nodes.contains_key(&id) {
+            return;
+        }
+        let cfg = ComputeConfig { id: NodeId(id), ..self.compute_template.clone() };
+        let node = self
+            .handle
+            .create_node()
+            .name(format!("compute{}", id - FIRST_COMPUTE + 1))
+            .ip(ip_of(NodeId(id)))
+            .init(move || compute::run(cfg.clone()))
+            .build();
+        self.nodes.insert(id, node);
+        self.trace.record(id, "start-compute", 0, 0);
+    }
+
+    fn sim_id(&self, node: u32) -> Option<madsim::task::NodeId> {
+        self.nodes.get(&node).map(|n| n.id())
+    }
+
+    /// Applies one fault event.
+    pub fn apply(&mut self, event: &FaultEvent) {
+        let net = NetSim::current();
+        match event.action {
+            FaultAction::Crash { node } => self.crash(node),
+            FaultAction::Restart { node } => self.restart(node),
+            FaultAction::Isolate { node } => {
+                if let Some(id) = self.sim_id(node) {
+                    net.clog_node(id);
+                    self.trace.record(node, "isolate", 0, 0);
+                }
+            }
+            FaultAction::Rejoin { node } => {
+                if let Some(id) = self.sim_id(node) {
+                    net.unclog_node(id);
+                    self.trace.record(node, "rejoin", 0, 0);
+                }
+            }
+            FaultAction::Cut { from, to } => {
+                if let (Some(a), Some(b)) = (self.sim_id(from), self.sim_id(to)) {
+                    net.clog_link(a, b);
+                    self.trace.record(from, "cut", u64::from(to), 0);
+                }
+            }
+            FaultAction::Uncut { from, to } => {
+                if let (Some(a), Some(b)) = (self.sim_id(from), self.sim_id(to)) {
+                    net.unclog_link(a, b);
+                    self.trace.record(from, "uncut", u64::from(to), 0);
+                }
+            }
+            FaultAction::PacketLoss { rate } => {
+                net.update_config(|c| c.packet_loss_rate = rate);
+                self.trace.record(0, "packet-loss", (rate * 1e6) as u64, 0);
+            }
+            FaultAction::StartCompute { node } => self.start_compute(node),
+            FaultAction::HealAll => self.heal_all(),
+        }
+    }
+
+    fn crash(&mut self, node: u32) {
+        let Some(id) = self.sim_id(node) else { return };
+        if !self.down.insert(node) {
+            return;
+        }
+        self.handle.kill(id);
+        if let Some(disk) = self.disks.get(&node) {
+            disk.crash();
+        }
+        self.trace.record(node, "crash", 0, 0);
+    }
+
+    fn restart(&mut self, node: u32) {
+        let Some(id) = self.sim_id(node) else { return };
+        if !self.down.remove(&node) {
+            return;
+        }
+        self.handle.restart(id);
+        self.trace.record(node, "restart", 0, 0);
+    }
+
+    /// Every node up, every link whole, no packet loss.
+    fn heal_all(&mut self) {
+        for node in self.down.clone() {
+            self.restart(node);
+        }
+        let net = NetSim::current();
+        let ids: Vec<_> = self.nodes.values().map(|n| n.id()).collect();
+        for &a in &ids {
+            net.unclog_node(a);
+            for &b in &ids {
+                net.unclog_link(a, b);
+            }
+        }
+        net.update_config(|c| c.packet_loss_rate = 0.0);
+        self.trace.record(0, "heal-all", 0, 0);
+    }
+}

@@ -1,0 +1,227 @@
+//! Seed + config -> plan: the workload and the fault schedule of one run, as data.
+//!
+//! Each concern draws from its own `rand_chacha` stream of the seed, so changing how faults are
+//! scheduled does not change the workload, and the other way round. Scheduling, message timing
+//! and in-node randomness are not planned: they come from madsim's seeded RNG.
+
+use crate::config::{Config, FaultConfig};
+use lakesim_nodes::compute::workload::{DeltaSpec, WorkItem};
+use lakesim_nodes::page::CONTENT_SIZE;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+const STREAM_WORKLOAD: u64 = 0x776f_726b_6c6f_6164;
+const STREAM_FAULTS: u64 = 0x6661_756c_7473_0000;
+const STREAM_SWARM: u64 = 0x7377_6172_6d00_0000;
+/// Disks draw which unsynced sectors survive a crash from `seed ^ STREAM_DISK ^ node`.
+pub const STREAM_DISK: u64 = 0x6469_736b_0000_0000;
+
+/// Node numbering: safekeepers 1..=5, computes from 101.
+pub const FIRST_COMPUTE: u32 = 101;
+
+pub fn safekeeper_ids(count: usize) -> Vec<u32> {
+    (1..=count as u32).collect()
+}
+
+/// Which fault kinds this seed turned on, and the rates it uses: the swarm choice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultMix {
+    pub safekeeper_crashes_per_s: f64,
+    pub compute_crashes_per_s: f64,
+    pub partitions_per_s: f64,
+    pub max_packet_loss: f64,
+    pub torn_write_probability: f64,
+    pub duplicate_probability: f64,
+    pub second_compute: bool,
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultEvent {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub action: FaultAction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// Kill the node's process; its disk loses what was not durable.
+    Crash { node: u32 },
+    /// Start the node's process again from its disk.
+    Restart { node: u32 },
+    /// Cut the node off from everyone, both ways.
+    Isolate { node: u32 },
+    Rejoin { node: u32 },
+    /// Drop messages from `from` to `to` (one direction).
+    Cut { from: u32, to: u32 },
+    Uncut { from: u32, to: u32 },
+    /// Set the network's packet loss rate.
+    PacketLoss { rate: f64 },
+    /// Start another compute (the control plane replacing one it believes dead).
+    StartCompute { node: u32 },
+    /// End of the fault window: every node up, every link whole, no loss.
+    HealAll,
+}
+
+/// A run, as data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub faults_chosen: FaultMix,
+    pub faults: Vec<FaultEvent>,
+    pub workload: Vec<WorkItem>,
+}
+
+impl Plan {
+    pub fn generate(seed: u64, config: &Config) -> Plan {
+        let faults_chosen = choose_mix(seed, &config.faults);
+        let faults = schedule_faults(seed, config, &faults_chosen);
+        let workload = generate_workload(seed, config);
+        Plan { faults_chosen, faults, workload }
+    }
+}
+
+fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_SWARM);
+    let mut pick = |value: f64| {
+        if !f.swarm {
+            return value;
+        }
+        // Swarm testing: each kind is off in a third of seeds, otherwise scaled 0.25x to 2x.
+        if rng.gen_bool(1.0 / 3.0) {
+            0.0
+        } else {
+            value * rng.gen_range(0.25..2.0)
+        }
+    };
+    let mix = FaultMix {
+        safekeeper_crashes_per_s: pick(f.safekeeper_crashes_per_s),
+        compute_crashes_per_s: pick(f.compute_crashes_per_s),
+        partitions_per_s: pick(f.partitions_per_s),
+        max_packet_loss: pick(f.max_packet_loss).min(0.5),
+        torn_write_probability: pick(f.torn_write_probability).min(1.0),
+        duplicate_probability: pick(f.duplicate_probability).min(0.5),
+        second_compute: f.second_compute,
+    };
+    FaultMix { second_compute: mix.second_compute && (!f.swarm || rng.gen_bool(0.5)), ..mix }
+}
+
+/// Milliseconds to the next event of a Poisson process with `rate_per_s`.
+fn next_gap_ms(rng: &mut ChaCha8Rng, rate_per_s: f64) -> u64 {
+    let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+    (-u.ln() * 1000.0 / rate_per_s) as u64 + 1
+}
+
+/// Times at which a kind of fault strikes within the window.
+fn strikes(rng: &mut ChaCha8Rng, rate_per_s: f64, window_ms: u64) -> Vec<u64> {
+    let mut at = Vec::new();
+    if rate_per_s <= 0.0 {
+        return at;
+    }
+    let mut t = next_gap_ms(rng, rate_per_s);
+    while t < window_ms {
+        at.push(t);
+        t += next_gap_ms(rng, rate_per_s);
+    }
+    at
+}
+
+fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_FAULTS);
+    let window = config.fault_window_ms;
+    let sks = safekeeper_ids(config.safekeepers);
+    let mut events = Vec::new();
+    let mut push = |at_ms: u64, action: FaultAction| events.push(FaultEvent { at_ms, action });
+
+    // A second compute, started while the first is cut off but alive.
+    let second_at = mix.second_compute.then(|| rng.gen_range(window / 4..window * 3 / 4));
+    if let Some(t) = second_at {
+        push(t, FaultAction::Isolate { node: FIRST_COMPUTE });
+        push(t + rng.gen_range(50..500), FaultAction::StartCompute { node: FIRST_COMPUTE + 1 });
+    }
+    let compute_at = |t: u64| match second_at {
+        Some(s) if t > s + 500 => FIRST_COMPUTE + 1,
+        _ => FIRST_COMPUTE,
+    };
+    for t in strikes(&mut rng, mix.safekeeper_crashes_per_s, window) {
+        let node = sks[rng.gen_range(0..sks.len())];
+        push(t, FaultAction::Crash { node });
+        push(t + rng.gen_range(20..1500), FaultAction::Restart { node });
+    }
+    for t in strikes(&mut rng, mix.compute_crashes_per_s, window) {
+        let node = compute_at(t);
+        push(t, FaultAction::Crash { node });
+        push(t + rng.gen_range(20..1000), FaultAction::Restart { node });
+    }
+    let mut all: Vec<u32> = sks.clone();
+    all.push(FIRST_COMPUTE);
+    for t in strikes(&mut rng, mix.partitions_per_s, window) {
+        let len = rng.gen_range(50..2000);
+        match rng.gen_range(0..3) {
+            0 => {
+                let node = all[rng.gen_range(0..all.len())];
+                let node = if node == FIRST_COMPUTE { compute_at(t) } else { node };
+                push(t, FaultAction::Isolate { node });
+                push(t + len, FaultAction::Rejoin { node });
+            }
+            1 => {
+                let from = all[rng.gen_range(0..all.len())];
+                let to = all[rng.gen_range(0..all.len())];
+                if from != to {
+                    push(t, FaultAction::Cut { from, to });
+                    push(t + len, FaultAction::Uncut { from, to });
+                }
+            }
+            _ => {
+                // A minority of safekeepers split from the rest, both ways.
+                let minority = sks.len() / 2;
+                let start = rng.gen_range(0..sks.len());
+                for i in 0..minority {
+                    let node = sks[(start + i) % sks.len()];
+                    push(t, FaultAction::Isolate { node });
+                    push(t + len, FaultAction::Rejoin { node });
+                }
+            }
+        }
+    }
+    if mix.max_packet_loss > 0.0 {
+        for t in strikes(&mut rng, 0.5, window) {
+            let rate = rng.gen_range(0.0..mix.max_packet_loss);
+            push(t, FaultAction::PacketLoss { rate });
+            push(t + rng.gen_range(100..2000), FaultAction::PacketLoss { rate: 0.0 });
+        }
+    }
+    push(window, FaultAction::HealAll);
+    events.retain(|e| e.at_ms <= window);
+    // Stable: events at the same time keep their generation order.
+    events.sort_by_key(|e| e.at_ms);
+    events
+}
+
+fn generate_workload(seed: u64, config: &Config) -> Vec<WorkItem> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_WORKLOAD);
+    let w = &config.workload;
+    let run_ms = config.fault_window_ms + config.liveness_window_ms;
+    let txns = (run_ms / w.txn_interval_ms) as u32 + 16;
+    let mut items = Vec::with_capacity(txns as usize + txns as usize / w.checkpoint_every_txns as usize);
+    for i in 0..txns {
+        if i > 0 && i % w.checkpoint_every_txns == 0 {
+            items.push(WorkItem::Checkpoint);
+        }
+        let deltas = (0..rng.gen_range(1..=w.max_deltas_per_txn))
+            .map(|_| {
+                let page = if rng.gen_bool(w.hot_share) || w.hot_pages == w.pages {
+                    rng.gen_range(0..w.hot_pages)
+                } else {
+                    rng.gen_range(w.hot_pages..w.pages)
+                };
+                let len = rng.gen_range(1..=w.max_delta_bytes);
+                let offset = rng.gen_range(0..=(CONTENT_SIZE - len as usize)) as u16;
+                DeltaSpec { page, offset, len, seed: rng.gen() }
+            })
+            .collect();
+        items.push(WorkItem::Txn { deltas });
+    }
+    items
+}

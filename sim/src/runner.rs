@@ -1,0 +1,145 @@
+//! Runs one seed: plan -> cluster under a fresh madsim runtime -> checkers -> outcome.
+//!
+//! Each run gets its own OS thread (std's `HashMap` seeds are per thread, and madsim's runtime
+//! must not be shared), and a panic anywhere in it, node or harness, is caught and becomes a
+//! `panic` violation rather than taking the process down.
+
+use crate::checker::{Checker, Stats, Violation};
+use crate::cluster::{make_disks, Cluster};
+use crate::config::Config;
+use crate::plan::Plan;
+use lakesim_faults::{Event, Trace};
+use lakesim_nodes::bugs::BugSet;
+use lakesim_nodes::NodeId;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the harness looks for a violation to stop early.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub bugs: BugSet,
+    /// Keep every event (for `--trace`).
+    pub keep_trace: bool,
+}
+
+/// What one seed did.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub events: u64,
+    pub sim_time: Duration,
+    pub wall_time: Duration,
+    pub violation: Option<Violation>,
+    pub recent: Vec<Event>,
+    pub full_trace: Option<Vec<Event>>,
+    pub stats: Stats,
+}
+
+/// Runs `seed` with `plan` on a fresh thread and waits for it.
+pub fn run_seed(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
+    let (config, plan, opts) = (config.clone(), plan.clone(), opts.clone());
+    std::thread::Builder::new()
+        .name(format!("seed-{seed}"))
+        .spawn(move || run_on_this_thread(seed, &config, &plan, &opts))
+        .expect("spawn a run thread")
+        .join()
+        .expect("the run thread catches its panics")
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
+    let wall = Instant::now();
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let budget = Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
+    runtime.set_time_limit(budget + Duration::from_secs(60));
+    // The trace lives outside the simulation future so that a panic still leaves it readable.
+    let trace = runtime.block_on(async { Trace::new(opts.keep_trace) });
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(simulate(seed, config, plan, opts, trace.clone()))
+    }));
+    let mut outcome = match result {
+        Ok(outcome) => outcome,
+        Err(payload) => RunOutcome {
+            seed,
+            trace_hash: trace.hash(),
+            events: trace.count(),
+            sim_time: trace.elapsed_at_last_event(),
+            wall_time: Duration::ZERO,
+            violation: Some(Violation {
+                invariant: "panic".to_string(),
+                time_ms: trace.elapsed_at_last_event().as_millis() as u64,
+                nodes: vec![],
+                detail: panic_message(payload.as_ref()),
+            }),
+            recent: trace.recent(),
+            full_trace: trace.events(),
+            stats: Stats::default(),
+        },
+    };
+    outcome.wall_time = wall.elapsed();
+    outcome
+}
+
+async fn simulate(
+    seed: u64,
+    config: &Config,
+    plan: &Plan,
+    opts: &RunOptions,
+    trace: Trace,
+) -> RunOutcome {
+    let disks = make_disks(seed, config, plan, &trace);
+    let checker_disks = disks.iter().map(|(id, d)| (NodeId(*id), d.clone())).collect();
+    let checker = Arc::new(Checker::new(trace.clone(), checker_disks));
+    let mut cluster = Cluster::start(config, plan, &opts.bugs, trace.clone(), disks, checker.clone());
+    let start = madsim::time::Instant::now();
+    for event in &plan.faults {
+        let at = start + Duration::from_millis(event.at_ms);
+        if !wait_until(at, &checker).await {
+            break;
+        }
+        cluster.apply(event);
+    }
+    let healed_at = trace.elapsed();
+    let end = start + Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
+    if wait_until(end, &checker).await {
+        checker.check_end(healed_at);
+    }
+    RunOutcome {
+        seed,
+        trace_hash: trace.hash(),
+        events: trace.count(),
+        sim_time: trace.elapsed(),
+        wall_time: Duration::ZERO,
+        violation: checker.violation(),
+        recent: trace.recent(),
+        full_trace: trace.events(),
+        stats: checker.stats(),
+    }
+}
+
+/// Sleeps until `at`, waking to look for violations; false when one was found.
+async fn wait_until(at: madsim::time::Instant, checker: &Checker) -> bool {
+    loop {
+        if checker.violation().is_some() {
+            return false;
+        }
+        let now = madsim::time::Instant::now();
+        if now >= at {
+            return true;
+        }
+        madsim::time::sleep((at - now).min(CHECK_EVERY)).await;
+    }
+}

@@ -1,0 +1,96 @@
+//! Named scenarios: presets of [`Config`] that `lakesim list` shows.
+
+use crate::config::Config;
+use anyhow::{bail, Result};
+
+/// One scenario: a name, what it exercises, and its config.
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub build: fn() -> Config,
+}
+
+/// The scenario `lakesim run` uses when none is named.
+pub const DEFAULT: &str = "storm";
+
+pub const ALL: &[Scenario] = &[
+    Scenario { name: "calm", about: "no faults: the protocol's happy path", build: calm },
+    Scenario {
+        name: "safekeeper-crashes",
+        about: "safekeepers crash and restart from their disks",
+        build: safekeeper_crashes,
+    },
+    Scenario {
+        name: "partitions",
+        about: "isolated nodes, cut links, minority splits, packet loss, duplicates",
+        build: partitions,
+    },
+    Scenario {
+        name: "torn-writes",
+        about: "crashes that tear unsynced sectors and keep unsynced renames",
+        build: torn_writes,
+    },
+    Scenario {
+        name: "storm",
+        about: "every fault at once, swarm-chosen per seed, with compute crashes",
+        build: storm,
+    },
+    Scenario { name: "storm-5", about: "storm with 5 safekeepers", build: storm_5 },
+];
+
+pub fn find(name: &str) -> Result<Config> {
+    match ALL.iter().find(|s| s.name == name) {
+        Some(s) => Ok((s.build)()),
+        None => {
+            let names: Vec<&str> = ALL.iter().map(|s| s.name).collect();
+            bail!("unknown scenario '{name}'; known scenarios: {}", names.join(", "))
+        }
+    }
+}
+
+fn calm() -> Config {
+    Config::default()
+}
+
+fn safekeeper_crashes() -> Config {
+    let mut c = Config::default();
+    c.faults.safekeeper_crashes_per_s = 1.0;
+    c
+}
+
+fn partitions() -> Config {
+    let mut c = Config::default();
+    c.faults.partitions_per_s = 1.0;
+    c.faults.max_packet_loss = 0.2;
+    c.faults.duplicate_probability = 0.05;
+    c
+}
+
+fn torn_writes() -> Config {
+    let mut c = Config::default();
+    c.faults.safekeeper_crashes_per_s = 1.5;
+    c.faults.torn_write_probability = 0.5;
+    c.disk.sector_size = 512;
+    c
+}
+
+fn storm() -> Config {
+    let mut c = Config::default();
+    c.faults = crate::config::FaultConfig {
+        safekeeper_crashes_per_s: 1.0,
+        compute_crashes_per_s: 0.3,
+        partitions_per_s: 1.0,
+        max_packet_loss: 0.2,
+        torn_write_probability: 0.5,
+        duplicate_probability: 0.05,
+        second_compute: true,
+        swarm: true,
+    };
+    c
+}
+
+fn storm_5() -> Config {
+    let mut c = storm();
+    c.safekeepers = 5;
+    c
+}
