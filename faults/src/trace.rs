@@ -30,7 +30,15 @@ pub struct Event {
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = Duration::from_nanos(self.time_ns);
-        write!(f, "{:>10.6}s n{} {} {} {}", d.as_secs_f64(), self.node, self.kind, self.a, self.b)
+        write!(
+            f,
+            "{:>10.6}s n{} {} {} {}",
+            d.as_secs_f64(),
+            self.node,
+            self.kind,
+            self.a,
+            self.b
+        )
     }
 }
 
@@ -74,7 +82,13 @@ impl Trace {
     pub fn record(&self, node: u32, kind: &'static str, a: u64, b: u64) {
         let mut s = self.0.lock().unwrap();
         let time_ns = s.start.elapsed().as_nanos() as u64;
-        let e = Event { time_ns, node, kind, a, b };
+        let e = Event {
+            time_ns,
+            node,
+            kind,
+            a,
+            b,
+        };
         let mut h = s.hash;
         h = fnv(h, &time_ns.to_le_bytes());
         h = fnv(h, &node.to_le_bytes());

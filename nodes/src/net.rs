@@ -53,7 +53,12 @@ impl Net {
         duplicate_probability: f64,
     ) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
-        Ok(Net { me, endpoint, observer, duplicate_probability })
+        Ok(Net {
+            me,
+            endpoint,
+            observer,
+            duplicate_probability,
+        })
     }
 
     pub fn me(&self) -> NodeId {
@@ -72,7 +77,9 @@ impl Net {
         let endpoint = self.endpoint.clone();
         madsim::task::spawn(async move {
             for _ in 1..copies {
-                let _ = endpoint.send_to_raw(addr_of(to), TAG, Box::new(msg.clone())).await;
+                let _ = endpoint
+                    .send_to_raw(addr_of(to), TAG, Box::new(msg.clone()))
+                    .await;
             }
             let _ = endpoint.send_to_raw(addr_of(to), TAG, Box::new(msg)).await;
         });
@@ -81,9 +88,17 @@ impl Net {
     /// Waits for the next message.
     pub async fn recv(&self) -> io::Result<Envelope> {
         let (payload, from) = self.endpoint.recv_from_raw(TAG).await?;
-        let msg = *payload.downcast::<Message>().expect("only lakesim messages on the wire");
+        let msg = *payload
+            .downcast::<Message>()
+            .expect("only lakesim messages on the wire");
         let from = id_of(from);
-        self.observer.observe(self.me, Observation::Delivered { from, kind: msg.kind() });
+        self.observer.observe(
+            self.me,
+            Observation::Delivered {
+                from,
+                kind: msg.kind(),
+            },
+        );
         Ok(Envelope { from, msg })
     }
 }

@@ -14,7 +14,12 @@ pub enum Observation {
     Delivered { from: NodeId, kind: &'static str },
     /// The acceptor's state after every change: its durable term and flush LSN, the commit LSN
     /// it learned (in memory) and the one it persisted.
-    Acceptor { term: Term, flush_lsn: Lsn, commit_lsn: Lsn, durable_commit_lsn: Lsn },
+    Acceptor {
+        term: Term,
+        flush_lsn: Lsn,
+        commit_lsn: Lsn,
+        durable_commit_lsn: Lsn,
+    },
     /// The acceptor cut its WAL at `lsn` (election truncation or a torn tail on restart).
     Truncated { lsn: Lsn },
     /// The node started (or restarted) and recovered its state from disk.

@@ -21,7 +21,12 @@ pub struct Page(Box<[u8]>);
 
 impl std::fmt::Debug for Page {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Page(lsn={}, crc={:08x})", self.lsn(), self.stored_checksum())
+        write!(
+            f,
+            "Page(lsn={}, crc={:08x})",
+            self.lsn(),
+            self.stored_checksum()
+        )
     }
 }
 
@@ -90,7 +95,10 @@ pub fn apply(record: &WalRecord, end_lsn: Lsn, page: &mut Page) {
         RecordBody::PageInit { .. } => page.0.fill(0),
         RecordBody::PageDelta { offset, bytes, .. } => {
             let at = CONTENT_OFFSET + *offset as usize;
-            assert!(at + bytes.len() <= PAGE_SIZE, "delta past the end of the page");
+            assert!(
+                at + bytes.len() <= PAGE_SIZE,
+                "delta past the end of the page"
+            );
             page.0[at..at + bytes.len()].copy_from_slice(bytes);
         }
         RecordBody::FullPageImage { image, .. } => {
@@ -101,4 +109,49 @@ pub fn apply(record: &WalRecord, end_lsn: Lsn, page: &mut Page) {
     }
     page.seal(end_lsn);
     debug_assert!(page.verify());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{PageId, Xid};
+
+    fn delta(offset: u16, bytes: &[u8]) -> WalRecord {
+        let body = RecordBody::PageDelta {
+            page: PageId(1),
+            offset,
+            bytes: bytes.to_vec(),
+        };
+        WalRecord {
+            xid: Xid(1),
+            prev_lsn: Lsn::ZERO,
+            body,
+        }
+    }
+
+    #[test]
+    fn apply_writes_the_delta_and_stamps_the_lsn() {
+        let mut page = Page::zeroed();
+        apply(&delta(5, b"abc"), Lsn(100), &mut page);
+        assert_eq!(&page.contents()[5..8], b"abc");
+        assert_eq!(page.lsn(), Lsn(100));
+        assert!(page.verify());
+    }
+
+    #[test]
+    fn a_flipped_bit_fails_the_checksum() {
+        let mut page = Page::zeroed();
+        apply(&delta(0, b"x"), Lsn(10), &mut page);
+        let mut bytes = page.as_bytes().to_vec();
+        bytes[4000] ^= 0x10;
+        assert!(!Page::from_bytes(&bytes).unwrap().verify());
+    }
+
+    #[test]
+    #[should_panic(expected = "redo of a record")]
+    fn redo_never_moves_a_page_backwards() {
+        let mut page = Page::zeroed();
+        apply(&delta(0, b"x"), Lsn(10), &mut page);
+        apply(&delta(0, b"y"), Lsn(5), &mut page);
+    }
 }

@@ -31,14 +31,23 @@ impl TermHistory {
     /// `self`, ending at `flush_lsn`) agrees with the proposer's log, whose history `prop` ends
     /// with the proposer's own term. Two logs agree below a point when the same terms wrote it.
     pub fn common_point(&self, flush_lsn: Lsn, prop: &TermHistory) -> Lsn {
-        let common = self.0.iter().zip(&prop.0).take_while(|(a, b)| a.term == b.term).count();
+        let common = self
+            .0
+            .iter()
+            .zip(&prop.0)
+            .take_while(|(a, b)| a.term == b.term)
+            .count();
         if common == 0 {
             return Lsn::ZERO;
         }
         let i = common - 1;
         assert_eq!(self.0[i].lsn, prop.0[i].lsn, "one term began at two LSNs");
         // Past the last common term, each log moved on (or ended) at its own point.
-        let mine_end = self.0.get(i + 1).map_or(flush_lsn, |e| e.lsn).min(flush_lsn);
+        let mine_end = self
+            .0
+            .get(i + 1)
+            .map_or(flush_lsn, |e| e.lsn)
+            .min(flush_lsn);
         match prop.0.get(i + 1) {
             Some(next) => mine_end.min(next.lsn),
             None => mine_end,
@@ -74,13 +83,26 @@ pub enum Message {
         term_history: TermHistory,
     },
     /// WAL from `begin_lsn`, and the proposer's commit LSN.
-    AppendRequest { term: Term, begin_lsn: Lsn, wal: Arc<Vec<u8>>, commit_lsn: Lsn },
+    AppendRequest {
+        term: Term,
+        begin_lsn: Lsn,
+        wal: Arc<Vec<u8>>,
+        commit_lsn: Lsn,
+    },
     /// The acceptor's state after an append (or a refusal, when `term` is higher).
-    AppendResponse { term: Term, flush_lsn: Lsn, commit_lsn: Lsn },
+    AppendResponse {
+        term: Term,
+        flush_lsn: Lsn,
+        commit_lsn: Lsn,
+    },
     /// Asks for the acceptor's WAL in `[start, end)` (a proposer recovering from a donor).
     ReadWal { term: Term, start: Lsn, end: Lsn },
     /// The WAL asked for, or `None` if the acceptor no longer holds it or moved to another term.
-    ReadWalResponse { term: Term, start: Lsn, wal: Option<Arc<Vec<u8>>> },
+    ReadWalResponse {
+        term: Term,
+        start: Lsn,
+        wal: Option<Arc<Vec<u8>>>,
+    },
 }
 
 impl Message {

@@ -36,7 +36,11 @@ pub enum RecordBody {
     /// Start the page over as all zeroes.
     PageInit { page: PageId },
     /// Write `bytes` at `offset` of the page's contents.
-    PageDelta { page: PageId, offset: u16, bytes: Vec<u8> },
+    PageDelta {
+        page: PageId,
+        offset: u16,
+        bytes: Vec<u8>,
+    },
     /// The page's whole contents (Postgres's full-page write, `full_page_writes = on`).
     FullPageImage { page: PageId, image: Box<[u8]> },
     /// The transaction `xid` commits.
@@ -126,7 +130,10 @@ impl WalRecord {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let start = out.len();
         let total = self.encoded_len();
-        assert!(total <= MAX_RECORD_LEN, "record of {total} bytes is too large");
+        assert!(
+            total <= MAX_RECORD_LEN,
+            "record of {total} bytes is too large"
+        );
         out.extend_from_slice(&(total as u32).to_le_bytes());
         out.push(kind_byte(self.body.kind()));
         out.extend_from_slice(&self.xid.0.to_le_bytes());
@@ -158,7 +165,11 @@ fn kind_byte(kind: RecordKind) -> u8 {
 fn encode_payload(body: &RecordBody, out: &mut Vec<u8>) {
     match body {
         RecordBody::PageInit { page } => out.extend_from_slice(&page.0.to_le_bytes()),
-        RecordBody::PageDelta { page, offset, bytes } => {
+        RecordBody::PageDelta {
+            page,
+            offset,
+            bytes,
+        } => {
             assert!(bytes.len() <= u16::MAX as usize);
             out.extend_from_slice(&page.0.to_le_bytes());
             out.extend_from_slice(&offset.to_le_bytes());
@@ -201,7 +212,11 @@ pub enum Decoded {
 /// record's `prev_lsn` must name.
 pub fn decode_one(buf: &[u8], expect_prev: Option<Lsn>) -> Decoded {
     if buf.len() < 4 {
-        return Decoded::End(if buf.iter().all(|b| *b == 0) { Tail::Clean } else { Tail::Partial });
+        return Decoded::End(if buf.iter().all(|b| *b == 0) {
+            Tail::Clean
+        } else {
+            Tail::Partial
+        });
     }
     let total = u32::from_le_bytes(buf[..4].try_into().unwrap()) as usize;
     if total == 0 {
@@ -224,13 +239,23 @@ pub fn decode_one(buf: &[u8], expect_prev: Option<Lsn>) -> Decoded {
         return Decoded::End(Tail::Corrupt);
     }
     match decode_payload(rec[4], &rec[HEADER_LEN..]) {
-        Some(body) => Decoded::Record(WalRecord { xid, prev_lsn, body }, total),
+        Some(body) => Decoded::Record(
+            WalRecord {
+                xid,
+                prev_lsn,
+                body,
+            },
+            total,
+        ),
         None => Decoded::End(Tail::Corrupt),
     }
 }
 
 fn decode_payload(kind: u8, p: &[u8]) -> Option<RecordBody> {
-    let page = || p.get(..4).map(|b| PageId(u32::from_le_bytes(b.try_into().unwrap())));
+    let page = || {
+        p.get(..4)
+            .map(|b| PageId(u32::from_le_bytes(b.try_into().unwrap())))
+    };
     match kind {
         KIND_PAGE_INIT if p.len() == 4 => Some(RecordBody::PageInit { page: page()? }),
         KIND_PAGE_DELTA if p.len() >= 8 => {
@@ -242,9 +267,10 @@ fn decode_payload(kind: u8, p: &[u8]) -> Option<RecordBody> {
                 bytes: p[8..].to_vec(),
             })
         }
-        KIND_FULL_PAGE_IMAGE if p.len() == 4 + PAGE_SIZE => {
-            Some(RecordBody::FullPageImage { page: page()?, image: p[4..].into() })
-        }
+        KIND_FULL_PAGE_IMAGE if p.len() == 4 + PAGE_SIZE => Some(RecordBody::FullPageImage {
+            page: page()?,
+            image: p[4..].into(),
+        }),
         KIND_COMMIT if p.is_empty() => Some(RecordBody::Commit),
         KIND_CHECKPOINT if p.is_empty() => Some(RecordBody::Checkpoint),
         _ => None,
@@ -281,5 +307,126 @@ pub fn decode_stream(buf: &[u8], start: Lsn, prev: Option<Lsn>) -> DecodedStream
         }
     };
     let last_lsn = records.last().map(|(l, _)| *l).or(prev);
-    DecodedStream { records, end_lsn: start.advance(pos as u64), last_lsn, tail }
+    DecodedStream {
+        records,
+        end_lsn: start.advance(pos as u64),
+        last_lsn,
+        tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = RecordBody> {
+        prop_oneof![
+            any::<u32>().prop_map(|p| RecordBody::PageInit { page: PageId(p) }),
+            (
+                any::<u32>(),
+                any::<u16>(),
+                proptest::collection::vec(any::<u8>(), 0..200)
+            )
+                .prop_map(|(p, offset, bytes)| RecordBody::PageDelta {
+                    page: PageId(p),
+                    offset,
+                    bytes
+                }),
+            (any::<u32>(), any::<u8>()).prop_map(|(p, fill)| RecordBody::FullPageImage {
+                page: PageId(p),
+                image: vec![fill; PAGE_SIZE].into_boxed_slice(),
+            }),
+            Just(RecordBody::Commit),
+            Just(RecordBody::Checkpoint),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = WalRecord> {
+        (any::<u64>(), any::<u64>(), body()).prop_map(|(xid, prev, body)| WalRecord {
+            xid: Xid(xid),
+            prev_lsn: Lsn(prev),
+            body,
+        })
+    }
+
+    /// A chained stream: each record's prev_lsn names the one before.
+    fn stream(bodies: Vec<RecordBody>) -> (Vec<u8>, Vec<(Lsn, WalRecord)>) {
+        let (mut out, mut recs, mut prev) = (Vec::new(), Vec::new(), Lsn::ZERO);
+        for (i, body) in bodies.into_iter().enumerate() {
+            let rec = WalRecord {
+                xid: Xid(i as u64),
+                prev_lsn: prev,
+                body,
+            };
+            prev = Lsn(out.len() as u64);
+            recs.push((prev, rec.clone()));
+            rec.encode_into(&mut out);
+        }
+        (out, recs)
+    }
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(rec in record()) {
+            let bytes = rec.encode();
+            prop_assert_eq!(bytes.len(), rec.encoded_len());
+            match decode_one(&bytes, None) {
+                Decoded::Record(back, len) => {
+                    prop_assert_eq!(back, rec);
+                    prop_assert_eq!(len, bytes.len());
+                }
+                Decoded::End(tail) => prop_assert!(false, "decoded as end {:?}", tail),
+            }
+        }
+
+        #[test]
+        fn any_single_bit_flip_is_detected(rec in record(), bit in any::<prop::sample::Index>()) {
+            let mut bytes = rec.encode();
+            let bit = bit.index(bytes.len() * 8);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            match decode_one(&bytes, None) {
+                Decoded::Record(back, _) => prop_assert!(false, "flipped bit {} accepted: {:?}", bit, back),
+                Decoded::End(_) => {}
+            }
+        }
+
+        #[test]
+        fn a_cut_stream_yields_exactly_the_whole_records(
+            bodies in proptest::collection::vec(body(), 0..12),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let (bytes, recs) = stream(bodies);
+            let cut = cut.index(bytes.len() + 1);
+            let decoded = decode_stream(&bytes[..cut], Lsn::ZERO, Some(Lsn::ZERO));
+            let whole: Vec<_> = recs
+                .iter()
+                .filter(|(lsn, r)| lsn.0 as usize + r.encoded_len() <= cut)
+                .cloned()
+                .collect();
+            let end = whole.last().map_or(0, |(l, r)| l.0 as usize + r.encoded_len());
+            prop_assert_eq!(decoded.end_lsn, Lsn(end as u64));
+            prop_assert_eq!(decoded.records, whole);
+            prop_assert_eq!(decoded.tail == Tail::Clean, cut == end);
+        }
+    }
+
+    #[test]
+    fn stale_record_from_another_chain_is_corrupt() {
+        let a = WalRecord {
+            xid: Xid(1),
+            prev_lsn: Lsn(0),
+            body: RecordBody::Commit,
+        };
+        let b = WalRecord {
+            xid: Xid(2),
+            prev_lsn: Lsn(999),
+            body: RecordBody::Commit,
+        };
+        let mut bytes = a.encode();
+        b.encode_into(&mut bytes);
+        let d = decode_stream(&bytes, Lsn::ZERO, Some(Lsn::ZERO));
+        assert_eq!(d.records.len(), 1);
+        assert_eq!(d.tail, Tail::Corrupt);
+    }
 }

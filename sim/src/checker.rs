@@ -71,7 +71,11 @@ pub struct Stats {
 
 impl Checker {
     pub fn new(trace: Trace, disks: BTreeMap<NodeId, Disk>) -> Checker {
-        Checker { trace, disks, state: Mutex::new(State::default()) }
+        Checker {
+            trace,
+            disks,
+            state: Mutex::new(State::default()),
+        }
     }
 
     pub fn violation(&self) -> Option<Violation> {
@@ -117,7 +121,10 @@ impl Checker {
                 view.durable_commit_lsn
             ));
         } else if commit < view.commit_lsn {
-            broken = Some(format!("commit LSN went back from {} to {commit}", view.commit_lsn));
+            broken = Some(format!(
+                "commit LSN went back from {} to {commit}",
+                view.commit_lsn
+            ));
         }
         view.term = term;
         view.durable_commit_lsn = durable;
@@ -137,7 +144,10 @@ impl Checker {
         }
         let bytes = read_wal(&self.disks[&node], verified, commit).expect("acceptor disk");
         if (bytes.len() as u64) < commit.bytes_since(verified) {
-            let detail = format!("reports commit LSN {commit} but holds WAL only to {}", Lsn(verified.0 + bytes.len() as u64));
+            let detail = format!(
+                "reports commit LSN {commit} but holds WAL only to {}",
+                Lsn(verified.0 + bytes.len() as u64)
+            );
             return self.fail_locked(s, "wal-agreement", &[node], detail);
         }
         let from = verified.0 as usize;
@@ -168,7 +178,11 @@ impl Checker {
             .filter(|(_, r)| r.body == RecordBody::Commit)
             .map(|(lsn, r)| (r.xid, *lsn))
             .collect();
-        let lost = s.acked.iter().find(|(xid, lsn, _)| !commits.contains(&(*xid, *lsn))).copied();
+        let lost = s
+            .acked
+            .iter()
+            .find(|(xid, lsn, _)| !commits.contains(&(*xid, *lsn)))
+            .copied();
         if let Some((xid, lsn, end)) = lost {
             let detail = format!(
                 "commit of xid {} at {lsn}..{end} was acknowledged but is not in the committed WAL (committed to {})",
@@ -216,8 +230,15 @@ impl Observer for Checker {
         let n = node.0;
         let mut s = self.state.lock().unwrap();
         match obs {
-            Observation::Delivered { from, kind } => self.trace.record(n, kind, u64::from(from.0), 0),
-            Observation::Acceptor { term, flush_lsn, commit_lsn, durable_commit_lsn } => {
+            Observation::Delivered { from, kind } => {
+                self.trace.record(n, kind, u64::from(from.0), 0)
+            }
+            Observation::Acceptor {
+                term,
+                flush_lsn,
+                commit_lsn,
+                durable_commit_lsn,
+            } => {
                 self.trace.record(n, "acceptor", term.0, flush_lsn.0);
                 self.on_acceptor(&mut s, node, term, commit_lsn, durable_commit_lsn);
             }
@@ -233,7 +254,10 @@ impl Observer for Checker {
                     view.commit_lsn = Lsn::ZERO;
                 }
             }
-            Observation::Elected { term, epoch_start_lsn } => {
+            Observation::Elected {
+                term,
+                epoch_start_lsn,
+            } => {
                 self.trace.record(n, "elected", term.0, epoch_start_lsn.0);
                 s.elections += 1;
             }

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::plan::Plan;
 use crate::runner::{run_seed, RunOptions, RunOutcome};
 use crate::scenario;
+use crate::seedfile::{Expect, SeedFile};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use lakesim_nodes::bugs::{Bug, BugSet};
@@ -14,7 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lakesim", version, about = "Deterministic simulation testing of disaggregated Postgres storage")]
+#[command(
+    name = "lakesim",
+    version,
+    about = "Deterministic simulation testing of disaggregated Postgres storage"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,6 +37,16 @@ enum Command {
         /// Write every event of the run to FILE as JSON lines.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+    },
+    /// Re-run a saved failure or a seeds/ file bit-exactly and check its trace hash.
+    Replay {
+        /// A seed file (TOML).
+        file: PathBuf,
+    },
+    /// Re-run every seed file in DIR and re-pin the trace hashes that changed.
+    Pin {
+        #[arg(default_value = "seeds")]
+        dir: PathBuf,
     },
     /// List the scenarios and the planted bugs.
     List,
@@ -57,7 +72,10 @@ impl Setup {
         let (name, config) = match (&self.scenario, &self.config) {
             (_, Some(path)) => (path.display().to_string(), Config::from_file(path)?),
             (Some(name), None) => (name.clone(), scenario::find(name)?),
-            (None, None) => (scenario::DEFAULT.to_string(), scenario::find(scenario::DEFAULT)?),
+            (None, None) => (
+                scenario::DEFAULT.to_string(),
+                scenario::find(scenario::DEFAULT)?,
+            ),
         };
         let bugs = match &self.bug {
             Some(b) => BugSet::of([b.parse::<Bug>().map_err(anyhow::Error::msg)?]),
@@ -75,6 +93,8 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run { seed, setup, trace } => cmd_run(seed, &setup, trace),
+        Command::Replay { file } => cmd_replay(&file),
+        Command::Pin { dir } => cmd_pin(&dir),
         Command::List => {
             cmd_list();
             Ok(ExitCode::SUCCESS)
@@ -97,7 +117,10 @@ fn clap_error(e: clap::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let text = e.to_string();
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad arguments");
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("bad arguments");
     let first = first.trim_start_matches("error: ");
     eprintln!("lakesim: {first} (see 'lakesim --help')");
     ExitCode::from(2)
@@ -117,19 +140,34 @@ fn cmd_list() {
 fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>) -> Result<ExitCode> {
     let (name, config, bugs) = setup.resolve()?;
     let plan = Plan::generate(seed, &config);
-    let opts = RunOptions { bugs: bugs.clone(), keep_trace: trace.is_some() };
-    println!("lakesim run: seed {seed}, scenario {name}{}", bug_suffix(setup));
+    let opts = RunOptions {
+        bugs: bugs.clone(),
+        keep_trace: trace.is_some(),
+    };
+    println!(
+        "lakesim run: seed {seed}, scenario {name}{}",
+        bug_suffix(setup)
+    );
     println!("{}", describe_faults(&plan));
     let outcome = run_seed(seed, &config, &plan, &opts);
     if let Some(path) = &trace {
-        write_trace(path, &outcome).with_context(|| format!("cannot write trace {}", path.display()))?;
+        write_trace(path, &outcome)
+            .with_context(|| format!("cannot write trace {}", path.display()))?;
     }
     print_outcome(&outcome, &replay_command(seed, setup));
-    Ok(if outcome.violation.is_some() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if outcome.violation.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn bug_suffix(setup: &Setup) -> String {
-    setup.bug.as_ref().map(|b| format!(", planted bug {b}")).unwrap_or_default()
+    setup
+        .bug
+        .as_ref()
+        .map(|b| format!(", planted bug {b}"))
+        .unwrap_or_default()
 }
 
 /// The command that replays a seed with the same setup.
@@ -150,8 +188,20 @@ pub fn replay_command(seed: u64, setup: &Setup) -> String {
 /// One line saying which faults this seed turned on.
 pub fn describe_faults(plan: &Plan) -> String {
     let f = &plan.faults_chosen;
-    let rate = |r: f64| if r > 0.0 { format!("{r:.2}/s") } else { "off".to_string() };
-    let frac = |p: f64| if p > 0.0 { format!("{p:.2}") } else { "off".to_string() };
+    let rate = |r: f64| {
+        if r > 0.0 {
+            format!("{r:.2}/s")
+        } else {
+            "off".to_string()
+        }
+    };
+    let frac = |p: f64| {
+        if p > 0.0 {
+            format!("{p:.2}")
+        } else {
+            "off".to_string()
+        }
+    };
     format!(
         "faults: safekeeper crashes {}, compute crashes {}, partitions {}, packet loss {}, torn writes {}, duplicates {}, second compute {}; {} events",
         rate(f.safekeeper_crashes_per_s),
@@ -175,7 +225,11 @@ pub fn print_outcome(o: &RunOutcome, replay: &str) {
                 "VIOLATION {} at {:.3}s{}: {}",
                 v.invariant,
                 v.time_ms as f64 / 1000.0,
-                if nodes.is_empty() { String::new() } else { format!(" on {}", nodes.join(",")) },
+                if nodes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on {}", nodes.join(","))
+                },
                 v.detail
             );
             println!("last events before it:");
@@ -208,4 +262,114 @@ fn write_trace(path: &std::path::Path, o: &RunOutcome) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
+    let loaded = SeedFile::load(path)?;
+    let f = &loaded.file;
+    let what = f
+        .scenario
+        .clone()
+        .unwrap_or_else(|| "(config in file)".to_string());
+    println!(
+        "lakesim replay {}: seed {}, scenario {what}{}",
+        path.display(),
+        f.seed,
+        f.bug
+            .as_ref()
+            .map(|b| format!(", planted bug {b}"))
+            .unwrap_or_default()
+    );
+    let replay = loaded.replay();
+    print_outcome(
+        &replay.outcome,
+        &format!("lakesim replay {}", path.display()),
+    );
+    if !replay.hash_matches {
+        println!(
+            "trace hash differs: recorded {}, now {:016x} (nondeterminism, or a binary whose behaviour changed: see 'lakesim pin')",
+            f.trace_hash, replay.outcome.trace_hash
+        );
+    } else {
+        println!("trace hash matches the recorded one");
+    }
+    let expected = match f.expect {
+        Expect::Pass => "pass".to_string(),
+        Expect::Fail => format!("fail with {}", f.invariant.as_deref().unwrap_or("?")),
+    };
+    println!(
+        "expected: {expected}; {}",
+        if replay.as_expected {
+            "as expected"
+        } else {
+            "NOT as expected"
+        }
+    );
+    Ok(if replay.outcome.violation.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The seed files in `dir`, sorted.
+pub fn seed_files(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
+    let files = seed_files(dir)?;
+    let loaded: Vec<_> = files
+        .iter()
+        .map(|p| SeedFile::load(p).map(|l| (p, l)))
+        .collect::<Result<_>>()?;
+    let (mut changed, mut broken) = (0, 0);
+    for (path, l) in loaded {
+        let replay = l.replay();
+        if !replay.as_expected {
+            broken += 1;
+            let got = replay
+                .outcome
+                .violation
+                .as_ref()
+                .map_or("pass".to_string(), |v| v.invariant.clone());
+            println!(
+                "{}: no longer as expected (got {got}); left unchanged",
+                path.display()
+            );
+            continue;
+        }
+        if replay.hash_matches {
+            continue;
+        }
+        let mut file = l.file.clone();
+        file.trace_hash = format!("{:016x}", replay.outcome.trace_hash);
+        file.lakesim_version = Some(env!("CARGO_PKG_VERSION").to_string());
+        if file.plan.is_some() {
+            file.plan = Some(l.plan.clone());
+        }
+        crate::seedfile::save(path, &file)?;
+        changed += 1;
+        println!(
+            "{}: re-pinned {} -> {}",
+            path.display(),
+            l.file.trace_hash,
+            file.trace_hash
+        );
+    }
+    println!(
+        "{} files, {changed} re-pinned, {broken} no longer as expected",
+        files.len()
+    );
+    Ok(if broken > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

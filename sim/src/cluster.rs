@@ -31,14 +31,21 @@ pub struct Cluster {
 /// The disks of a run, made before the checker so that it can read committed WAL.
 pub fn make_disks(seed: u64, config: &Config, plan: &Plan, trace: &Trace) -> BTreeMap<u32, Disk> {
     let disk_config = DiskConfig {
-        land_probability: plan.faults_chosen.torn_write_probability.max(config.disk.land_probability),
+        land_probability: plan
+            .faults_chosen
+            .torn_write_probability
+            .max(config.disk.land_probability),
         ..config.disk.clone()
     };
     safekeeper_ids(config.safekeepers)
         .into_iter()
         .map(|id| {
-            let disk =
-                Disk::new(id, disk_config.clone(), seed ^ STREAM_DISK ^ u64::from(id), Some(trace.clone()));
+            let disk = Disk::new(
+                id,
+                disk_config.clone(),
+                seed ^ STREAM_DISK ^ u64::from(id),
+                Some(trace.clone()),
+            );
             (id, disk)
         })
         .collect()
@@ -88,8 +95,14 @@ impl Cluster {
             },
             client: Arc::new(Client::new(plan.workload.clone())),
         };
-        let mut cluster =
-            Cluster { handle, trace, nodes, down: BTreeSet::new(), disks, compute_template };
+        let mut cluster = Cluster {
+            handle,
+            trace,
+            nodes,
+            down: BTreeSet::new(),
+            disks,
+            compute_template,
+        };
         cluster.start_compute(FIRST_COMPUTE);
         cluster
     }
@@ -98,7 +111,10 @@ impl Cluster {
         if self.nodes.contains_key(&id) {
             return;
         }
-        let cfg = ComputeConfig { id: NodeId(id), ..self.compute_template.clone() };
+        let cfg = ComputeConfig {
+            id: NodeId(id),
+            ..self.compute_template.clone()
+        };
         let node = self
             .handle
             .create_node()

@@ -114,7 +114,10 @@ impl Default for FaultConfig {
 
 impl Default for TimingConfig {
     fn default() -> Self {
-        TimingConfig { proposer_tick_ms: 20, election_timeout_ms: 400 }
+        TimingConfig {
+            proposer_tick_ms: 20,
+            election_timeout_ms: 400,
+        }
     }
 }
 
@@ -134,14 +137,24 @@ impl Config {
     /// Rejects configurations no run can have, naming what is allowed.
     pub fn validate(&self) -> Result<()> {
         if !matches!(self.safekeepers, 3 | 5) {
-            bail!("safekeepers = {}: a cluster has 3 or 5 safekeepers", self.safekeepers);
+            bail!(
+                "safekeepers = {}: a cluster has 3 or 5 safekeepers",
+                self.safekeepers
+            );
         }
         let w = &self.workload;
         if w.pages == 0 || w.hot_pages == 0 || w.hot_pages > w.pages {
-            bail!("workload: need 1 <= hot_pages <= pages (got {} and {})", w.hot_pages, w.pages);
+            bail!(
+                "workload: need 1 <= hot_pages <= pages (got {} and {})",
+                w.hot_pages,
+                w.pages
+            );
         }
         if !(0.0..=1.0).contains(&w.hot_share) {
-            bail!("workload.hot_share = {}: must be between 0 and 1", w.hot_share);
+            bail!(
+                "workload.hot_share = {}: must be between 0 and 1",
+                w.hot_share
+            );
         }
         if w.max_deltas_per_txn == 0 || w.max_delta_bytes == 0 || w.max_delta_bytes > 4096 {
             bail!("workload: max_deltas_per_txn >= 1 and 1 <= max_delta_bytes <= 4096");
@@ -150,7 +163,10 @@ impl Config {
             bail!("workload: txn_interval_ms and checkpoint_every_txns must be at least 1");
         }
         if !matches!(self.disk.sector_size, 512 | 4096) {
-            bail!("disk.sector_size = {}: must be 512 or 4096", self.disk.sector_size);
+            bail!(
+                "disk.sector_size = {}: must be 512 or 4096",
+                self.disk.sector_size
+            );
         }
         let f = &self.faults;
         for (name, p) in [
@@ -164,7 +180,10 @@ impl Config {
             }
         }
         for (name, r) in [
-            ("faults.safekeeper_crashes_per_s", f.safekeeper_crashes_per_s),
+            (
+                "faults.safekeeper_crashes_per_s",
+                f.safekeeper_crashes_per_s,
+            ),
             ("faults.compute_crashes_per_s", f.compute_crashes_per_s),
             ("faults.partitions_per_s", f.partitions_per_s),
         ] {

@@ -8,3 +8,4 @@ pub mod config;
 pub mod plan;
 pub mod runner;
 pub mod scenario;
+pub mod seedfile;

@@ -48,19 +48,37 @@ pub struct FaultEvent {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum FaultAction {
     /// Kill the node's process; its disk loses what was not durable.
-    Crash { node: u32 },
+    Crash {
+        node: u32,
+    },
     /// Start the node's process again from its disk.
-    Restart { node: u32 },
+    Restart {
+        node: u32,
+    },
     /// Cut the node off from everyone, both ways.
-    Isolate { node: u32 },
-    Rejoin { node: u32 },
+    Isolate {
+        node: u32,
+    },
+    Rejoin {
+        node: u32,
+    },
     /// Drop messages from `from` to `to` (one direction).
-    Cut { from: u32, to: u32 },
-    Uncut { from: u32, to: u32 },
+    Cut {
+        from: u32,
+        to: u32,
+    },
+    Uncut {
+        from: u32,
+        to: u32,
+    },
     /// Set the network's packet loss rate.
-    PacketLoss { rate: f64 },
+    PacketLoss {
+        rate: f64,
+    },
     /// Start another compute (the control plane replacing one it believes dead).
-    StartCompute { node: u32 },
+    StartCompute {
+        node: u32,
+    },
     /// End of the fault window: every node up, every link whole, no loss.
     HealAll,
 }
@@ -78,7 +96,11 @@ impl Plan {
         let faults_chosen = choose_mix(seed, &config.faults);
         let faults = schedule_faults(seed, config, &faults_chosen);
         let workload = generate_workload(seed, config);
-        Plan { faults_chosen, faults, workload }
+        Plan {
+            faults_chosen,
+            faults,
+            workload,
+        }
     }
 }
 
@@ -104,7 +126,10 @@ fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
         duplicate_probability: pick(f.duplicate_probability).min(0.5),
         second_compute: f.second_compute,
     };
-    FaultMix { second_compute: mix.second_compute && (!f.swarm || rng.gen_bool(0.5)), ..mix }
+    FaultMix {
+        second_compute: mix.second_compute && (!f.swarm || rng.gen_bool(0.5)),
+        ..mix
+    }
 }
 
 /// Milliseconds to the next event of a Poisson process with `rate_per_s`.
@@ -135,10 +160,22 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     let mut push = |at_ms: u64, action: FaultAction| events.push(FaultEvent { at_ms, action });
 
     // A second compute, started while the first is cut off but alive.
-    let second_at = mix.second_compute.then(|| rng.gen_range(window / 4..window * 3 / 4));
+    let second_at = mix
+        .second_compute
+        .then(|| rng.gen_range(window / 4..window * 3 / 4));
     if let Some(t) = second_at {
-        push(t, FaultAction::Isolate { node: FIRST_COMPUTE });
-        push(t + rng.gen_range(50..500), FaultAction::StartCompute { node: FIRST_COMPUTE + 1 });
+        push(
+            t,
+            FaultAction::Isolate {
+                node: FIRST_COMPUTE,
+            },
+        );
+        push(
+            t + rng.gen_range(50..500),
+            FaultAction::StartCompute {
+                node: FIRST_COMPUTE + 1,
+            },
+        );
     }
     let compute_at = |t: u64| match second_at {
         Some(s) if t > s + 500 => FIRST_COMPUTE + 1,
@@ -161,7 +198,11 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
         match rng.gen_range(0..3) {
             0 => {
                 let node = all[rng.gen_range(0..all.len())];
-                let node = if node == FIRST_COMPUTE { compute_at(t) } else { node };
+                let node = if node == FIRST_COMPUTE {
+                    compute_at(t)
+                } else {
+                    node
+                };
                 push(t, FaultAction::Isolate { node });
                 push(t + len, FaultAction::Rejoin { node });
             }
@@ -189,7 +230,10 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
         for t in strikes(&mut rng, 0.5, window) {
             let rate = rng.gen_range(0.0..mix.max_packet_loss);
             push(t, FaultAction::PacketLoss { rate });
-            push(t + rng.gen_range(100..2000), FaultAction::PacketLoss { rate: 0.0 });
+            push(
+                t + rng.gen_range(100..2000),
+                FaultAction::PacketLoss { rate: 0.0 },
+            );
         }
     }
     push(window, FaultAction::HealAll);
@@ -204,7 +248,8 @@ fn generate_workload(seed: u64, config: &Config) -> Vec<WorkItem> {
     let w = &config.workload;
     let run_ms = config.fault_window_ms + config.liveness_window_ms;
     let txns = (run_ms / w.txn_interval_ms) as u32 + 16;
-    let mut items = Vec::with_capacity(txns as usize + txns as usize / w.checkpoint_every_txns as usize);
+    let mut items =
+        Vec::with_capacity(txns as usize + txns as usize / w.checkpoint_every_txns as usize);
     for i in 0..txns {
         if i > 0 && i % w.checkpoint_every_txns == 0 {
             items.push(WorkItem::Checkpoint);
@@ -218,7 +263,12 @@ fn generate_workload(seed: u64, config: &Config) -> Vec<WorkItem> {
                 };
                 let len = rng.gen_range(1..=w.max_delta_bytes);
                 let offset = rng.gen_range(0..=(CONTENT_SIZE - len as usize)) as u16;
-                DeltaSpec { page, offset, len, seed: rng.gen() }
+                DeltaSpec {
+                    page,
+                    offset,
+                    len,
+                    seed: rng.gen(),
+                }
             })
             .collect();
         items.push(WorkItem::Txn { deltas });

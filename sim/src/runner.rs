@@ -62,7 +62,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     let wall = Instant::now();
-    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let mut runtime =
+        madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     let budget = Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
     runtime.set_time_limit(budget + Duration::from_secs(60));
     // The trace lives outside the simulation future so that a panic still leaves it readable.
@@ -101,9 +102,19 @@ async fn simulate(
     trace: Trace,
 ) -> RunOutcome {
     let disks = make_disks(seed, config, plan, &trace);
-    let checker_disks = disks.iter().map(|(id, d)| (NodeId(*id), d.clone())).collect();
+    let checker_disks = disks
+        .iter()
+        .map(|(id, d)| (NodeId(*id), d.clone()))
+        .collect();
     let checker = Arc::new(Checker::new(trace.clone(), checker_disks));
-    let mut cluster = Cluster::start(config, plan, &opts.bugs, trace.clone(), disks, checker.clone());
+    let mut cluster = Cluster::start(
+        config,
+        plan,
+        &opts.bugs,
+        trace.clone(),
+        disks,
+        checker.clone(),
+    );
     let start = madsim::time::Instant::now();
     for event in &plan.faults {
         let at = start + Duration::from_millis(event.at_ms);

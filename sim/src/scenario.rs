@@ -14,7 +14,11 @@ pub struct Scenario {
 pub const DEFAULT: &str = "storm";
 
 pub const ALL: &[Scenario] = &[
-    Scenario { name: "calm", about: "no faults: the protocol's happy path", build: calm },
+    Scenario {
+        name: "calm",
+        about: "no faults: the protocol's happy path",
+        build: calm,
+    },
     Scenario {
         name: "safekeeper-crashes",
         about: "safekeepers crash and restart from their disks",
@@ -35,7 +39,11 @@ pub const ALL: &[Scenario] = &[
         about: "every fault at once, swarm-chosen per seed, with compute crashes",
         build: storm,
     },
-    Scenario { name: "storm-5", about: "storm with 5 safekeepers", build: storm_5 },
+    Scenario {
+        name: "storm-5",
+        about: "storm with 5 safekeepers",
+        build: storm_5,
+    },
 ];
 
 pub fn find(name: &str) -> Result<Config> {
@@ -43,7 +51,10 @@ pub fn find(name: &str) -> Result<Config> {
         Some(s) => Ok((s.build)()),
         None => {
             let names: Vec<&str> = ALL.iter().map(|s| s.name).collect();
-            bail!("unknown scenario '{name}'; known scenarios: {}", names.join(", "))
+            bail!(
+                "unknown scenario '{name}'; known scenarios: {}",
+                names.join(", ")
+            )
         }
     }
 }
@@ -75,18 +86,19 @@ fn torn_writes() -> Config {
 }
 
 fn storm() -> Config {
-    let mut c = Config::default();
-    c.faults = crate::config::FaultConfig {
-        safekeeper_crashes_per_s: 1.0,
-        compute_crashes_per_s: 0.3,
-        partitions_per_s: 1.0,
-        max_packet_loss: 0.2,
-        torn_write_probability: 0.5,
-        duplicate_probability: 0.05,
-        second_compute: true,
-        swarm: true,
-    };
-    c
+    Config {
+        faults: crate::config::FaultConfig {
+            safekeeper_crashes_per_s: 1.0,
+            compute_crashes_per_s: 0.3,
+            partitions_per_s: 1.0,
+            max_packet_loss: 0.2,
+            torn_write_probability: 0.5,
+            duplicate_probability: 0.05,
+            second_compute: true,
+            swarm: true,
+        },
+        ..Config::default()
+    }
 }
 
 fn storm_5() -> Config {

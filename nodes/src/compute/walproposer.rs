@@ -49,8 +49,15 @@ struct Peer {
 }
 
 enum Phase {
-    Campaign { started_ticks: u32 },
-    Recovering { donor: NodeId, flush_lsn: Lsn, history: TermHistory, waited_ticks: u32 },
+    Campaign {
+        started_ticks: u32,
+    },
+    Recovering {
+        donor: NodeId,
+        flush_lsn: Lsn,
+        history: TermHistory,
+        waited_ticks: u32,
+    },
     Leader,
     Deposed,
 }
@@ -141,11 +148,21 @@ impl Proposer {
 
     fn campaign(&mut self) {
         self.term = Term(self.term.0.max(self.max_seen_term.0) + 1);
-        self.peers = self.acceptors.iter().map(|a| (*a, Peer::default())).collect();
+        self.peers = self
+            .acceptors
+            .iter()
+            .map(|a| (*a, Peer::default()))
+            .collect();
         self.phase = Phase::Campaign { started_ticks: 0 };
         self.pending.clear();
         for a in self.acceptors.clone() {
-            self.net.send(a, Message::VoteRequest { term: self.term, proposer_id: self.proposer_id });
+            self.net.send(
+                a,
+                Message::VoteRequest {
+                    term: self.term,
+                    proposer_id: self.proposer_id,
+                },
+            );
         }
     }
 
@@ -154,7 +171,13 @@ impl Proposer {
             return;
         }
         match msg {
-            Message::VoteResponse { term, vote_given, flush_lsn, term_history, .. } => {
+            Message::VoteResponse {
+                term,
+                vote_given,
+                flush_lsn,
+                term_history,
+                ..
+            } => {
                 if term > self.term {
                     return self.higher_term(term);
                 }
@@ -168,7 +191,9 @@ impl Proposer {
                 }
                 self.on_donor_wal(from, term, start, wal);
             }
-            Message::AppendResponse { term, flush_lsn, .. } => {
+            Message::AppendResponse {
+                term, flush_lsn, ..
+            } => {
                 if term > self.term {
                     return self.higher_term(term);
                 }
@@ -185,7 +210,8 @@ impl Proposer {
     fn higher_term(&mut self, term: Term) {
         self.max_seen_term = self.max_seen_term.max(term);
         if matches!(self.phase, Phase::Leader) {
-            self.observer.observe(self.id, Observation::Deposed { term: self.term });
+            self.observer
+                .observe(self.id, Observation::Deposed { term: self.term });
             self.phase = Phase::Deposed;
             self.pending.clear();
         } else {
@@ -216,12 +242,21 @@ impl Proposer {
         let by_flush_only = self.bugs.has(Bug::ElectByFlushLsn);
         let mut best: Option<(NodeId, Lsn, TermHistory)> = None;
         for (id, peer) in &self.peers {
-            let Some((flush, history)) = &peer.vote else { continue };
+            let Some((flush, history)) = &peer.vote else {
+                continue;
+            };
             let key = |f: Lsn, h: &TermHistory| {
-                let last_term = if by_flush_only { Term(0) } else { h.up_to(f).last_log_term() };
+                let last_term = if by_flush_only {
+                    Term(0)
+                } else {
+                    h.up_to(f).last_log_term()
+                };
                 (last_term, f)
             };
-            if best.as_ref().is_none_or(|(_, bf, bh)| key(*flush, history) > key(*bf, bh)) {
+            if best
+                .as_ref()
+                .is_none_or(|(_, bf, bh)| key(*flush, history) > key(*bf, bh))
+            {
                 best = Some((*id, *flush, history.clone()));
             }
         }
@@ -230,19 +265,39 @@ impl Proposer {
 
     fn start_recovery(&mut self) {
         let (donor, flush_lsn, history) = self.pick_donor();
-        self.phase = Phase::Recovering { donor, flush_lsn, history, waited_ticks: 0 };
+        self.phase = Phase::Recovering {
+            donor,
+            flush_lsn,
+            history,
+            waited_ticks: 0,
+        };
         self.request_donor_wal();
     }
 
     fn request_donor_wal(&self) {
-        if let Phase::Recovering { donor, flush_lsn, .. } = &self.phase {
-            let req = Message::ReadWal { term: self.term, start: Lsn::ZERO, end: *flush_lsn };
+        if let Phase::Recovering {
+            donor, flush_lsn, ..
+        } = &self.phase
+        {
+            let req = Message::ReadWal {
+                term: self.term,
+                start: Lsn::ZERO,
+                end: *flush_lsn,
+            };
             self.net.send(*donor, req);
         }
     }
 
     fn on_donor_wal(&mut self, from: NodeId, term: Term, start: Lsn, wal: Option<Arc<Vec<u8>>>) {
-        let Phase::Recovering { donor, flush_lsn, history, .. } = &self.phase else { return };
+        let Phase::Recovering {
+            donor,
+            flush_lsn,
+            history,
+            ..
+        } = &self.phase
+        else {
+            return;
+        };
         if from != *donor || term != self.term || start != Lsn::ZERO {
             return;
         }
@@ -250,18 +305,32 @@ impl Proposer {
             return self.campaign();
         };
         let (flush_lsn, mut history) = (*flush_lsn, history.up_to(*flush_lsn));
-        history.0.push(TermSwitch { term: self.term, lsn: flush_lsn });
+        history.0.push(TermSwitch {
+            term: self.term,
+            lsn: flush_lsn,
+        });
         self.wal = wal.to_vec();
         self.db = Database::recover(&self.wal);
-        assert_eq!(self.db.end_lsn(), flush_lsn, "the donor's WAL ends at its flush LSN");
+        assert_eq!(
+            self.db.end_lsn(),
+            flush_lsn,
+            "the donor's WAL ends at its flush LSN"
+        );
         self.history = history;
         self.epoch_start_lsn = flush_lsn;
         self.commit_lsn = Lsn::ZERO;
         self.phase = Phase::Leader;
-        let obs = Observation::Elected { term: self.term, epoch_start_lsn: flush_lsn };
+        let obs = Observation::Elected {
+            term: self.term,
+            epoch_start_lsn: flush_lsn,
+        };
         self.observer.observe(self.id, obs);
-        let voters: Vec<NodeId> =
-            self.peers.iter().filter(|(_, p)| p.vote.is_some()).map(|(id, _)| *id).collect();
+        let voters: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.vote.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         for id in voters {
             self.send_elected(id);
         }
@@ -286,7 +355,10 @@ impl Proposer {
         let peer = self.peers.get_mut(&from).unwrap();
         peer.confirmed = true;
         peer.flush_lsn = peer.flush_lsn.max(flush_lsn);
-        assert!(peer.flush_lsn <= wal_end, "acceptor flushed past our WAL end");
+        assert!(
+            peer.flush_lsn <= wal_end,
+            "acceptor flushed past our WAL end"
+        );
         if peer.next_lsn < peer.flush_lsn {
             peer.next_lsn = peer.flush_lsn;
         }
@@ -295,8 +367,12 @@ impl Proposer {
     }
 
     fn update_commit_lsn(&mut self) {
-        let mut flushed: Vec<Lsn> =
-            self.peers.values().filter(|p| p.confirmed).map(|p| p.flush_lsn).collect();
+        let mut flushed: Vec<Lsn> = self
+            .peers
+            .values()
+            .filter(|p| p.confirmed)
+            .map(|p| p.flush_lsn)
+            .collect();
         if flushed.len() < self.quorum() {
             return;
         }
@@ -307,14 +383,24 @@ impl Proposer {
             return;
         }
         self.commit_lsn = quorum_lsn;
-        let obs = Observation::CommitLsn { term: self.term, commit_lsn: quorum_lsn };
+        let obs = Observation::CommitLsn {
+            term: self.term,
+            commit_lsn: quorum_lsn,
+        };
         self.observer.observe(self.id, obs);
         while let Some((xid, lsn, end)) = self.pending.front().copied() {
             if end > self.commit_lsn {
                 break;
             }
             self.pending.pop_front();
-            self.observer.observe(self.id, Observation::CommitAcked { xid, lsn, end_lsn: end });
+            self.observer.observe(
+                self.id,
+                Observation::CommitAcked {
+                    xid,
+                    lsn,
+                    end_lsn: end,
+                },
+            );
         }
     }
 
@@ -329,7 +415,12 @@ impl Proposer {
         let end = Lsn((begin.0 + MAX_APPEND_BYTES as u64).min(wal_end.0));
         peer.next_lsn = end;
         let wal = Arc::new(self.wal[begin.0 as usize..end.0 as usize].to_vec());
-        let msg = Message::AppendRequest { term: self.term, begin_lsn: begin, wal, commit_lsn: self.commit_lsn };
+        let msg = Message::AppendRequest {
+            term: self.term,
+            begin_lsn: begin,
+            wal,
+            commit_lsn: self.commit_lsn,
+        };
         self.net.send(to, msg);
     }
 
@@ -354,7 +445,13 @@ impl Proposer {
                 }
                 for (id, peer) in &self.peers {
                     if peer.vote.is_none() {
-                        self.net.send(*id, Message::VoteRequest { term: self.term, proposer_id: self.proposer_id });
+                        self.net.send(
+                            *id,
+                            Message::VoteRequest {
+                                term: self.term,
+                                proposer_id: self.proposer_id,
+                            },
+                        );
                     }
                 }
             }
@@ -379,7 +476,13 @@ impl Proposer {
         for id in self.acceptors.clone() {
             let peer = self.peers[&id].clone();
             if peer.vote.is_none() {
-                self.net.send(id, Message::VoteRequest { term: self.term, proposer_id: self.proposer_id });
+                self.net.send(
+                    id,
+                    Message::VoteRequest {
+                        term: self.term,
+                        proposer_id: self.proposer_id,
+                    },
+                );
             } else if !peer.confirmed {
                 self.send_elected(id);
             } else if peer.flush_lsn < wal_end {

@@ -37,7 +37,10 @@ pub struct Client {
 
 impl Client {
     pub fn new(items: Vec<WorkItem>) -> Client {
-        Client { items, next: AtomicUsize::new(0) }
+        Client {
+            items,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// The next piece of work, or `None` when the client is done.
@@ -48,7 +51,9 @@ impl Client {
 }
 
 fn delta_bytes(d: &DeltaSpec) -> Vec<u8> {
-    (0..d.len).map(|i| d.seed.wrapping_add((i as u8).wrapping_mul(31))).collect()
+    (0..d.len)
+        .map(|i| d.seed.wrapping_add((i as u8).wrapping_mul(31)))
+        .collect()
 }
 
 /// The compute's view of the database: the pages it has written, rebuilt from the WAL after a
@@ -67,8 +72,15 @@ impl Database {
     /// Rebuilds the database from the whole WAL `[0, wal.len())`.
     pub fn recover(wal: &[u8]) -> Database {
         let decoded = crate::wal::decode_stream(wal, Lsn::ZERO, Some(Lsn::ZERO));
-        assert_eq!(decoded.end_lsn.0, wal.len() as u64, "recovered WAL must be whole records");
-        let mut db = Database { next_xid: 1, ..Database::default() };
+        assert_eq!(
+            decoded.end_lsn.0,
+            wal.len() as u64,
+            "recovered WAL must be whole records"
+        );
+        let mut db = Database {
+            next_xid: 1,
+            ..Database::default()
+        };
         for (lsn, rec) in &decoded.records {
             db.redo(*lsn, rec);
         }
@@ -93,7 +105,11 @@ impl Database {
     }
 
     fn log(&mut self, xid: Xid, body: RecordBody, out: &mut Vec<u8>) -> Lsn {
-        let rec = WalRecord { xid, prev_lsn: self.last_record_lsn, body };
+        let rec = WalRecord {
+            xid,
+            prev_lsn: self.last_record_lsn,
+            body,
+        };
         let lsn = self.end_lsn;
         rec.encode_into(out);
         self.redo(lsn, &rec);
@@ -128,7 +144,15 @@ impl Database {
                 self.log(xid, RecordBody::FullPageImage { page, image }, out);
             }
             let offset = d.offset.min((CONTENT_SIZE - d.len as usize) as u16);
-            self.log(xid, RecordBody::PageDelta { page, offset, bytes: delta_bytes(d) }, out);
+            self.log(
+                xid,
+                RecordBody::PageDelta {
+                    page,
+                    offset,
+                    bytes: delta_bytes(d),
+                },
+                out,
+            );
         }
         let commit = self.log(xid, RecordBody::Commit, out);
         Some((xid, commit, self.end_lsn))

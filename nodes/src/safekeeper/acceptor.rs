@@ -91,16 +91,31 @@ impl Acceptor {
     /// Handles one message from `from`; returns the reply, if any.
     pub async fn process_msg(&mut self, msg: &Message) -> Result<Option<Message>> {
         match msg {
-            Message::VoteRequest { term, proposer_id } => {
-                self.handle_vote_request(*proposer_id, *term).await.map(Some)
+            Message::VoteRequest { term, proposer_id } => self
+                .handle_vote_request(*proposer_id, *term)
+                .await
+                .map(Some),
+            Message::ProposerElected {
+                term,
+                proposer_id,
+                start_streaming_at,
+                term_history,
+            } => {
+                self.handle_elected(*proposer_id, *term, *start_streaming_at, term_history)
+                    .await
             }
-            Message::ProposerElected { term, proposer_id, start_streaming_at, term_history } => {
-                self.handle_elected(*proposer_id, *term, *start_streaming_at, term_history).await
+            Message::AppendRequest {
+                term,
+                begin_lsn,
+                wal,
+                commit_lsn,
+            } => {
+                self.handle_append(*term, *begin_lsn, wal, *commit_lsn)
+                    .await
             }
-            Message::AppendRequest { term, begin_lsn, wal, commit_lsn } => {
-                self.handle_append(*term, *begin_lsn, wal, *commit_lsn).await
+            Message::ReadWal { term, start, end } => {
+                Ok(Some(self.handle_read(*term, *start, *end)?))
             }
-            Message::ReadWal { term, start, end } => Ok(Some(self.handle_read(*term, *start, *end)?)),
             Message::VoteResponse { .. }
             | Message::AppendResponse { .. }
             | Message::ReadWalResponse { .. } => Ok(None),
@@ -156,14 +171,19 @@ impl Acceptor {
         {
             return Ok(Some(self.append_response()));
         }
-        assert_eq!(history.last_log_term(), term, "the proposer's history ends in its term");
+        assert_eq!(
+            history.last_log_term(),
+            term,
+            "the proposer's history ends in its term"
+        );
         if self.state.term_history.last_log_term() == term {
             // A duplicate: this term's appends may already have gone past `start`.
             return Ok(Some(self.append_response()));
         }
         if start < self.wal.write_lsn() && !self.bugs.has(Bug::SkipTruncateOnElect) {
             self.wal.truncate(start).await?;
-            self.observer.observe(self.id, Observation::Truncated { lsn: start });
+            self.observer
+                .observe(self.id, Observation::Truncated { lsn: start });
         }
         if self.wal.write_lsn() < start {
             // The proposer promised a start we do not reach: it will stream from our end.
@@ -212,7 +232,10 @@ impl Acceptor {
             return Ok(());
         }
         self.commit_lsn = commit_lsn;
-        assert!(self.commit_lsn <= self.wal.flush_lsn(), "commit LSN past flush LSN");
+        assert!(
+            self.commit_lsn <= self.wal.flush_lsn(),
+            "commit LSN past flush LSN"
+        );
         if commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES {
             self.state.commit_lsn = commit_lsn;
             self.persist().await?;
@@ -228,6 +251,10 @@ impl Acceptor {
         } else {
             None
         };
-        Ok(Message::ReadWalResponse { term: self.state.term, start, wal })
+        Ok(Message::ReadWalResponse {
+            term: self.state.term,
+            start,
+            wal,
+        })
     }
 }

@@ -41,18 +41,25 @@ fn encode(state: &SafekeeperState) -> Vec<u8> {
 }
 
 fn corrupt(why: &str) -> Error {
-    Error::new(ErrorKind::InvalidData, format!("control file {FILE}: {why}"))
+    Error::new(
+        ErrorKind::InvalidData,
+        format!("control file {FILE}: {why}"),
+    )
 }
 
 fn decode(bytes: &[u8]) -> Result<SafekeeperState> {
     let word = |i: usize| {
-        bytes.get(i * 4..i * 4 + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        bytes
+            .get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
     };
     if word(0) != Some(MAGIC) || word(1) != Some(VERSION) {
         return Err(corrupt("bad magic or version"));
     }
     let len = word(2).ok_or_else(|| corrupt("truncated header"))? as usize;
-    let body = bytes.get(16..16 + len).ok_or_else(|| corrupt("truncated body"))?;
+    let body = bytes
+        .get(16..16 + len)
+        .ok_or_else(|| corrupt("truncated body"))?;
     if word(3) != Some(crc32c::crc32c(body)) {
         return Err(corrupt("checksum mismatch"));
     }

@@ -33,8 +33,10 @@ pub async fn run(cfg: SafekeeperConfig) {
         .expect("bind");
     loop {
         let env = net.recv().await.expect("network");
-        let reply =
-            acceptor.process_msg(&env.msg).await.expect("safekeeper disk I/O failed");
+        let reply = acceptor
+            .process_msg(&env.msg)
+            .await
+            .expect("safekeeper disk I/O failed");
         if let Some(reply) = reply {
             net.send(env.from, reply);
         }

@@ -71,7 +71,9 @@ impl WalStore {
             unsynced: BTreeSet::new(),
             created: false,
         };
-        let Some(last) = last else { return Ok((store, None)) };
+        let Some(last) = last else {
+            return Ok((store, None));
+        };
         let held_end = Lsn(last * SEGMENT_SIZE + store.disk.len(&segment_name(last))?);
         let bytes = read_wal(&store.disk, Lsn::ZERO, held_end)?;
         let end = decode_stream(&bytes, Lsn::ZERO, Some(Lsn::ZERO)).end_lsn;
@@ -140,7 +142,9 @@ impl WalStore {
         let mut removed = false;
         for name in self.disk.list() {
             match segno_of(&name) {
-                Some(s) if s > keep || (s == keep && lsn.0 % SEGMENT_SIZE == 0 && s > 0) => {
+                Some(s)
+                    if s > keep || (s == keep && lsn.0.is_multiple_of(SEGMENT_SIZE) && s > 0) =>
+                {
                     self.disk.remove(&name)?;
                     self.unsynced.remove(&s);
                     removed = true;

@@ -1,0 +1,170 @@
+//! Seed files: one TOML file per seed worth keeping, in `seeds/` (the regression corpus) or
+//! written by a campaign for each failure. A file says how to rebuild the run (seed, scenario
+//! or config, planted bug), what must happen (pass, or fail with a named invariant) and the
+//! trace hash it must reproduce, so any change in behaviour shows as a hash mismatch.
+
+use crate::config::Config;
+use crate::plan::Plan;
+use crate::runner::{run_seed, RunOptions, RunOutcome};
+use crate::scenario;
+use anyhow::{bail, Context, Result};
+use lakesim_nodes::bugs::{Bug, BugSet};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    Pass,
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFile {
+    /// The lakesim version that wrote the file.
+    #[serde(default)]
+    pub lakesim_version: Option<String>,
+    pub seed: u64,
+    /// A named scenario; or else `config` holds the whole configuration.
+    #[serde(default)]
+    pub scenario: Option<String>,
+    #[serde(default)]
+    pub config: Option<Config>,
+    #[serde(default)]
+    pub bug: Option<String>,
+    pub expect: Expect,
+    /// With `expect = "fail"`: the invariant the run must violate.
+    #[serde(default)]
+    pub invariant: Option<String>,
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// 16 hex digits.
+    pub trace_hash: String,
+    /// The plan as it was run (a record; the run is rebuilt from seed and config, and the two
+    /// must agree).
+    #[serde(default)]
+    pub plan: Option<Plan>,
+}
+
+/// A seed file made ready to run.
+pub struct Loaded {
+    pub file: SeedFile,
+    pub config: Config,
+    pub bugs: BugSet,
+    pub plan: Plan,
+}
+
+impl SeedFile {
+    pub fn load(path: &Path) -> Result<Loaded> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read seed file {}", path.display()))?;
+        let file: SeedFile = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "seed file {}: {}",
+                path.display(),
+                e.message().replace('\n', " ")
+            )
+        })?;
+        file.prepare()
+            .with_context(|| format!("seed file {}", path.display()))
+    }
+
+    fn prepare(self) -> Result<Loaded> {
+        let config = match (&self.scenario, &self.config) {
+            (Some(_), Some(_)) => bail!("give either scenario or config, not both"),
+            (Some(name), None) => scenario::find(name)?,
+            (None, Some(c)) => {
+                c.validate()?;
+                c.clone()
+            }
+            (None, None) => bail!("needs a scenario or a [config] table"),
+        };
+        let bugs = match &self.bug {
+            Some(b) => BugSet::of([b.parse::<Bug>().map_err(anyhow::Error::msg)?]),
+            None => BugSet::none(),
+        };
+        if self.trace_hash.len() != 16 || u64::from_str_radix(&self.trace_hash, 16).is_err() {
+            bail!("trace_hash = {:?}: must be 16 hex digits", self.trace_hash);
+        }
+        if (self.expect == Expect::Fail) != self.invariant.is_some() {
+            bail!("expect = \"fail\" needs the invariant it violates, and only it does");
+        }
+        let plan = Plan::generate(self.seed, &config);
+        if self.plan.as_ref().is_some_and(|p| *p != plan) {
+            bail!("its plan differs from the plan this lakesim makes for the seed; re-pin it");
+        }
+        Ok(Loaded {
+            file: self,
+            config,
+            bugs,
+            plan,
+        })
+    }
+}
+
+/// How a replay went.
+pub struct Replay {
+    pub outcome: RunOutcome,
+    /// The run did what the file expects (pass, or fail with its invariant).
+    pub as_expected: bool,
+    pub hash_matches: bool,
+}
+
+impl Loaded {
+    pub fn replay(&self) -> Replay {
+        let opts = RunOptions {
+            bugs: self.bugs.clone(),
+            keep_trace: false,
+        };
+        let outcome = run_seed(self.file.seed, &self.config, &self.plan, &opts);
+        let as_expected = match (&self.file.expect, &outcome.violation) {
+            (Expect::Pass, None) => true,
+            (Expect::Fail, Some(v)) => self.file.invariant.as_deref() == Some(&v.invariant),
+            _ => false,
+        };
+        let hash_matches = format!("{:016x}", outcome.trace_hash) == self.file.trace_hash;
+        Replay {
+            outcome,
+            as_expected,
+            hash_matches,
+        }
+    }
+}
+
+/// A seed file recording `outcome`.
+pub fn record(
+    seed: u64,
+    scenario: Option<&str>,
+    config: Option<&Config>,
+    bug: Option<&str>,
+    plan: Option<&Plan>,
+    outcome: &RunOutcome,
+) -> SeedFile {
+    SeedFile {
+        lakesim_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        seed,
+        scenario: scenario.map(str::to_string),
+        config: config.cloned(),
+        bug: bug.map(str::to_string),
+        expect: if outcome.violation.is_some() {
+            Expect::Fail
+        } else {
+            Expect::Pass
+        },
+        invariant: outcome.violation.as_ref().map(|v| v.invariant.clone()),
+        detail: outcome.violation.as_ref().map(|v| v.detail.clone()),
+        trace_hash: format!("{:016x}", outcome.trace_hash),
+        plan: plan.cloned(),
+    }
+}
+
+/// Writes `file` to `path` atomically (temp file + rename), so a crash or Ctrl-C never leaves
+/// half a seed file, and an existing file is only ever replaced whole.
+pub fn save(path: &Path, file: &SeedFile) -> Result<()> {
+    let text = toml::to_string(file).context("seed file serialises")?;
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
