@@ -7,6 +7,7 @@ pub mod page;
 pub mod wal;
 
 pub use ids::{Lsn, NodeId, PageId, Term, Xid};
+pub mod buggify;
 pub mod bugs;
 pub mod compute;
 pub mod durable;

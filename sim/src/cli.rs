@@ -3,6 +3,7 @@
 //! Exit status: 0 when every invariant held, 1 when one was violated, 2 on bad input (printed as
 //! one line naming what is wrong and what is allowed).
 
+use crate::campaign::{Budget, Campaign, Shard};
 use crate::config::Config;
 use crate::plan::Plan;
 use crate::runner::{run_seed, RunOptions, RunOutcome};
@@ -13,6 +14,8 @@ use clap::{Parser, Subcommand};
 use lakesim_nodes::bugs::{Bug, BugSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +40,29 @@ enum Command {
         /// Write every event of the run to FILE as JSON lines.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+    },
+    /// Run a campaign of many seeds; save every failure as a replayable seed file.
+    Fuzz {
+        /// How many seeds (default 1000, unless --duration is given).
+        #[arg(long, conflicts_with = "duration")]
+        seeds: Option<u64>,
+        /// How long to run, like 90s, 10m or 2h (wall clock).
+        #[arg(long, value_parser = crate::campaign::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Seeds run at once (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run shard K of N: a disjoint slice of the campaign's seeds.
+        #[arg(long, default_value = "1/1")]
+        shard: Shard,
+        #[command(flatten)]
+        setup: Setup,
+        /// Where failures and summary.json go.
+        #[arg(long, default_value = "lakesim-out")]
+        out: PathBuf,
+        /// The first seed of the campaign.
+        #[arg(long, default_value_t = 0)]
+        start_seed: u64,
     },
     /// Re-run a saved failure or a seeds/ file bit-exactly and check its trace hash.
     Replay {
@@ -87,12 +113,40 @@ impl Setup {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    quiet_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
     let result = match cli.command {
         Command::Run { seed, setup, trace } => cmd_run(seed, &setup, trace),
+        Command::Fuzz {
+            seeds,
+            duration,
+            jobs,
+            shard,
+            setup,
+            out,
+            start_seed,
+        } => {
+            let budget = match (seeds, duration) {
+                (_, Some(d)) => Budget::Wall(d),
+                (Some(n), None) => Budget::Seeds(n),
+                (None, None) => Budget::Seeds(1000),
+            };
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            let campaign = Campaign {
+                setup,
+                budget,
+                jobs,
+                shard,
+                start_seed,
+                out,
+            };
+            cmd_fuzz(&campaign)
+        }
         Command::Replay { file } => cmd_replay(&file),
         Command::Pin { dir } => cmd_pin(&dir),
         Command::List => {
@@ -203,7 +257,7 @@ pub fn describe_faults(plan: &Plan) -> String {
         }
     };
     format!(
-        "faults: safekeeper crashes {}, compute crashes {}, partitions {}, packet loss {}, torn writes {}, duplicates {}, second compute {}; {} events",
+        "faults: safekeeper crashes {}, compute crashes {}, partitions {}, packet loss {}, torn writes {}, duplicates {}, second compute {}, buggify {}; {} events",
         rate(f.safekeeper_crashes_per_s),
         rate(f.compute_crashes_per_s),
         rate(f.partitions_per_s),
@@ -211,6 +265,7 @@ pub fn describe_faults(plan: &Plan) -> String {
         frac(f.torn_write_probability),
         frac(f.duplicate_probability),
         if f.second_compute { "on" } else { "off" },
+        if f.buggify { "on" } else { "off" },
         plan.faults.len(),
     )
 }
@@ -368,6 +423,49 @@ fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
         files.len()
     );
     Ok(if broken > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A panic inside a seed is a finding, reported with the run (message and last events); the
+/// default hook's backtrace would only bury it. Panics elsewhere still print one line.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let in_seed = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("seed-"));
+        if !in_seed {
+            eprintln!("lakesim: internal error: {info}");
+        }
+    }));
+}
+
+fn cmd_fuzz(campaign: &Campaign) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // Ctrl-C: finish the seeds in flight, keep every failure found, write the summary.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let summary = campaign.run(stop)?;
+    println!(
+        "campaign {} (shard {}{}): {} seeds, {} failed, {:.1}s wall, {:.0} seeds/s, {:.0} simulated s per wall s{}",
+        summary.scenario,
+        summary.shard,
+        summary.bug.as_ref().map(|b| format!(", planted bug {b}")).unwrap_or_default(),
+        summary.seeds_run,
+        summary.failures,
+        summary.wall_seconds,
+        summary.seeds_per_second,
+        summary.simulated_seconds_per_wall_second,
+        if summary.interrupted { ", interrupted" } else { "" },
+    );
+    for (invariant, n) in &summary.failures_by_invariant {
+        let (seed, after) = summary.first_failure[invariant];
+        println!("  {invariant}: {n} seeds failed; first seed {seed}, after {after} seeds");
+    }
+    println!("summary: {}", campaign.out.join("summary.json").display());
+    Ok(if summary.failures > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

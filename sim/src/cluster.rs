@@ -72,6 +72,7 @@ impl Cluster {
                 bugs: bugs.clone(),
                 observer: observer.clone(),
                 duplicate_probability: dup,
+                buggify: plan.faults_chosen.buggify,
             };
             let node = handle
                 .create_node()
@@ -94,6 +95,7 @@ impl Cluster {
                 txn_interval: Duration::from_millis(config.workload.txn_interval_ms),
             },
             client: Arc::new(Client::new(plan.workload.clone())),
+            buggify: plan.faults_chosen.buggify,
         };
         let mut cluster = Cluster {
             handle,

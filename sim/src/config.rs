@@ -59,6 +59,8 @@ pub struct FaultConfig {
     pub second_compute: bool,
     /// Let each seed choose which of the above are on (swarm testing).
     pub swarm: bool,
+    /// Share of seeds that run with BUGGIFY points on (0 to 1).
+    pub buggify_share: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +110,7 @@ impl Default for FaultConfig {
             duplicate_probability: 0.0,
             second_compute: false,
             swarm: false,
+            buggify_share: 0.0,
         }
     }
 }
@@ -174,6 +177,7 @@ impl Config {
             ("faults.torn_write_probability", f.torn_write_probability),
             ("faults.duplicate_probability", f.duplicate_probability),
             ("disk.land_probability", self.disk.land_probability),
+            ("faults.buggify_share", f.buggify_share),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 bail!("{name} = {p}: must be between 0 and 1");

@@ -34,6 +34,8 @@ pub struct FaultMix {
     pub torn_write_probability: f64,
     pub duplicate_probability: f64,
     pub second_compute: bool,
+    /// BUGGIFY points in node code are on for this seed.
+    pub buggify: bool,
 }
 
 /// One scheduled fault.
@@ -125,9 +127,11 @@ fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
         torn_write_probability: pick(f.torn_write_probability).min(1.0),
         duplicate_probability: pick(f.duplicate_probability).min(0.5),
         second_compute: f.second_compute,
+        buggify: false,
     };
     FaultMix {
         second_compute: mix.second_compute && (!f.swarm || rng.gen_bool(0.5)),
+        buggify: rng.gen_bool(f.buggify_share),
         ..mix
     }
 }

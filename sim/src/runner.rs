@@ -80,7 +80,12 @@ fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions
             sim_time: trace.elapsed_at_last_event(),
             wall_time: Duration::ZERO,
             violation: Some(Violation {
-                invariant: "panic".to_string(),
+                // madsim's time limit is the seed's simulated-time budget.
+                invariant: if panic_message(payload.as_ref()).contains("time limit exceeded") {
+                    "liveness".to_string()
+                } else {
+                    "panic".to_string()
+                },
                 time_ms: trace.elapsed_at_last_event().as_millis() as u64,
                 nodes: vec![],
                 detail: panic_message(payload.as_ref()),

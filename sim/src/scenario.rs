@@ -96,6 +96,7 @@ fn storm() -> Config {
             duplicate_probability: 0.05,
             second_compute: true,
             swarm: true,
+            buggify_share: 0.3,
         },
         ..Config::default()
     }

@@ -24,6 +24,7 @@ pub struct ComputeConfig {
     pub full_page_writes: bool,
     pub timing: ProposerTiming,
     pub client: Arc<Client>,
+    pub buggify: bool,
 }
 
 /// Runs a compute until the process is killed.
@@ -40,6 +41,7 @@ pub async fn run(cfg: ComputeConfig) {
         cfg.timing,
         cfg.full_page_writes,
         cfg.client,
-    );
+    )
+    .with_buggify(cfg.buggify);
     proposer.run().await
 }

@@ -73,6 +73,7 @@ pub struct Proposer {
     timing: ProposerTiming,
     full_page_writes: bool,
     client: Arc<Client>,
+    buggify: bool,
 
     term: Term,
     max_seen_term: Term,
@@ -110,6 +111,7 @@ impl Proposer {
             timing,
             full_page_writes,
             client,
+            buggify: false,
             term: Term(0),
             max_seen_term: Term(0),
             phase: Phase::Deposed,
@@ -122,6 +124,12 @@ impl Proposer {
             pending: VecDeque::new(),
             client_done: false,
         }
+    }
+
+    /// Turns the BUGGIFY points on.
+    pub fn with_buggify(mut self, on: bool) -> Proposer {
+        self.buggify = on;
+        self
     }
 
     fn quorum(&self) -> usize {
@@ -412,7 +420,13 @@ impl Proposer {
             return;
         }
         let begin = peer.next_lsn;
-        let end = Lsn((begin.0 + MAX_APPEND_BYTES as u64).min(wal_end.0));
+        // BUGGIFY: small appends push acceptors through many partial, interleaved writes.
+        let max = if crate::buggify::buggify(self.buggify, 0.1) {
+            256
+        } else {
+            MAX_APPEND_BYTES
+        };
+        let end = Lsn((begin.0 + max as u64).min(wal_end.0));
         peer.next_lsn = end;
         let wal = Arc::new(self.wal[begin.0 as usize..end.0 as usize].to_vec());
         let msg = Message::AppendRequest {

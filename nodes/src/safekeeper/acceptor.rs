@@ -32,6 +32,7 @@ pub struct Acceptor {
     commit_lsn: Lsn,
     bugs: BugSet,
     observer: Arc<dyn Observer>,
+    buggify: bool,
 }
 
 impl Acceptor {
@@ -57,9 +58,16 @@ impl Acceptor {
             commit_lsn,
             bugs,
             observer,
+            buggify: false,
         };
         acceptor.report();
         Ok(acceptor)
+    }
+
+    /// Turns the BUGGIFY points on.
+    pub fn with_buggify(mut self, on: bool) -> Acceptor {
+        self.buggify = on;
+        self
     }
 
     pub fn term(&self) -> Term {
@@ -236,7 +244,9 @@ impl Acceptor {
             self.commit_lsn <= self.wal.flush_lsn(),
             "commit LSN past flush LSN"
         );
-        if commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES {
+        // BUGGIFY: persisting the commit LSN early or late must be equally safe.
+        let due = commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES;
+        if due || crate::buggify::buggify(self.buggify, 0.05) {
             self.state.commit_lsn = commit_lsn;
             self.persist().await?;
         } else {

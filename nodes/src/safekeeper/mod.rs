@@ -20,6 +20,7 @@ pub struct SafekeeperConfig {
     pub bugs: BugSet,
     pub observer: Arc<dyn Observer>,
     pub duplicate_probability: f64,
+    pub buggify: bool,
 }
 
 /// Runs a safekeeper until the process is killed.
@@ -27,7 +28,8 @@ pub async fn run(cfg: SafekeeperConfig) {
     cfg.observer.observe(cfg.id, Observation::Started);
     let mut acceptor = Acceptor::open(cfg.id, cfg.disk, cfg.bugs, cfg.observer.clone())
         .await
-        .expect("safekeeper cannot recover its disk");
+        .expect("safekeeper cannot recover its disk")
+        .with_buggify(cfg.buggify);
     let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
         .await
         .expect("bind");
