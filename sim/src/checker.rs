@@ -153,7 +153,10 @@ impl Checker {
         let from = verified.0 as usize;
         let overlap = s.committed.len().saturating_sub(from).min(bytes.len());
         if let Some(i) = (0..overlap).find(|i| s.committed[from + i] != bytes[*i]) {
-            let detail = format!("committed WAL differs at LSN {}", Lsn((from + i) as u64));
+            let detail = format!(
+                "WAL at LSN {} disagrees with the committed WAL",
+                Lsn((from + i) as u64)
+            );
             return self.fail_locked(s, "wal-agreement", &[node], detail);
         }
         if from + bytes.len() > s.committed.len() {
