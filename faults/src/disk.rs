@@ -137,6 +137,17 @@ impl Inode {
         self.dirty.extend(first..=last);
     }
 
+    /// fsync: the durable copy becomes the cached one. Only dirty sectors are copied, so an
+    /// fsync costs what was written since the last one, not the file's size.
+    fn make_durable(&mut self, sector: usize) {
+        self.durable.resize(self.cache.len(), 0);
+        for s in std::mem::take(&mut self.dirty) {
+            let start = (s as usize * sector).min(self.cache.len());
+            let end = (start + sector).min(self.cache.len());
+            self.durable[start..end].copy_from_slice(&self.cache[start..end]);
+        }
+    }
+
     /// What survives a crash: each dirty sector lands with probability `p`.
     fn crash(&mut self, sector: usize, p: f64, rng: &mut ChaCha8Rng) {
         let mut after = std::mem::take(&mut self.durable);
@@ -267,13 +278,12 @@ impl Disk {
         let latency = self.latency();
         madsim::time::sleep(latency).await;
         let mut s = self.state();
+        let sector = s.config.sector_size;
         let inode = s.inode(name)?;
-        let bytes = inode.dirty.len() as u64;
-        inode.durable.clone_from(&inode.cache);
-        inode.dirty.clear();
-        let sector = s.config.sector_size as u64;
-        s.bytes_synced += bytes * sector;
-        s.trace("disk.sync", bytes, 0);
+        let sectors = inode.dirty.len() as u64;
+        inode.make_durable(sector);
+        s.bytes_synced += sectors * sector as u64;
+        s.trace("disk.sync", sectors, 0);
         Ok(())
     }
 

@@ -97,6 +97,7 @@ impl Net {
             Observation::Delivered {
                 from,
                 kind: msg.kind(),
+                term: msg.term(),
             },
         );
         Ok(Envelope { from, msg })

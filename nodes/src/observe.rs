@@ -11,11 +11,17 @@ use crate::ids::{Lsn, NodeId, Term, Xid};
 #[derive(Clone, Copy, Debug)]
 pub enum Observation {
     /// A message arrived (`kind` from [`crate::proto::Message::kind`]).
-    Delivered { from: NodeId, kind: &'static str },
+    Delivered {
+        from: NodeId,
+        kind: &'static str,
+        term: Term,
+    },
     /// The acceptor's state after every change: its durable term and flush LSN, the commit LSN
     /// it learned (in memory) and the one it persisted.
+    /// `last_log_term` is the term that wrote the end of its durable log (the election's key).
     Acceptor {
         term: Term,
+        last_log_term: Term,
         flush_lsn: Lsn,
         commit_lsn: Lsn,
         durable_commit_lsn: Lsn,

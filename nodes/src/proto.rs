@@ -22,6 +22,16 @@ impl TermHistory {
         self.0.last().map_or(Term(0), |e| e.term)
     }
 
+    /// The term that wrote the log ending at `flush_lsn`: Neon's last-log term, the first key of
+    /// the election (`up_to(flush_lsn).last_log_term()`, without the allocation).
+    pub fn term_at(&self, flush_lsn: Lsn) -> Term {
+        self.0
+            .iter()
+            .rev()
+            .find(|e| e.lsn <= flush_lsn)
+            .map_or(Term(0), |e| e.term)
+    }
+
     /// The history as it stood up to `lsn`: entries starting after it are dropped.
     pub fn up_to(&self, lsn: Lsn) -> TermHistory {
         TermHistory(self.0.iter().copied().filter(|e| e.lsn <= lsn).collect())
@@ -41,7 +51,10 @@ impl TermHistory {
             return Lsn::ZERO;
         }
         let i = common - 1;
-        assert_eq!(self.0[i].lsn, prop.0[i].lsn, "one term began at two LSNs");
+        assert_eq!(
+            self.0[i].lsn, prop.0[i].lsn,
+            "wal-agreement: one term began at two LSNs (two proposers in one term)"
+        );
         // Past the last common term, each log moved on (or ended) at its own point.
         let mine_end = self
             .0
@@ -106,6 +119,19 @@ pub enum Message {
 }
 
 impl Message {
+    /// The term the message speaks for.
+    pub fn term(&self) -> Term {
+        match self {
+            Message::VoteRequest { term, .. }
+            | Message::VoteResponse { term, .. }
+            | Message::ProposerElected { term, .. }
+            | Message::AppendRequest { term, .. }
+            | Message::AppendResponse { term, .. }
+            | Message::ReadWal { term, .. }
+            | Message::ReadWalResponse { term, .. } => *term,
+        }
+    }
+
     /// A short name for traces and reports.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -40,6 +40,9 @@ struct AcceptorView {
     commit_lsn: Lsn,
     /// Its WAL below this LSN was compared with the committed prefix and still holds.
     verified_lsn: Lsn,
+    /// The election key of its durable log.
+    last_log_term: Term,
+    flush_lsn: Lsn,
 }
 
 #[derive(Default)]
@@ -165,6 +168,72 @@ impl Checker {
         s.acceptors.get_mut(&node).unwrap().verified_lsn = commit;
     }
 
+    /// True when `node`'s WAL holds the committed prefix up to `lsn`, byte for byte. Extends the
+    /// node's verified prefix, so each byte is compared once.
+    fn holds_committed(&self, s: &mut State, node: NodeId, lsn: Lsn) -> bool {
+        let Some(view) = s.acceptors.get(&node) else {
+            return false;
+        };
+        if view.verified_lsn >= lsn {
+            return true;
+        }
+        if view.flush_lsn < lsn {
+            return false;
+        }
+        let from = view.verified_lsn;
+        let bytes = read_wal(&self.disks[&node], from, lsn).expect("acceptor disk");
+        let expected = &s.committed[from.0 as usize..lsn.0 as usize];
+        if bytes != expected {
+            return false;
+        }
+        s.acceptors.get_mut(&node).unwrap().verified_lsn = lsn;
+        true
+    }
+
+    /// Leader completeness, the heart of durability: whatever majority elects the next proposer,
+    /// the log it adopts (highest last-log term, then flush LSN, as DESIGN §3 says) holds all the
+    /// committed WAL. Checked on the acceptors' durable states after every change, so a commit
+    /// that a future election could undo is caught when it is declared, not only if that
+    /// election happens to run.
+    fn check_committed_survives_elections(&self, s: &mut State) {
+        let committed = Lsn(s.committed.len() as u64);
+        if committed == Lsn::ZERO || s.violation.is_some() {
+            return;
+        }
+        let ids: Vec<NodeId> = self.disks.keys().copied().collect();
+        let quorum = ids.len() / 2 + 1;
+        for mask in 0u32..(1 << ids.len()) {
+            if mask.count_ones() as usize != quorum {
+                continue;
+            }
+            let key = |s: &State, id: &NodeId| {
+                s.acceptors
+                    .get(id)
+                    .map_or((Term(0), Lsn::ZERO), |v| (v.last_log_term, v.flush_lsn))
+            };
+            let members = ids.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0);
+            let donor = *members
+                .map(|(_, id)| id)
+                .max_by_key(|id| key(s, id))
+                .unwrap();
+            if !self.holds_committed(s, donor, committed) {
+                let (term, flush) = key(s, &donor);
+                let voters: Vec<String> = ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, id)| id.to_string())
+                    .collect();
+                let detail = format!(
+                    "WAL committed to {committed} would not survive an election by {{{}}}: its most advanced log ({donor}, last-log term {}, flush {flush}) does not hold it",
+                    voters.join(","),
+                    term.0
+                );
+                return self.fail_locked(s, "durability", &[donor], detail);
+            }
+        }
+    }
+
     /// End of run: every acknowledged commit is in the committed WAL, and commits resumed after
     /// the faults healed at `healed_at`.
     pub fn check_end(&self, healed_at: Duration) {
@@ -233,17 +302,22 @@ impl Observer for Checker {
         let n = node.0;
         let mut s = self.state.lock().unwrap();
         match obs {
-            Observation::Delivered { from, kind } => {
-                self.trace.record(n, kind, u64::from(from.0), 0)
+            Observation::Delivered { from, kind, term } => {
+                self.trace.record(n, kind, u64::from(from.0), term.0)
             }
             Observation::Acceptor {
                 term,
+                last_log_term,
                 flush_lsn,
                 commit_lsn,
                 durable_commit_lsn,
             } => {
                 self.trace.record(n, "acceptor", term.0, flush_lsn.0);
+                let view = s.acceptors.entry(node).or_default();
+                view.last_log_term = last_log_term;
+                view.flush_lsn = flush_lsn;
                 self.on_acceptor(&mut s, node, term, commit_lsn, durable_commit_lsn);
+                self.check_committed_survives_elections(&mut s);
             }
             Observation::Truncated { lsn } => {
                 self.trace.record(n, "truncated", lsn.0, 0);

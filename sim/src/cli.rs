@@ -257,10 +257,11 @@ pub fn describe_faults(plan: &Plan) -> String {
         }
     };
     format!(
-        "faults: safekeeper crashes {}, compute crashes {}, partitions {}, packet loss {}, torn writes {}, duplicates {}, second compute {}, buggify {}; {} events",
+        "faults: safekeeper crashes {}, compute crashes {}, partitions {}, election storms {}, packet loss {}, torn writes {}, duplicates {}, second compute {}, buggify {}; {} events",
         rate(f.safekeeper_crashes_per_s),
         rate(f.compute_crashes_per_s),
         rate(f.partitions_per_s),
+        rate(f.election_storms_per_s),
         frac(f.max_packet_loss),
         frac(f.torn_write_probability),
         frac(f.duplicate_probability),
@@ -378,6 +379,29 @@ pub fn seed_files(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Rewrites the `trace_hash` line of a seed file in place (atomically), keeping its comments
+/// and layout: the corpus is written by people.
+fn repin(path: &std::path::Path, hash: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut replaced = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("trace_hash") && !replaced {
+                replaced = true;
+                format!("trace_hash = \"{hash}\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    anyhow::ensure!(replaced, "{}: no trace_hash line to re-pin", path.display());
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, lines.join("\n") + "\n")?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
     let files = seed_files(dir)?;
     let loaded: Vec<_> = files
@@ -403,19 +427,13 @@ fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
         if replay.hash_matches {
             continue;
         }
-        let mut file = l.file.clone();
-        file.trace_hash = format!("{:016x}", replay.outcome.trace_hash);
-        file.lakesim_version = Some(env!("CARGO_PKG_VERSION").to_string());
-        if file.plan.is_some() {
-            file.plan = Some(l.plan.clone());
-        }
-        crate::seedfile::save(path, &file)?;
+        let new_hash = format!("{:016x}", replay.outcome.trace_hash);
+        repin(path, &new_hash)?;
         changed += 1;
         println!(
-            "{}: re-pinned {} -> {}",
+            "{}: re-pinned {} -> {new_hash}",
             path.display(),
-            l.file.trace_hash,
-            file.trace_hash
+            l.file.trace_hash
         );
     }
     println!(

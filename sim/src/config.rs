@@ -49,6 +49,9 @@ pub struct FaultConfig {
     pub safekeeper_crashes_per_s: f64,
     pub compute_crashes_per_s: f64,
     pub partitions_per_s: f64,
+    /// Election storms: bursts in which the compute is elected, reaches only some safekeepers,
+    /// and crashes, several times in a row, leaving acceptors on divergent branches.
+    pub election_storms_per_s: f64,
     /// Largest packet loss rate a loss window sets.
     pub max_packet_loss: f64,
     /// Chance that an unsynced sector survives a crash (torn writes).
@@ -105,6 +108,7 @@ impl Default for FaultConfig {
             safekeeper_crashes_per_s: 0.0,
             compute_crashes_per_s: 0.0,
             partitions_per_s: 0.0,
+            election_storms_per_s: 0.0,
             max_packet_loss: 0.0,
             torn_write_probability: 0.0,
             duplicate_probability: 0.0,
@@ -190,6 +194,7 @@ impl Config {
             ),
             ("faults.compute_crashes_per_s", f.compute_crashes_per_s),
             ("faults.partitions_per_s", f.partitions_per_s),
+            ("faults.election_storms_per_s", f.election_storms_per_s),
         ] {
             if !(0.0..=20.0).contains(&r) {
                 bail!("{name} = {r}: must be between 0 and 20");

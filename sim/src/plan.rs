@@ -30,6 +30,7 @@ pub struct FaultMix {
     pub safekeeper_crashes_per_s: f64,
     pub compute_crashes_per_s: f64,
     pub partitions_per_s: f64,
+    pub election_storms_per_s: f64,
     pub max_packet_loss: f64,
     pub torn_write_probability: f64,
     pub duplicate_probability: f64,
@@ -123,6 +124,7 @@ fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
         safekeeper_crashes_per_s: pick(f.safekeeper_crashes_per_s),
         compute_crashes_per_s: pick(f.compute_crashes_per_s),
         partitions_per_s: pick(f.partitions_per_s),
+        election_storms_per_s: pick(f.election_storms_per_s),
         max_packet_loss: pick(f.max_packet_loss).min(0.5),
         torn_write_probability: pick(f.torn_write_probability).min(1.0),
         duplicate_probability: pick(f.duplicate_probability).min(0.5),
@@ -163,7 +165,8 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     let mut events = Vec::new();
     let mut push = |at_ms: u64, action: FaultAction| events.push(FaultEvent { at_ms, action });
 
-    // A second compute, started while the first is cut off but alive.
+    // A second compute: the control plane replaces the first, which it believes dead, while
+    // that one is cut off but alive; it may come back before or after the new one is elected.
     let second_at = mix
         .second_compute
         .then(|| rng.gen_range(window / 4..window * 3 / 4));
@@ -174,16 +177,21 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
                 node: FIRST_COMPUTE,
             },
         );
+        let next = FIRST_COMPUTE + 1;
         push(
             t + rng.gen_range(50..500),
-            FaultAction::StartCompute {
-                node: FIRST_COMPUTE + 1,
+            FaultAction::StartCompute { node: next },
+        );
+        push(
+            t + rng.gen_range(100..3000),
+            FaultAction::Rejoin {
+                node: FIRST_COMPUTE,
             },
         );
     }
-    let compute_at = |t: u64| match second_at {
-        Some(s) if t > s + 500 => FIRST_COMPUTE + 1,
-        _ => FIRST_COMPUTE,
+    let computes_at = |t: u64| match second_at {
+        Some(s) if t > s + 500 => vec![FIRST_COMPUTE, FIRST_COMPUTE + 1],
+        _ => vec![FIRST_COMPUTE],
     };
     for t in strikes(&mut rng, mix.safekeeper_crashes_per_s, window) {
         let node = sks[rng.gen_range(0..sks.len())];
@@ -191,22 +199,20 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
         push(t + rng.gen_range(20..1500), FaultAction::Restart { node });
     }
     for t in strikes(&mut rng, mix.compute_crashes_per_s, window) {
-        let node = compute_at(t);
+        let computes = computes_at(t);
+        let node = computes[rng.gen_range(0..computes.len())];
         push(t, FaultAction::Crash { node });
         push(t + rng.gen_range(20..1000), FaultAction::Restart { node });
     }
-    let mut all: Vec<u32> = sks.clone();
-    all.push(FIRST_COMPUTE);
     for t in strikes(&mut rng, mix.partitions_per_s, window) {
         let len = rng.gen_range(50..2000);
-        match rng.gen_range(0..3) {
+        let computes = computes_at(t);
+        let compute = computes[rng.gen_range(0..computes.len())];
+        let mut all = sks.clone();
+        all.push(compute);
+        match rng.gen_range(0..4) {
             0 => {
                 let node = all[rng.gen_range(0..all.len())];
-                let node = if node == FIRST_COMPUTE {
-                    compute_at(t)
-                } else {
-                    node
-                };
                 push(t, FaultAction::Isolate { node });
                 push(t + len, FaultAction::Rejoin { node });
             }
@@ -218,17 +224,34 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
                     push(t + len, FaultAction::Uncut { from, to });
                 }
             }
-            _ => {
+            2 => {
                 // A minority of safekeepers split from the rest, both ways.
-                let minority = sks.len() / 2;
                 let start = rng.gen_range(0..sks.len());
-                for i in 0..minority {
+                for i in 0..sks.len() / 2 {
                     let node = sks[(start + i) % sks.len()];
                     push(t, FaultAction::Isolate { node });
                     push(t + len, FaultAction::Rejoin { node });
                 }
             }
+            _ => {
+                // The compute reaches only some safekeepers: its newest WAL lands on a subset,
+                // which is how acceptors come to hold divergent, uncommitted tails.
+                let cut = rng.gen_range(1..sks.len());
+                let start = rng.gen_range(0..sks.len());
+                for i in 0..cut {
+                    let sk = sks[(start + i) % sks.len()];
+                    for (from, to) in [(compute, sk), (sk, compute)] {
+                        push(t, FaultAction::Cut { from, to });
+                        push(t + len, FaultAction::Uncut { from, to });
+                    }
+                }
+            }
         }
+    }
+    for t in strikes(&mut rng, mix.election_storms_per_s, window) {
+        let computes = computes_at(t);
+        let compute = computes[rng.gen_range(0..computes.len())];
+        election_storm(&mut rng, t, compute, &sks, &mut push);
     }
     if mix.max_packet_loss > 0.0 {
         for t in strikes(&mut rng, 0.5, window) {
@@ -245,6 +268,42 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     // Stable: events at the same time keep their generation order.
     events.sort_by_key(|e| e.at_ms);
     events
+}
+
+/// A burst of 2 to 4 rounds: the compute crashes and restarts, is elected, then reaches only
+/// some safekeepers (so its newest WAL lands on a minority or a bare majority) and crashes again.
+/// This is how acceptors end up on several divergent branches of different terms, the ground
+/// on which election and commit rules are tested.
+fn election_storm(
+    rng: &mut ChaCha8Rng,
+    start: u64,
+    compute: u32,
+    sks: &[u32],
+    push: &mut impl FnMut(u64, FaultAction),
+) {
+    let mut t = start;
+    for _ in 0..rng.gen_range(2..=4) {
+        push(t, FaultAction::Crash { node: compute });
+        t += rng.gen_range(10..100);
+        push(t, FaultAction::Restart { node: compute });
+        let cut_at = t + rng.gen_range(5..150);
+        let crash_at = cut_at + rng.gen_range(10..200);
+        let reach = rng.gen_range(1..sks.len());
+        let first = rng.gen_range(0..sks.len());
+        for i in reach..sks.len() {
+            let sk = sks[(first + i) % sks.len()];
+            for (from, to) in [(compute, sk), (sk, compute)] {
+                push(cut_at, FaultAction::Cut { from, to });
+                push(crash_at, FaultAction::Uncut { from, to });
+            }
+        }
+        t = crash_at;
+    }
+    push(t, FaultAction::Crash { node: compute });
+    push(
+        t + rng.gen_range(10..100),
+        FaultAction::Restart { node: compute },
+    );
 }
 
 fn generate_workload(seed: u64, config: &Config) -> Vec<WorkItem> {

@@ -60,6 +60,25 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The invariant a panic stands for. Node code asserts the protocol's invariants where they are
+/// established and names the invariant first (`wal-agreement: ...`), so a bug caught by such an
+/// assertion is reported as that invariant, at its cause. madsim's time limit is the seed's
+/// simulated-time budget: a liveness failure. Any other panic is a `panic`.
+pub fn classify_panic(message: &str) -> &'static str {
+    const NAMED: [&str; 3] = ["durability", "wal-agreement", "liveness"];
+    if message.contains("time limit exceeded") {
+        return "liveness";
+    }
+    NAMED
+        .into_iter()
+        .find(|name| {
+            message
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .unwrap_or("panic")
+}
+
 fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     let wall = Instant::now();
     let mut runtime =
@@ -80,12 +99,7 @@ fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions
             sim_time: trace.elapsed_at_last_event(),
             wall_time: Duration::ZERO,
             violation: Some(Violation {
-                // madsim's time limit is the seed's simulated-time budget.
-                invariant: if panic_message(payload.as_ref()).contains("time limit exceeded") {
-                    "liveness".to_string()
-                } else {
-                    "panic".to_string()
-                },
+                invariant: classify_panic(&panic_message(payload.as_ref())).to_string(),
                 time_ms: trace.elapsed_at_last_event().as_millis() as u64,
                 nodes: vec![],
                 detail: panic_message(payload.as_ref()),
@@ -157,5 +171,21 @@ async fn wait_until(at: madsim::time::Instant, checker: &Checker) -> bool {
             return true;
         }
         madsim::time::sleep((at - now).min(CHECK_EVERY)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify_panic;
+
+    #[test]
+    fn panics_that_name_an_invariant_count_as_it() {
+        assert_eq!(
+            classify_panic("wal-agreement: one term began at two LSNs"),
+            "wal-agreement"
+        );
+        assert_eq!(classify_panic("time limit exceeded: 72s"), "liveness");
+        assert_eq!(classify_panic("index out of bounds"), "panic");
+        assert_eq!(classify_panic("durability-ish words"), "panic");
     }
 }

@@ -89,14 +89,15 @@ fn storm() -> Config {
     Config {
         faults: crate::config::FaultConfig {
             safekeeper_crashes_per_s: 1.0,
-            compute_crashes_per_s: 0.3,
+            compute_crashes_per_s: 0.6,
             partitions_per_s: 1.0,
+            election_storms_per_s: 0.3,
             max_packet_loss: 0.2,
             torn_write_probability: 0.5,
             duplicate_probability: 0.05,
             second_compute: true,
             swarm: true,
-            buggify_share: 0.3,
+            buggify_share: 0.5,
         },
         ..Config::default()
     }

@@ -10,8 +10,8 @@
 //! - the commit LSN is the highest LSN flushed by a majority *in this term*, and never below the
 //!   term's start (`epoch_start_lsn`): acknowledgements of older-term WAL alone commit nothing;
 //! - a client commit is acknowledged only once its commit record is below the commit LSN;
-//! - once any acceptor reports a higher term, the proposer stops for good: it is deposed, and
-//!   its unacknowledged commits are abandoned.
+//! - once any acceptor reports a higher term, the leader is deposed: its unacknowledged commits
+//!   are abandoned, its appends are refused, and it campaigns again only after a pause.
 
 use super::workload::{Client, Database};
 use crate::bugs::{Bug, BugSet};
@@ -19,6 +19,7 @@ use crate::ids::{Lsn, NodeId, Term, Xid};
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Message, ProposerId, TermHistory, TermSwitch};
+use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +60,11 @@ enum Phase {
         waited_ticks: u32,
     },
     Leader,
-    Deposed,
+    /// Another proposer took a higher term. Like a Neon compute whose walproposer exits, this
+    /// one starts over, after a random pause that lets a live rival make progress first.
+    Deposed {
+        wait_ticks: u32,
+    },
 }
 
 pub struct Proposer {
@@ -114,7 +119,7 @@ impl Proposer {
             buggify: false,
             term: Term(0),
             max_seen_term: Term(0),
-            phase: Phase::Deposed,
+            phase: Phase::Deposed { wait_ticks: 0 },
             peers: BTreeMap::new(),
             history: TermHistory::default(),
             epoch_start_lsn: Lsn::ZERO,
@@ -175,7 +180,7 @@ impl Proposer {
     }
 
     fn on_message(&mut self, from: NodeId, msg: Message) {
-        if !self.peers.contains_key(&from) || matches!(self.phase, Phase::Deposed) {
+        if !self.peers.contains_key(&from) || matches!(self.phase, Phase::Deposed { .. }) {
             return;
         }
         match msg {
@@ -214,13 +219,19 @@ impl Proposer {
     }
 
     /// An acceptor is in a term above ours. Before we lead, we campaign again above it; a leader
-    /// is deposed for good (a newer compute took over).
+    /// is deposed (a newer compute may have taken over) and campaigns again later.
     fn higher_term(&mut self, term: Term) {
         self.max_seen_term = self.max_seen_term.max(term);
         if matches!(self.phase, Phase::Leader) {
             self.observer
                 .observe(self.id, Observation::Deposed { term: self.term });
-            self.phase = Phase::Deposed;
+            let timeout_ticks =
+                self.timing.election_timeout.as_nanos() / self.timing.tick.as_nanos();
+            let wait_ticks =
+                madsim::rand::thread_rng().gen_range(timeout_ticks..3 * timeout_ticks + 1);
+            self.phase = Phase::Deposed {
+                wait_ticks: wait_ticks as u32,
+            };
             self.pending.clear();
         } else {
             self.campaign();
@@ -241,7 +252,7 @@ impl Proposer {
                 }
             }
             Phase::Leader => self.send_elected(from),
-            Phase::Recovering { .. } | Phase::Deposed => {}
+            Phase::Recovering { .. } | Phase::Deposed { .. } => {}
         }
     }
 
@@ -254,11 +265,7 @@ impl Proposer {
                 continue;
             };
             let key = |f: Lsn, h: &TermHistory| {
-                let last_term = if by_flush_only {
-                    Term(0)
-                } else {
-                    h.up_to(f).last_log_term()
-                };
+                let last_term = if by_flush_only { Term(0) } else { h.term_at(f) };
                 (last_term, f)
             };
             if best
@@ -365,7 +372,7 @@ impl Proposer {
         peer.flush_lsn = peer.flush_lsn.max(flush_lsn);
         assert!(
             peer.flush_lsn <= wal_end,
-            "acceptor flushed past our WAL end"
+            "wal-agreement: an acceptor flushed past our WAL end in our term"
         );
         if peer.next_lsn < peer.flush_lsn {
             peer.next_lsn = peer.flush_lsn;
@@ -414,20 +421,19 @@ impl Proposer {
 
     /// Sends the next chunk of WAL to `to`, if it is in sync with us and behind.
     fn stream_to(&mut self, to: NodeId) {
-        let wal_end = self.db.end_lsn();
-        let peer = self.peers.get_mut(&to).unwrap();
-        if !peer.confirmed || peer.next_lsn >= wal_end {
+        let peer = &self.peers[&to];
+        if !peer.confirmed || peer.next_lsn >= self.db.end_lsn() {
             return;
         }
         let begin = peer.next_lsn;
         // BUGGIFY: small appends push acceptors through many partial, interleaved writes.
-        let max = if crate::buggify::buggify(self.buggify, 0.1) {
+        let max = if crate::buggify::buggify(self.buggify, 0.5) {
             256
         } else {
             MAX_APPEND_BYTES
         };
-        let end = Lsn((begin.0 + max as u64).min(wal_end.0));
-        peer.next_lsn = end;
+        let end = self.chunk_end(begin, max);
+        self.peers.get_mut(&to).unwrap().next_lsn = end;
         let wal = Arc::new(self.wal[begin.0 as usize..end.0 as usize].to_vec());
         let msg = Message::AppendRequest {
             term: self.term,
@@ -436,6 +442,28 @@ impl Proposer {
             commit_lsn: self.commit_lsn,
         };
         self.net.send(to, msg);
+    }
+
+    /// Where an append from `begin` of at most `max` bytes ends: always at a record boundary
+    /// (at least one whole record), so that every acceptor's flush LSN is one, and a donor's WAL
+    /// always decodes to whole records.
+    fn chunk_end(&self, begin: Lsn, max: usize) -> Lsn {
+        let wal_end = self.wal.len();
+        let mut end = begin.0 as usize;
+        while end < wal_end {
+            let len = u32::from_le_bytes(self.wal[end..end + 4].try_into().unwrap()) as usize;
+            // Every acceptor in our term holds a prefix of our log, so its position is one of
+            // our record boundaries; anything else means it kept WAL that is not ours.
+            assert!(
+                len >= crate::wal::HEADER_LEN && end + len <= wal_end,
+                "wal-agreement: acceptor position {begin} is not a record boundary of our WAL"
+            );
+            if end + len - begin.0 as usize > max && end > begin.0 as usize {
+                break;
+            }
+            end += len;
+        }
+        Lsn(end as u64)
     }
 
     fn heartbeat(&self, to: NodeId, peer: &Peer) {
@@ -479,7 +507,12 @@ impl Proposer {
                 self.request_donor_wal();
             }
             Phase::Leader => self.leader_tick(),
-            Phase::Deposed => {}
+            Phase::Deposed { wait_ticks } => {
+                if *wait_ticks == 0 {
+                    return self.campaign();
+                }
+                *wait_ticks -= 1;
+            }
         }
     }
 

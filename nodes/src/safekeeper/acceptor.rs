@@ -81,6 +81,7 @@ impl Acceptor {
     fn report(&self) {
         let obs = Observation::Acceptor {
             term: self.durable.term,
+            last_log_term: self.durable.term_history.term_at(self.wal.flush_lsn()),
             flush_lsn: self.wal.flush_lsn(),
             commit_lsn: self.commit_lsn,
             durable_commit_lsn: self.durable.commit_lsn,
