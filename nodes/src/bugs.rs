@@ -15,16 +15,26 @@ pub enum Bug {
     ElectByFlushLsn,
     CommitOldTerm,
     ControlFileUnsynced,
+    GetpageStaleLsn,
+    ImageWrongLsn,
+    SkipLayerChecksum,
+    ConsistentLsnBeforeSync,
+    IngestSkipOnSwitch,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 11] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
         Bug::ElectByFlushLsn,
         Bug::CommitOldTerm,
         Bug::ControlFileUnsynced,
+        Bug::GetpageStaleLsn,
+        Bug::ImageWrongLsn,
+        Bug::SkipLayerChecksum,
+        Bug::ConsistentLsnBeforeSync,
+        Bug::IngestSkipOnSwitch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +45,11 @@ impl Bug {
             Bug::ElectByFlushLsn => "elect-by-flush-lsn",
             Bug::CommitOldTerm => "commit-old-term",
             Bug::ControlFileUnsynced => "control-file-unsynced",
+            Bug::GetpageStaleLsn => "getpage-stale-lsn",
+            Bug::ImageWrongLsn => "image-wrong-lsn",
+            Bug::SkipLayerChecksum => "skip-layer-checksum",
+            Bug::ConsistentLsnBeforeSync => "consistent-lsn-before-sync",
+            Bug::IngestSkipOnSwitch => "ingest-skip-on-switch",
         }
     }
 
@@ -47,6 +62,15 @@ impl Bug {
             Bug::ElectByFlushLsn => "proposer picks the highest flush LSN, ignoring last-log term",
             Bug::CommitOldTerm => "proposer counts acks below its term's start LSN toward commit",
             Bug::ControlFileUnsynced => "control file written without fsync and directory sync",
+            Bug::GetpageStaleLsn => {
+                "pageserver answers GetPage from what it has when the LSN is not yet ingested"
+            }
+            Bug::ImageWrongLsn => "image layer labelled one record before the state it holds",
+            Bug::SkipLayerChecksum => "pageserver loads layers without checking their checksums",
+            Bug::ConsistentLsnBeforeSync => {
+                "disk_consistent_lsn moves before the layer file is durable"
+            }
+            Bug::IngestSkipOnSwitch => "pageserver drops one record when it switches safekeeper",
         }
     }
 }

@@ -12,6 +12,8 @@ pub mod bugs;
 pub mod compute;
 pub mod durable;
 pub mod net;
+pub mod object_store;
 pub mod observe;
+pub mod pageserver;
 pub mod proto;
 pub mod safekeeper;

@@ -37,6 +37,15 @@ fn id_of(addr: SocketAddr) -> NodeId {
 }
 
 /// One node's network interface.
+/// Messages received but not yet taken by the node.
+const INBOX_CAPACITY: usize = 1024;
+/// Receive tasks per endpoint: each receive costs simulated time, so one task alone would cap
+/// a busy node at about a thousand messages a second.
+const RECEIVERS: usize = 4;
+
+type Inbox = tokio::sync::mpsc::Receiver<(madsim::net::Payload, SocketAddr)>;
+
+/// One node's network interface.
 #[derive(Clone)]
 pub struct Net {
     me: NodeId,
@@ -44,6 +53,9 @@ pub struct Net {
     observer: Arc<dyn Observer>,
     /// Chance that the RPC layer sends a message twice.
     duplicate_probability: f64,
+    /// Filled by receive tasks, so that [`Net::recv`] is cancellation-safe: a `select!` that
+    /// drops it loses no message (madsim's own receive would, mid-delay).
+    inbox: Arc<tokio::sync::Mutex<Inbox>>,
 }
 
 impl Net {
@@ -53,11 +65,24 @@ impl Net {
         duplicate_probability: f64,
     ) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
+        for _ in 0..RECEIVERS {
+            let (endpoint, tx) = (endpoint.clone(), tx.clone());
+            madsim::task::spawn(async move {
+                while let Ok(received) = endpoint.recv_from_raw(TAG).await {
+                    if tx.send(received).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let inbox = Arc::new(tokio::sync::Mutex::new(rx));
         Ok(Net {
             me,
             endpoint,
             observer,
             duplicate_probability,
+            inbox,
         })
     }
 
@@ -87,7 +112,8 @@ impl Net {
 
     /// Waits for the next message.
     pub async fn recv(&self) -> io::Result<Envelope> {
-        let (payload, from) = self.endpoint.recv_from_raw(TAG).await?;
+        let received = self.inbox.lock().await.recv().await;
+        let (payload, from) = received.ok_or_else(|| io::Error::other("network is down"))?;
         let msg = *payload
             .downcast::<Message>()
             .expect("only lakesim messages on the wire");

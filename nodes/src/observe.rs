@@ -5,7 +5,7 @@
 //! metrics and logs; in lakesim the harness implements it to hash the trace and check
 //! invariants. Nodes never read anything back from it.
 
-use crate::ids::{Lsn, NodeId, Term, Xid};
+use crate::ids::{Lsn, NodeId, PageId, Term, Xid};
 
 /// One thing a node reports.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +36,31 @@ pub enum Observation {
     Deposed { term: Term },
     /// A client commit was acknowledged: its commit record spans `[lsn, end_lsn)`.
     CommitAcked { xid: Xid, lsn: Lsn, end_lsn: Lsn },
+    /// The compute read `page` at `lsn` through GetPage: the page's CRC32C, whether its own
+    /// checksum held, and how many records the pageserver applied to build it.
+    PageRead {
+        page: PageId,
+        lsn: Lsn,
+        page_crc: u32,
+        checksum_ok: bool,
+        records_applied: u32,
+    },
+    /// A GetPage request failed (not yet ingested, pageserver starting, ...).
+    PageReadFailed { page: PageId, lsn: Lsn },
+    /// The pageserver wrote an image layer of `page` labelled `lsn`.
+    ImageCreated {
+        page: PageId,
+        lsn: Lsn,
+        page_crc: u32,
+    },
+    /// The pageserver has ingested committed WAL up to `lsn`.
+    Ingested { lsn: Lsn },
+    /// The pageserver made WAL up to `disk_consistent_lsn` durable in layer files, and the
+    /// object store holds it up to `remote_consistent_lsn`.
+    LayersFlushed {
+        disk_consistent_lsn: Lsn,
+        remote_consistent_lsn: Lsn,
+    },
     /// The proposer's commit LSN moved.
     CommitLsn { term: Term, commit_lsn: Lsn },
 }

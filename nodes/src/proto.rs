@@ -1,7 +1,7 @@
 //! The messages between compute (the walproposer), safekeepers (acceptors) and, later,
 //! pageservers. Names follow Neon's safekeeper protocol.
 
-use crate::ids::{Lsn, NodeId, Term};
+use crate::ids::{Lsn, NodeId, PageId, Term};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -78,7 +78,10 @@ pub struct ProposerId(pub u64);
 pub enum Message {
     /// Proposer asks for a vote in `term`. `proposer_id` names this incarnation of the proposer
     /// (Neon: `proposer_uuid`), so that a restarted compute on the same node is a new proposer.
-    VoteRequest { term: Term, proposer_id: ProposerId },
+    VoteRequest {
+        term: Term,
+        proposer_id: ProposerId,
+    },
     /// Acceptor's answer, with what the proposer needs to find the most advanced log.
     VoteResponse {
         term: Term,
@@ -109,12 +112,71 @@ pub enum Message {
         commit_lsn: Lsn,
     },
     /// Asks for the acceptor's WAL in `[start, end)` (a proposer recovering from a donor).
-    ReadWal { term: Term, start: Lsn, end: Lsn },
+    ReadWal {
+        term: Term,
+        start: Lsn,
+        end: Lsn,
+    },
     /// The WAL asked for, or `None` if the acceptor no longer holds it or moved to another term.
     ReadWalResponse {
         term: Term,
         start: Lsn,
         wal: Option<Arc<Vec<u8>>>,
+    },
+
+    // Pageserver <-> safekeeper.
+    /// A pageserver asks for committed WAL from `start` (Neon: the pageserver's WAL receiver).
+    /// It also reports what the object store durably holds (`remote_consistent_lsn`).
+    ReadCommitted {
+        start: Lsn,
+        remote_consistent_lsn: Lsn,
+    },
+    /// Committed WAL from `start` (whole records, up to the acceptor's commit LSN).
+    CommittedWal {
+        start: Lsn,
+        wal: Arc<Vec<u8>>,
+        commit_lsn: Lsn,
+    },
+
+    // Compute <-> pageserver.
+    /// GetPage@LSN.
+    GetPage {
+        request_id: u64,
+        page: PageId,
+        lsn: Lsn,
+    },
+    /// The page, or why there is none. `records_applied` is the delta chain replayed.
+    GetPageResponse {
+        request_id: u64,
+        page: PageId,
+        lsn: Lsn,
+        result: Result<(Arc<Vec<u8>>, u32), String>,
+    },
+
+    // Pageserver <-> object store.
+    StorePut {
+        request_id: u64,
+        key: String,
+        data: Arc<Vec<u8>>,
+    },
+    StoreGet {
+        request_id: u64,
+        key: String,
+    },
+    StoreList {
+        request_id: u64,
+        prefix: String,
+    },
+    StoreDelete {
+        request_id: u64,
+        key: String,
+    },
+    /// The answer to any store request: the object for a get (`None` if absent), the keys for a
+    /// list, nothing for a put or delete (an answer means it is durable).
+    StoreResponse {
+        request_id: u64,
+        data: Option<Arc<Vec<u8>>>,
+        keys: Vec<String>,
     },
 }
 
@@ -129,6 +191,7 @@ impl Message {
             | Message::AppendResponse { term, .. }
             | Message::ReadWal { term, .. }
             | Message::ReadWalResponse { term, .. } => *term,
+            _ => Term(0),
         }
     }
 
@@ -142,6 +205,15 @@ impl Message {
             Message::AppendResponse { .. } => "AppendResponse",
             Message::ReadWal { .. } => "ReadWal",
             Message::ReadWalResponse { .. } => "ReadWalResponse",
+            Message::ReadCommitted { .. } => "ReadCommitted",
+            Message::CommittedWal { .. } => "CommittedWal",
+            Message::GetPage { .. } => "GetPage",
+            Message::GetPageResponse { .. } => "GetPageResponse",
+            Message::StorePut { .. } => "StorePut",
+            Message::StoreGet { .. } => "StoreGet",
+            Message::StoreList { .. } => "StoreList",
+            Message::StoreDelete { .. } => "StoreDelete",
+            Message::StoreResponse { .. } => "StoreResponse",
         }
     }
 }

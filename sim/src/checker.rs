@@ -14,11 +14,12 @@
 //!
 //! The first violation is kept; the run stops soon after it.
 
+use crate::oracle::Oracle;
 use lakesim_faults::{Disk, Trace};
 use lakesim_nodes::observe::{Observation, Observer};
 use lakesim_nodes::safekeeper::wal_store::read_wal;
 use lakesim_nodes::wal::{decode_stream, RecordBody};
-use lakesim_nodes::{Lsn, NodeId, Term, Xid};
+use lakesim_nodes::{Lsn, NodeId, PageId, Term, Xid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -55,6 +56,33 @@ struct State {
     last_ack: Option<Duration>,
     commits_acked: u64,
     elections: u64,
+    oracle: Oracle,
+    /// Pages served (or imaged) at LSNs the oracle has not replayed to yet.
+    pending_pages: Vec<PendingPage>,
+    pages: PageStats,
+    /// Each pageserver's ingest position.
+    ingested: BTreeMap<NodeId, Lsn>,
+    last_read: Option<Duration>,
+}
+
+/// A page to compare with the oracle's once it has replayed far enough.
+struct PendingPage {
+    node: NodeId,
+    page: PageId,
+    lsn: Lsn,
+    crc: u32,
+    image: bool,
+}
+
+/// What GetPage and image creation cost, for the summary.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PageStats {
+    pub reads: u64,
+    pub failed_reads: u64,
+    /// Records applied per GetPage, one entry per read.
+    pub records_applied: Vec<u32>,
+    pub images_created: u64,
+    pub image_bytes: u64,
 }
 
 /// The harness's observer: records the trace and checks invariants.
@@ -70,6 +98,9 @@ pub struct Stats {
     pub commits_acked: u64,
     pub elections: u64,
     pub committed_bytes: u64,
+    /// Committed WAL bytes by record kind.
+    pub wal_bytes: BTreeMap<&'static str, u64>,
+    pub pages: PageStats,
 }
 
 impl Checker {
@@ -87,10 +118,16 @@ impl Checker {
 
     pub fn stats(&self) -> Stats {
         let s = self.state.lock().unwrap();
+        let mut wal_bytes = BTreeMap::new();
+        for (_, rec) in decode_stream(&s.committed, Lsn::ZERO, Some(Lsn::ZERO)).records {
+            *wal_bytes.entry(rec.body.kind().name()).or_default() += rec.encoded_len() as u64;
+        }
         Stats {
             commits_acked: s.commits_acked,
             elections: s.elections,
             committed_bytes: s.committed.len() as u64,
+            wal_bytes,
+            pages: s.pages.clone(),
         }
     }
 
@@ -164,6 +201,11 @@ impl Checker {
         }
         if from + bytes.len() > s.committed.len() {
             s.committed.extend_from_slice(&bytes[overlap..]);
+            let State {
+                oracle, committed, ..
+            } = &mut *s;
+            oracle.advance(committed);
+            self.check_pending_pages(s);
         }
         s.acceptors.get_mut(&node).unwrap().verified_lsn = commit;
     }
@@ -234,9 +276,83 @@ impl Checker {
         }
     }
 
+    /// Invariant 5 for pageservers: each caught up with what was committed when the faults
+    /// healed, and GetPage answered again after that.
+    fn check_pageservers_caught_up(&self, s: &mut State, healed_at: Duration, target: Lsn) {
+        let behind = s
+            .ingested
+            .iter()
+            .find(|(_, lsn)| **lsn < target)
+            .map(|(n, l)| (*n, *l));
+        if let Some((node, lsn)) = behind {
+            let detail = format!(
+                "pageserver ingested only to {lsn}, short of the {target} committed when the faults healed"
+            );
+            return self.fail_locked(s, "liveness", &[node], detail);
+        }
+        if !s.ingested.is_empty() && s.last_read.is_none_or(|t| t < healed_at) {
+            let detail = "no GetPage answered after the faults healed".to_string();
+            self.fail_locked(s, "liveness", &[], detail);
+        }
+    }
+
+    /// The committed WAL's length now (the runner notes it when the faults heal).
+    pub fn committed_lsn(&self) -> Lsn {
+        Lsn(self.state.lock().unwrap().committed.len() as u64)
+    }
+
+    /// Compares every pending page the oracle can now judge.
+    fn check_pending_pages(&self, s: &mut State) {
+        let pending = std::mem::take(&mut s.pending_pages);
+        for p in pending {
+            let Some(expected) = s.oracle.page_crc_at(p.page, p.lsn) else {
+                s.pending_pages.push(p);
+                continue;
+            };
+            if expected != p.crc && s.violation.is_none() {
+                let changes: Vec<String> = s
+                    .oracle
+                    .changes(p.page, p.lsn)
+                    .iter()
+                    .rev()
+                    .take(12)
+                    .map(|l| l.to_string())
+                    .collect();
+                tracing::debug!(
+                    page = p.page.0,
+                    "oracle: page changed at {}",
+                    changes.join(" ")
+                );
+                let detail = if p.image {
+                    format!(
+                        "image layer of page {} labelled {} differs from the replay of the WAL to that LSN",
+                        p.page.0, p.lsn
+                    )
+                } else {
+                    format!(
+                        "GetPage(page {}, {}) returned a page that differs from the oracle's replay of the committed WAL",
+                        p.page.0, p.lsn
+                    )
+                };
+                self.fail_locked(s, "page-reconstruction", &[p.node], detail);
+            }
+        }
+    }
+
+    fn on_page(&self, s: &mut State, node: NodeId, page: PageId, lsn: Lsn, crc: u32, image: bool) {
+        s.pending_pages.push(PendingPage {
+            node,
+            page,
+            lsn,
+            crc,
+            image,
+        });
+        self.check_pending_pages(s);
+    }
+
     /// End of run: every acknowledged commit is in the committed WAL, and commits resumed after
     /// the faults healed at `healed_at`.
-    pub fn check_end(&self, healed_at: Duration) {
+    pub fn check_end(&self, healed_at: Duration, committed_at_heal: Lsn) {
         let mut s = self.state.lock().unwrap();
         if s.violation.is_some() {
             return;
@@ -250,6 +366,11 @@ impl Checker {
             .filter(|(_, r)| r.body == RecordBody::Commit)
             .map(|(lsn, r)| (r.xid, *lsn))
             .collect();
+        s.oracle.advance(&wal);
+        self.check_pending_pages(&mut s);
+        if s.violation.is_some() {
+            return;
+        }
         let lost = s
             .acked
             .iter()
@@ -267,8 +388,9 @@ impl Checker {
                 "no commit acknowledged after the faults healed at {:.3}s",
                 healed_at.as_secs_f64()
             );
-            self.fail_locked(&mut s, "liveness", &[], detail);
+            return self.fail_locked(&mut s, "liveness", &[], detail);
         }
+        self.check_pageservers_caught_up(&mut s, healed_at, committed_at_heal);
     }
 }
 
@@ -344,6 +466,56 @@ impl Observer for Checker {
                 s.acked.push((xid, lsn, end_lsn));
                 s.commits_acked += 1;
                 s.last_ack = Some(self.trace.elapsed());
+            }
+            Observation::PageRead {
+                page,
+                lsn,
+                page_crc,
+                checksum_ok,
+                records_applied,
+            } => {
+                self.trace.record(n, "page-read", u64::from(page.0), lsn.0);
+                s.pages.reads += 1;
+                s.pages.records_applied.push(records_applied);
+                s.last_read = Some(self.trace.elapsed());
+                if !checksum_ok {
+                    let detail = format!(
+                        "GetPage(page {}, {lsn}) returned a page whose checksum does not hold",
+                        page.0
+                    );
+                    return self.fail_locked(&mut s, "no-corrupt-page", &[node], detail);
+                }
+                self.on_page(&mut s, node, page, lsn, page_crc, false);
+            }
+            Observation::PageReadFailed { page, lsn } => {
+                self.trace
+                    .record(n, "page-read-failed", u64::from(page.0), lsn.0);
+                s.pages.failed_reads += 1;
+            }
+            Observation::ImageCreated {
+                page,
+                lsn,
+                page_crc,
+            } => {
+                self.trace
+                    .record(n, "image-created", u64::from(page.0), lsn.0);
+                s.pages.images_created += 1;
+                s.pages.image_bytes += lakesim_nodes::page::PAGE_SIZE as u64;
+                self.on_page(&mut s, node, page, lsn, page_crc, true);
+            }
+            Observation::Ingested { lsn } => {
+                s.ingested.insert(node, lsn);
+            }
+            Observation::LayersFlushed {
+                disk_consistent_lsn,
+                remote_consistent_lsn,
+            } => {
+                self.trace.record(
+                    n,
+                    "layers-flushed",
+                    disk_consistent_lsn.0,
+                    remote_consistent_lsn.0,
+                );
             }
             Observation::CommitLsn { term, commit_lsn } => {
                 self.trace.record(n, "commit-lsn", term.0, commit_lsn.0);

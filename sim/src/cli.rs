@@ -256,19 +256,27 @@ pub fn describe_faults(plan: &Plan) -> String {
             "off".to_string()
         }
     };
-    format!(
-        "faults: safekeeper crashes {}, compute crashes {}, partitions {}, election storms {}, packet loss {}, torn writes {}, duplicates {}, second compute {}, buggify {}; {} events",
-        rate(f.safekeeper_crashes_per_s),
-        rate(f.compute_crashes_per_s),
-        rate(f.partitions_per_s),
-        rate(f.election_storms_per_s),
-        frac(f.max_packet_loss),
-        frac(f.torn_write_probability),
-        frac(f.duplicate_probability),
-        if f.second_compute { "on" } else { "off" },
-        if f.buggify { "on" } else { "off" },
-        plan.faults.len(),
-    )
+    let on = |b: bool| if b { "on" } else { "off" }.to_string();
+    let parts = [
+        ("safekeeper crashes", rate(f.safekeeper_crashes_per_s)),
+        ("compute crashes", rate(f.compute_crashes_per_s)),
+        ("partitions", rate(f.partitions_per_s)),
+        ("election storms", rate(f.election_storms_per_s)),
+        ("pageserver crashes", rate(f.pageserver_crashes_per_s)),
+        (
+            "pageserver disk losses",
+            rate(f.pageserver_disk_losses_per_s),
+        ),
+        ("object store outages", rate(f.object_store_outages_per_s)),
+        ("bitrot", rate(f.bitrot_per_s)),
+        ("packet loss", frac(f.max_packet_loss)),
+        ("torn writes", frac(f.torn_write_probability)),
+        ("duplicates", frac(f.duplicate_probability)),
+        ("second compute", on(f.second_compute)),
+        ("buggify", on(f.buggify)),
+    ];
+    let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!("faults: {}; {} events", parts.join(", "), plan.faults.len())
 }
 
 /// The human summary of one run.
@@ -300,6 +308,7 @@ pub fn print_outcome(o: &RunOutcome, replay: &str) {
         "commits acknowledged {}, elections {}, committed WAL {} bytes",
         s.commits_acked, s.elections, s.committed_bytes
     );
+    print_metrics(s);
     println!(
         "simulated {:.2}s in {:.3}s wall ({} events)",
         o.sim_time.as_secs_f64(),
@@ -488,4 +497,34 @@ fn cmd_fuzz(campaign: &Campaign) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The architecture's costs: WAL volume by record kind, GetPage work, images created.
+fn print_metrics(s: &crate::checker::Stats) {
+    let total: u64 = s.wal_bytes.values().sum();
+    let kinds: Vec<String> = s
+        .wal_bytes
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!("WAL bytes committed: {total} ({})", kinds.join(", "));
+    let p = &s.pages;
+    let mut applied = p.records_applied.clone();
+    applied.sort_unstable();
+    let pct = |q: f64| {
+        applied
+            .get(((applied.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "GetPage: {} reads ({} failed), deltas applied per read p50 {} p99 {} max {}; images created {} ({} bytes)",
+        p.reads,
+        p.failed_reads,
+        pct(0.5),
+        pct(0.99),
+        applied.last().copied().unwrap_or(0),
+        p.images_created,
+        p.image_bytes
+    );
 }

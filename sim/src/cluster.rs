@@ -3,14 +3,19 @@
 
 use crate::checker::Checker;
 use crate::config::Config;
-use crate::plan::{safekeeper_ids, FaultAction, FaultEvent, Plan, FIRST_COMPUTE, STREAM_DISK};
+use crate::plan::{
+    pageserver_ids, safekeeper_ids, FaultAction, FaultEvent, Plan, FIRST_COMPUTE, FIRST_PAGESERVER,
+    OBJECT_STORE, STREAM_DISK,
+};
 use lakesim_faults::{Disk, DiskConfig, Trace};
 use lakesim_nodes::bugs::BugSet;
 use lakesim_nodes::compute::walproposer::ProposerTiming;
 use lakesim_nodes::compute::workload::Client;
 use lakesim_nodes::compute::{self, ComputeConfig};
 use lakesim_nodes::net::ip_of;
+use lakesim_nodes::object_store::{self, Bucket, ObjectStoreConfig};
 use lakesim_nodes::observe::Observer;
+use lakesim_nodes::pageserver::{self, PageserverConfig};
 use lakesim_nodes::safekeeper::{self, SafekeeperConfig};
 use lakesim_nodes::NodeId;
 use madsim::net::NetSim;
@@ -37,8 +42,9 @@ pub fn make_disks(seed: u64, config: &Config, plan: &Plan, trace: &Trace) -> BTr
             .max(config.disk.land_probability),
         ..config.disk.clone()
     };
-    safekeeper_ids(config.safekeepers)
-        .into_iter()
+    let mut ids = safekeeper_ids(config.safekeepers);
+    ids.extend(pageserver_ids(config.pageservers));
+    ids.into_iter()
         .map(|id| {
             let disk = Disk::new(
                 id,
@@ -52,7 +58,7 @@ pub fn make_disks(seed: u64, config: &Config, plan: &Plan, trace: &Trace) -> BTr
 }
 
 impl Cluster {
-    /// Starts every safekeeper and the first compute.
+    /// Starts every safekeeper, the object store, every pageserver and the first compute.
     pub fn start(
         config: &Config,
         plan: &Plan,
@@ -65,7 +71,13 @@ impl Cluster {
         let handle = Handle::current();
         let dup = plan.faults_chosen.duplicate_probability;
         let mut nodes = BTreeMap::new();
-        for (&id, disk) in &disks {
+        let buggify = plan.faults_chosen.buggify;
+        let sks: Vec<NodeId> = safekeeper_ids(config.safekeepers)
+            .into_iter()
+            .map(NodeId)
+            .collect();
+        for id in sks.iter().map(|n| n.0) {
+            let disk = &disks[&id];
             let cfg = SafekeeperConfig {
                 id: NodeId(id),
                 disk: disk.clone(),
@@ -82,9 +94,49 @@ impl Cluster {
                 .build();
             nodes.insert(id, node);
         }
+        let bucket = Bucket::default();
+        let store_cfg = ObjectStoreConfig {
+            id: NodeId(OBJECT_STORE),
+            bucket: bucket.clone(),
+            observer: observer.clone(),
+            duplicate_probability: dup,
+        };
+        let store = handle
+            .create_node()
+            .name("object-store")
+            .ip(ip_of(NodeId(OBJECT_STORE)))
+            .init(move || object_store::run(store_cfg.clone()))
+            .build();
+        nodes.insert(OBJECT_STORE, store);
+        let pss: Vec<NodeId> = pageserver_ids(config.pageservers)
+            .into_iter()
+            .map(NodeId)
+            .collect();
+        for &id in &pss {
+            let cfg = PageserverConfig {
+                id,
+                disk: disks[&id.0].clone(),
+                safekeepers: sks.clone(),
+                object_store: NodeId(OBJECT_STORE),
+                bugs: bugs.clone(),
+                observer: observer.clone(),
+                duplicate_probability: dup,
+                image_creation_threshold: config.image_creation_threshold,
+                buggify,
+            };
+            let node = handle
+                .create_node()
+                .name(format!("pageserver{}", id.0 - FIRST_PAGESERVER + 1))
+                .ip(ip_of(id))
+                .init(move || pageserver::run(cfg.clone()))
+                .build();
+            nodes.insert(id.0, node);
+        }
         let compute_template = ComputeConfig {
             id: NodeId(FIRST_COMPUTE),
-            safekeepers: disks.keys().map(|id| NodeId(*id)).collect(),
+            safekeepers: sks,
+            pageservers: pss,
+            read_interval: Duration::from_millis(config.workload.read_interval_ms),
             bugs: bugs.clone(),
             observer,
             duplicate_probability: dup,
@@ -167,6 +219,17 @@ impl Cluster {
                 self.trace.record(0, "packet-loss", (rate * 1e6) as u64, 0);
             }
             FaultAction::StartCompute { node } => self.start_compute(node),
+            FaultAction::LoseDisk { node } => {
+                self.crash(node);
+                if let Some(disk) = self.disks.get(&node) {
+                    disk.wipe();
+                }
+            }
+            FaultAction::Rot { node, pick } => {
+                if let Some(disk) = self.disks.get(&node) {
+                    disk.rot(u64::from(pick));
+                }
+            }
             FaultAction::HealAll => self.heal_all(),
         }
     }

@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// Safekeepers: 3 or 5.
     pub safekeepers: usize,
+    /// Pageservers: 1 or 2, each ingesting on its own.
+    pub pageservers: usize,
+    /// A pageserver writes an image of a page once its delta chain is longer than this.
+    pub image_creation_threshold: usize,
     /// Simulated time the faults may act.
     pub fault_window_ms: u64,
     /// Simulated time after the faults heal in which commits must be acknowledged again.
@@ -39,6 +43,8 @@ pub struct WorkloadConfig {
     pub checkpoint_every_txns: u32,
     /// One transaction starts every this many milliseconds.
     pub txn_interval_ms: u64,
+    /// The client reads a page through GetPage@LSN every this many milliseconds.
+    pub read_interval_ms: u64,
 }
 
 /// Which faults the plan may schedule, and how hard. A `*_per_s` rate is a mean over the fault
@@ -52,6 +58,13 @@ pub struct FaultConfig {
     /// Election storms: bursts in which the compute is elected, reaches only some safekeepers,
     /// and crashes, several times in a row, leaving acceptors on divergent branches.
     pub election_storms_per_s: f64,
+    pub pageserver_crashes_per_s: f64,
+    /// Whole-disk losses of a pageserver (it rebuilds from the object store and safekeepers).
+    pub pageserver_disk_losses_per_s: f64,
+    /// Windows in which the object store is down.
+    pub object_store_outages_per_s: f64,
+    /// Bit flips in a pageserver's durable files.
+    pub bitrot_per_s: f64,
     /// Largest packet loss rate a loss window sets.
     pub max_packet_loss: f64,
     /// Chance that an unsynced sector survives a crash (torn writes).
@@ -77,6 +90,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             safekeepers: 3,
+            pageservers: 1,
+            image_creation_threshold: 8,
             fault_window_ms: 8_000,
             liveness_window_ms: 4_000,
             full_page_writes: false,
@@ -98,6 +113,7 @@ impl Default for WorkloadConfig {
             max_delta_bytes: 64,
             checkpoint_every_txns: 100,
             txn_interval_ms: 5,
+            read_interval_ms: 20,
         }
     }
 }
@@ -109,6 +125,10 @@ impl Default for FaultConfig {
             compute_crashes_per_s: 0.0,
             partitions_per_s: 0.0,
             election_storms_per_s: 0.0,
+            pageserver_crashes_per_s: 0.0,
+            pageserver_disk_losses_per_s: 0.0,
+            object_store_outages_per_s: 0.0,
+            bitrot_per_s: 0.0,
             max_packet_loss: 0.0,
             torn_write_probability: 0.0,
             duplicate_probability: 0.0,
@@ -148,6 +168,21 @@ impl Config {
                 "safekeepers = {}: a cluster has 3 or 5 safekeepers",
                 self.safekeepers
             );
+        }
+        if !matches!(self.pageservers, 1 | 2) {
+            bail!(
+                "pageservers = {}: a cluster has 1 or 2 pageservers",
+                self.pageservers
+            );
+        }
+        if !(1..=1000).contains(&self.image_creation_threshold) {
+            bail!(
+                "image_creation_threshold = {}: must be 1 to 1000",
+                self.image_creation_threshold
+            );
+        }
+        if self.workload.read_interval_ms == 0 {
+            bail!("workload.read_interval_ms must be at least 1");
         }
         let w = &self.workload;
         if w.pages == 0 || w.hot_pages == 0 || w.hot_pages > w.pages {
@@ -195,6 +230,19 @@ impl Config {
             ("faults.compute_crashes_per_s", f.compute_crashes_per_s),
             ("faults.partitions_per_s", f.partitions_per_s),
             ("faults.election_storms_per_s", f.election_storms_per_s),
+            (
+                "faults.pageserver_crashes_per_s",
+                f.pageserver_crashes_per_s,
+            ),
+            (
+                "faults.pageserver_disk_losses_per_s",
+                f.pageserver_disk_losses_per_s,
+            ),
+            (
+                "faults.object_store_outages_per_s",
+                f.object_store_outages_per_s,
+            ),
+            ("faults.bitrot_per_s", f.bitrot_per_s),
         ] {
             if !(0.0..=20.0).contains(&r) {
                 bail!("{name} = {r}: must be between 0 and 20");

@@ -6,6 +6,7 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod oracle;
 pub mod plan;
 pub mod runner;
 pub mod scenario;

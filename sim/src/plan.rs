@@ -17,8 +17,15 @@ const STREAM_SWARM: u64 = 0x7377_6172_6d00_0000;
 /// Disks draw which unsynced sectors survive a crash from `seed ^ STREAM_DISK ^ node`.
 pub const STREAM_DISK: u64 = 0x6469_736b_0000_0000;
 
-/// Node numbering: safekeepers 1..=5, computes from 101.
+/// Node numbering: safekeepers 1..=5, computes from 101, pageservers from 201, the object
+/// store 301.
 pub const FIRST_COMPUTE: u32 = 101;
+pub const FIRST_PAGESERVER: u32 = 201;
+pub const OBJECT_STORE: u32 = 301;
+
+pub fn pageserver_ids(count: usize) -> Vec<u32> {
+    (FIRST_PAGESERVER..FIRST_PAGESERVER + count as u32).collect()
+}
 
 pub fn safekeeper_ids(count: usize) -> Vec<u32> {
     (1..=count as u32).collect()
@@ -31,6 +38,10 @@ pub struct FaultMix {
     pub compute_crashes_per_s: f64,
     pub partitions_per_s: f64,
     pub election_storms_per_s: f64,
+    pub pageserver_crashes_per_s: f64,
+    pub pageserver_disk_losses_per_s: f64,
+    pub object_store_outages_per_s: f64,
+    pub bitrot_per_s: f64,
     pub max_packet_loss: f64,
     pub torn_write_probability: f64,
     pub duplicate_probability: f64,
@@ -77,6 +88,15 @@ pub enum FaultAction {
     /// Set the network's packet loss rate.
     PacketLoss {
         rate: f64,
+    },
+    /// Lose the node's whole disk (the process is killed first).
+    LoseDisk {
+        node: u32,
+    },
+    /// Flip one bit of a durable file on the node's disk; `pick` chooses which.
+    Rot {
+        node: u32,
+        pick: u32,
     },
     /// Start another compute (the control plane replacing one it believes dead).
     StartCompute {
@@ -125,6 +145,10 @@ fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
         compute_crashes_per_s: pick(f.compute_crashes_per_s),
         partitions_per_s: pick(f.partitions_per_s),
         election_storms_per_s: pick(f.election_storms_per_s),
+        pageserver_crashes_per_s: pick(f.pageserver_crashes_per_s),
+        pageserver_disk_losses_per_s: pick(f.pageserver_disk_losses_per_s),
+        object_store_outages_per_s: pick(f.object_store_outages_per_s),
+        bitrot_per_s: pick(f.bitrot_per_s),
         max_packet_loss: pick(f.max_packet_loss).min(0.5),
         torn_write_probability: pick(f.torn_write_probability).min(1.0),
         duplicate_probability: pick(f.duplicate_probability).min(0.5),
@@ -247,6 +271,34 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
                 }
             }
         }
+    }
+    let pss = pageserver_ids(config.pageservers);
+    for t in strikes(&mut rng, mix.pageserver_crashes_per_s, window) {
+        let node = pss[rng.gen_range(0..pss.len())];
+        push(t, FaultAction::Crash { node });
+        push(t + rng.gen_range(20..1500), FaultAction::Restart { node });
+    }
+    for t in strikes(&mut rng, mix.pageserver_disk_losses_per_s, window) {
+        let node = pss[rng.gen_range(0..pss.len())];
+        push(t, FaultAction::LoseDisk { node });
+        push(t + rng.gen_range(20..1500), FaultAction::Restart { node });
+    }
+    for t in strikes(&mut rng, mix.object_store_outages_per_s, window) {
+        push(t, FaultAction::Crash { node: OBJECT_STORE });
+        push(
+            t + rng.gen_range(100..3000),
+            FaultAction::Restart { node: OBJECT_STORE },
+        );
+    }
+    for t in strikes(&mut rng, mix.bitrot_per_s, window) {
+        let node = pss[rng.gen_range(0..pss.len())];
+        push(
+            t,
+            FaultAction::Rot {
+                node,
+                pick: rng.gen(),
+            },
+        );
     }
     for t in strikes(&mut rng, mix.election_storms_per_s, window) {
         let computes = computes_at(t);

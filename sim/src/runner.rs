@@ -65,7 +65,13 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// assertion is reported as that invariant, at its cause. madsim's time limit is the seed's
 /// simulated-time budget: a liveness failure. Any other panic is a `panic`.
 pub fn classify_panic(message: &str) -> &'static str {
-    const NAMED: [&str; 3] = ["durability", "wal-agreement", "liveness"];
+    const NAMED: [&str; 5] = [
+        "durability",
+        "wal-agreement",
+        "liveness",
+        "page-reconstruction",
+        "no-corrupt-page",
+    ];
     if message.contains("time limit exceeded") {
         return "liveness";
     }
@@ -123,6 +129,7 @@ async fn simulate(
     let disks = make_disks(seed, config, plan, &trace);
     let checker_disks = disks
         .iter()
+        .filter(|(id, _)| **id < crate::plan::FIRST_COMPUTE)
         .map(|(id, d)| (NodeId(*id), d.clone()))
         .collect();
     let checker = Arc::new(Checker::new(trace.clone(), checker_disks));
@@ -143,9 +150,10 @@ async fn simulate(
         cluster.apply(event);
     }
     let healed_at = trace.elapsed();
+    let committed_at_heal = checker.committed_lsn();
     let end = start + Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
     if wait_until(end, &checker).await {
-        checker.check_end(healed_at);
+        checker.check_end(healed_at, committed_at_heal);
     }
     RunOutcome {
         seed,

@@ -44,6 +44,26 @@ pub const ALL: &[Scenario] = &[
         about: "storm with 5 safekeepers",
         build: storm_5,
     },
+    Scenario {
+        name: "pageserver-crashes",
+        about: "pageservers crash (tearing unsynced layer writes) and restart from their layers",
+        build: pageserver_crashes,
+    },
+    Scenario {
+        name: "pageserver-disk-loss",
+        about: "a pageserver loses its whole disk and rebuilds from the object store",
+        build: pageserver_disk_loss,
+    },
+    Scenario {
+        name: "object-store-outage",
+        about: "the object store goes down while pageservers upload and restart",
+        build: object_store_outage,
+    },
+    Scenario {
+        name: "bitrot",
+        about: "bits flip in durable layer files; pageservers must detect it by checksum",
+        build: bitrot,
+    },
 ];
 
 pub fn find(name: &str) -> Result<Config> {
@@ -92,6 +112,10 @@ fn storm() -> Config {
             compute_crashes_per_s: 0.6,
             partitions_per_s: 1.0,
             election_storms_per_s: 0.3,
+            pageserver_crashes_per_s: 0.3,
+            pageserver_disk_losses_per_s: 0.1,
+            object_store_outages_per_s: 0.2,
+            bitrot_per_s: 0.3,
             max_packet_loss: 0.2,
             torn_write_probability: 0.5,
             duplicate_probability: 0.05,
@@ -106,5 +130,34 @@ fn storm() -> Config {
 fn storm_5() -> Config {
     let mut c = storm();
     c.safekeepers = 5;
+    c
+}
+
+fn pageserver_crashes() -> Config {
+    let mut c = Config::default();
+    c.faults.pageserver_crashes_per_s = 1.0;
+    c.faults.torn_write_probability = 0.5;
+    c
+}
+
+fn pageserver_disk_loss() -> Config {
+    let mut c = Config::default();
+    c.faults.pageserver_disk_losses_per_s = 0.4;
+    c.faults.pageserver_crashes_per_s = 0.3;
+    c
+}
+
+fn object_store_outage() -> Config {
+    let mut c = Config::default();
+    c.faults.object_store_outages_per_s = 0.5;
+    c.faults.pageserver_crashes_per_s = 0.5;
+    c.faults.pageserver_disk_losses_per_s = 0.1;
+    c
+}
+
+fn bitrot() -> Config {
+    let mut c = Config::default();
+    c.faults.bitrot_per_s = 2.0;
+    c.faults.pageserver_crashes_per_s = 1.0;
     c
 }

@@ -2,6 +2,7 @@
 //! It keeps no durable state: after a restart it is elected again and learns the WAL from the
 //! safekeepers.
 
+pub mod reader;
 pub mod walproposer;
 pub mod workload;
 
@@ -25,6 +26,9 @@ pub struct ComputeConfig {
     pub timing: ProposerTiming,
     pub client: Arc<Client>,
     pub buggify: bool,
+    /// Where GetPage@LSN reads go.
+    pub pageservers: Vec<NodeId>,
+    pub read_interval: std::time::Duration,
 }
 
 /// Runs a compute until the process is killed.
@@ -42,6 +46,7 @@ pub async fn run(cfg: ComputeConfig) {
         cfg.full_page_writes,
         cfg.client,
     )
-    .with_buggify(cfg.buggify);
+    .with_buggify(cfg.buggify)
+    .with_reads(cfg.pageservers, cfg.read_interval);
     proposer.run().await
 }

@@ -13,6 +13,7 @@
 //! - once any acceptor reports a higher term, the leader is deposed: its unacknowledged commits
 //!   are abandoned, its appends are refused, and it campaigns again only after a pause.
 
+use super::reader::Reader;
 use super::workload::{Client, Database};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term, Xid};
@@ -79,6 +80,9 @@ pub struct Proposer {
     full_page_writes: bool,
     client: Arc<Client>,
     buggify: bool,
+    reader: Reader,
+    read_interval: Duration,
+    started: madsim::time::Instant,
 
     term: Term,
     max_seen_term: Term,
@@ -117,6 +121,9 @@ impl Proposer {
             full_page_writes,
             client,
             buggify: false,
+            reader: Reader::default(),
+            read_interval: Duration::from_millis(50),
+            started: madsim::time::Instant::now(),
             term: Term(0),
             max_seen_term: Term(0),
             phase: Phase::Deposed { wait_ticks: 0 },
@@ -137,6 +144,13 @@ impl Proposer {
         self
     }
 
+    /// Sends the client's GetPage@LSN reads to `pageservers`, one every `interval`.
+    pub fn with_reads(mut self, pageservers: Vec<NodeId>, interval: Duration) -> Proposer {
+        self.reader = Reader::new(pageservers);
+        self.read_interval = interval;
+        self
+    }
+
     fn quorum(&self) -> usize {
         self.acceptors.len() / 2 + 1
     }
@@ -146,6 +160,7 @@ impl Proposer {
         self.campaign();
         let mut tick = madsim::time::interval(self.timing.tick);
         let mut txn = madsim::time::interval(self.timing.txn_interval);
+        let mut read = madsim::time::interval(self.read_interval);
         loop {
             tokio::select! {
                 biased;
@@ -155,6 +170,7 @@ impl Proposer {
                 }
                 _ = tick.tick() => self.on_tick(),
                 _ = txn.tick() => self.on_txn(),
+                _ = read.tick() => self.on_read(),
             }
         }
     }
@@ -180,6 +196,18 @@ impl Proposer {
     }
 
     fn on_message(&mut self, from: NodeId, msg: Message) {
+        if let Message::GetPageResponse {
+            request_id,
+            page,
+            lsn,
+            result,
+        } = &msg
+        {
+            let observer = self.observer.clone();
+            return self
+                .reader
+                .on_response(self.id, &observer, *request_id, *page, *lsn, result);
+        }
         if !self.peers.contains_key(&from) || matches!(self.phase, Phase::Deposed { .. }) {
             return;
         }
@@ -416,6 +444,7 @@ impl Proposer {
                     end_lsn: end,
                 },
             );
+            self.reader.commit_acked(end);
         }
     }
 
@@ -543,6 +572,22 @@ impl Proposer {
                 self.heartbeat(id, &peer);
             }
         }
+    }
+
+    /// The client reads a page back, while this compute leads.
+    fn on_read(&mut self) {
+        if !matches!(self.phase, Phase::Leader) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        let db = &self.db;
+        self.reader.tick(
+            &self.net,
+            elapsed,
+            db.page_count(),
+            |i| db.nth_page(i),
+            self.commit_lsn,
+        );
     }
 
     /// Runs the client's next piece of work, unless too many commits wait for acknowledgement.

@@ -87,6 +87,14 @@ impl Database {
         db
     }
 
+    pub fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
+    pub fn nth_page(&self, i: usize) -> PageId {
+        *self.pages.keys().nth(i).expect("page index in range")
+    }
+
     pub fn end_lsn(&self) -> Lsn {
         self.end_lsn
     }

@@ -18,6 +18,9 @@ use lakesim_faults::Disk;
 use std::io::Result;
 use std::sync::Arc;
 
+/// Largest chunk of committed WAL sent to a pageserver at once.
+const READ_COMMITTED_MAX_BYTES: u64 = 64 * 1024;
+
 /// Persist the commit LSN when it has moved this far since the last persist.
 const COMMIT_LSN_PERSIST_BYTES: u64 = 32 * 1024;
 
@@ -122,12 +125,14 @@ impl Acceptor {
                 self.handle_append(*term, *begin_lsn, wal, *commit_lsn)
                     .await
             }
+            Message::ReadCommitted {
+                start,
+                remote_consistent_lsn,
+            } => Ok(self.handle_read_committed(*start, *remote_consistent_lsn)),
             Message::ReadWal { term, start, end } => {
                 Ok(Some(self.handle_read(*term, *start, *end)?))
             }
-            Message::VoteResponse { .. }
-            | Message::AppendResponse { .. }
-            | Message::ReadWalResponse { .. } => Ok(None),
+            _ => Ok(None),
         }
     }
 
@@ -254,6 +259,30 @@ impl Acceptor {
             self.report();
         }
         Ok(())
+    }
+
+    /// Committed WAL for a pageserver: whole records from `start` up to our commit LSN, which
+    /// is always a record boundary (the proposer appends whole records only).
+    fn handle_read_committed(
+        &mut self,
+        start: Lsn,
+        _remote_consistent_lsn: Lsn,
+    ) -> Option<Message> {
+        let commit = self.commit_lsn.min(self.wal.flush_lsn());
+        if start > commit {
+            return Some(Message::CommittedWal {
+                start,
+                wal: Arc::new(Vec::new()),
+                commit_lsn: commit,
+            });
+        }
+        let end = Lsn(commit.0.min(start.0 + READ_COMMITTED_MAX_BYTES));
+        let wal = self.wal.read(start, end).ok()?;
+        Some(Message::CommittedWal {
+            start,
+            wal: Arc::new(wal),
+            commit_lsn: commit,
+        })
     }
 
     fn handle_read(&mut self, term: Term, start: Lsn, end: Lsn) -> Result<Message> {

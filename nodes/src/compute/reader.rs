@@ -1,0 +1,112 @@
+//! The client's reads: GetPage@LSN against the pageservers, at the latest commit LSN and at
+//! older acknowledged ones. The compute does not judge the pages; it reports each one (its
+//! CRC, whether its own checksum held, how many records the pageserver applied) to the
+//! observer, where the oracle checks it.
+
+use crate::ids::{Lsn, NodeId, PageId};
+use crate::net::Net;
+use crate::observe::{Observation, Observer};
+use crate::page::Page;
+use crate::proto::Message;
+use rand::Rng;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+const MAX_IN_FLIGHT: usize = 8;
+const GIVE_UP_AFTER: Duration = Duration::from_millis(1500);
+const RECENT_COMMITS: usize = 32;
+
+#[derive(Default)]
+pub struct Reader {
+    pageservers: Vec<NodeId>,
+    next_request_id: u64,
+    in_flight: BTreeMap<u64, Duration>,
+    /// End LSNs of recently acknowledged commits: older LSNs to read at.
+    recent_commits: VecDeque<Lsn>,
+}
+
+impl Reader {
+    pub fn new(pageservers: Vec<NodeId>) -> Reader {
+        Reader {
+            pageservers,
+            ..Reader::default()
+        }
+    }
+
+    pub fn commit_acked(&mut self, end_lsn: Lsn) {
+        if self.recent_commits.len() == RECENT_COMMITS {
+            self.recent_commits.pop_front();
+        }
+        self.recent_commits.push_back(end_lsn);
+    }
+
+    /// Sends one read of a page among `pages`, at `commit_lsn` or an older acknowledged LSN.
+    pub fn tick(
+        &mut self,
+        net: &Net,
+        elapsed: Duration,
+        pages: usize,
+        nth_page: impl Fn(usize) -> PageId,
+        commit_lsn: Lsn,
+    ) {
+        self.in_flight
+            .retain(|_, sent| elapsed.saturating_sub(*sent) < GIVE_UP_AFTER);
+        if self.pageservers.is_empty()
+            || pages == 0
+            || commit_lsn == Lsn::ZERO
+            || self.in_flight.len() >= MAX_IN_FLIGHT
+        {
+            return;
+        }
+        let mut rng = madsim::rand::thread_rng();
+        let page = nth_page(rng.gen_range(0..pages));
+        let lsn = match self.recent_commits.len() {
+            n if n > 0 && rng.gen_bool(0.3) => {
+                self.recent_commits[rng.gen_range(0..n)].min(commit_lsn)
+            }
+            _ => commit_lsn,
+        };
+        self.next_request_id += 1;
+        let to = self.pageservers[self.next_request_id as usize % self.pageservers.len()];
+        self.in_flight.insert(self.next_request_id, elapsed);
+        net.send(
+            to,
+            Message::GetPage {
+                request_id: self.next_request_id,
+                page,
+                lsn,
+            },
+        );
+    }
+
+    /// Reports a GetPage answer.
+    pub fn on_response(
+        &mut self,
+        me: NodeId,
+        observer: &Arc<dyn Observer>,
+        request_id: u64,
+        page: PageId,
+        lsn: Lsn,
+        result: &Result<(Arc<Vec<u8>>, u32), String>,
+    ) {
+        if self.in_flight.remove(&request_id).is_none() {
+            return;
+        }
+        let obs = match result {
+            Ok((bytes, records_applied)) => {
+                let checksum_ok = Page::from_bytes(bytes).is_some_and(|p| p.verify());
+                let page_crc = crc32c::crc32c(bytes);
+                Observation::PageRead {
+                    page,
+                    lsn,
+                    page_crc,
+                    checksum_ok,
+                    records_applied: *records_applied,
+                }
+            }
+            Err(_) => Observation::PageReadFailed { page, lsn },
+        };
+        observer.observe(me, obs);
+    }
+}

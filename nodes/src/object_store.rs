@@ -1,0 +1,83 @@
+//! The object store: an S3-like node. Whole objects, put (atomic: an object is there whole or
+//! not at all), get, list by prefix, delete. It can be slow or unavailable (the harness kills
+//! or cuts it off), but an object it acknowledged is never lost: the bucket is its durable
+//! storage and outlives the process.
+
+use crate::ids::NodeId;
+use crate::net::Net;
+use crate::observe::{Observation, Observer};
+use crate::proto::Message;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The store's durable contents, shared with the harness so that it survives restarts.
+#[derive(Clone, Default)]
+pub struct Bucket(Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>);
+
+impl Bucket {
+    fn apply(&self, msg: &Message) -> Option<Message> {
+        let mut objects = self.0.lock().unwrap();
+        let (request_id, data, keys) = match msg {
+            Message::StorePut {
+                request_id,
+                key,
+                data,
+            } => {
+                objects.insert(key.clone(), data.clone());
+                (*request_id, None, Vec::new())
+            }
+            Message::StoreGet { request_id, key } => {
+                (*request_id, objects.get(key).cloned(), Vec::new())
+            }
+            Message::StoreList { request_id, prefix } => {
+                let keys = objects
+                    .keys()
+                    .filter(|k| k.starts_with(prefix.as_str()))
+                    .cloned()
+                    .collect();
+                (*request_id, None, keys)
+            }
+            Message::StoreDelete { request_id, key } => {
+                objects.remove(key);
+                (*request_id, None, Vec::new())
+            }
+            _ => return None,
+        };
+        Some(Message::StoreResponse {
+            request_id,
+            data,
+            keys,
+        })
+    }
+
+    /// Number of objects and their bytes, for the run summary.
+    pub fn usage(&self) -> (usize, u64) {
+        let objects = self.0.lock().unwrap();
+        (
+            objects.len(),
+            objects.values().map(|v| v.len() as u64).sum(),
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct ObjectStoreConfig {
+    pub id: NodeId,
+    pub bucket: Bucket,
+    pub observer: Arc<dyn Observer>,
+    pub duplicate_probability: f64,
+}
+
+/// Runs the object store until the process is killed.
+pub async fn run(cfg: ObjectStoreConfig) {
+    cfg.observer.observe(cfg.id, Observation::Started);
+    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
+        .await
+        .expect("bind");
+    loop {
+        let env = net.recv().await.expect("network");
+        if let Some(reply) = cfg.bucket.apply(&env.msg) {
+            net.send(env.from, reply);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The pageserver: ingests committed WAL from the safekeepers, keeps it in layers, makes page
+//! images itself once a page's delta chain passes `image_creation_threshold` (so compute can
+//! run with `full_page_writes` off), serves GetPage@LSN, and uploads its layers to the object
+//! store.
+//!
+//! Guarantees:
+//! - it ingests only committed WAL, in order, never skipping or repeating a record, whichever
+//!   safekeeper it streams from (`ingest`);
+//! - `disk_consistent_lsn` moves past a layer only once the layer file and its directory entry
+//!   are durable; after a restart it reloads the layers that check out and re-ingests from
+//!   there (`layers`, `startup`);
+//! - GetPage@LSN never answers with a page older than the LSN asked for: it waits, bounded, for
+//!   ingest, and otherwise fails with a clear error (`getpage`).
+
+pub mod getpage;
+pub mod ingest;
+pub mod layers;
+pub mod remote;
+pub mod startup;
+
+use crate::bugs::{Bug, BugSet};
+use crate::durable::{decode_checked, encode_checked, write_atomic};
+use crate::ids::{Lsn, NodeId, PageId};
+use crate::net::Net;
+use crate::observe::{Observation, Observer};
+use crate::proto::Message;
+use lakesim_faults::Disk;
+use layers::{encode_delta, encode_image, LayerMap};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flush the open (in-memory) layer once it holds this much WAL, or after `FLUSH_INTERVAL`.
+const FLUSH_BYTES: usize = 32 * 1024;
+const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(10);
+const METADATA: &str = "metadata";
+
+/// Everything a pageserver process starts with.
+#[derive(Clone)]
+pub struct PageserverConfig {
+    pub id: NodeId,
+    pub disk: Disk,
+    pub safekeepers: Vec<NodeId>,
+    pub object_store: NodeId,
+    pub bugs: BugSet,
+    pub observer: Arc<dyn Observer>,
+    pub duplicate_probability: f64,
+    pub image_creation_threshold: usize,
+    pub buggify: bool,
+}
+
+/// What the pageserver persists besides its layers (Neon: `metadata`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+pub struct Metadata {
+    pub disk_consistent_lsn: Lsn,
+    /// Start LSN of the last record below `disk_consistent_lsn`, to chain the next one.
+    pub prev_record_lsn: Lsn,
+}
+
+impl Metadata {
+    const MAGIC: u32 = 0x9a9e_5e7a;
+
+    /// Replaces the metadata file crash-safely, checksummed.
+    pub async fn persist(&self, disk: &Disk) {
+        let bytes = encode_checked(Self::MAGIC, self);
+        write_atomic(disk, METADATA, &bytes, false)
+            .await
+            .expect("write metadata");
+    }
+
+    /// The metadata, if the file is there and intact (rot makes the disk untrusted).
+    pub fn load(disk: &Disk) -> Option<Metadata> {
+        decode_checked(Self::MAGIC, &disk.read_all(METADATA).ok()?).ok()
+    }
+}
+
+pub struct Pageserver {
+    cfg: PageserverConfig,
+    net: Net,
+    map: LayerMap,
+    /// Durable in layer files up to here.
+    consistent: Metadata,
+    /// WAL ingested but not yet in a layer file: `[disk_consistent_lsn, last_record_lsn)`.
+    open_layer: Vec<u8>,
+    ingest: ingest::WalReceiver,
+    getpage: getpage::Waiters,
+    remote: remote::Uploader,
+    since_flush: Duration,
+}
+
+/// Runs a pageserver until the process is killed.
+pub async fn run(cfg: PageserverConfig) {
+    cfg.observer.observe(cfg.id, Observation::Started);
+    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
+        .await
+        .expect("bind");
+    let mut ps = startup::start(cfg, net).await;
+    let mut tick = madsim::time::interval(TICK);
+    loop {
+        tokio::select! {
+            biased;
+            env = ps.net.recv() => {
+                let env = env.expect("network");
+                ps.on_message(env.from, env.msg);
+            }
+            _ = tick.tick() => ps.on_tick().await,
+        }
+    }
+}
+
+impl Pageserver {
+    fn last_record_lsn(&self) -> Lsn {
+        self.ingest.last_record_lsn()
+    }
+
+    fn on_message(&mut self, from: NodeId, msg: Message) {
+        match msg {
+            Message::CommittedWal { start, wal, .. } => {
+                let ingested = self.ingest.on_wal(from, start, &wal, &mut self.map);
+                if let Some(bytes) = ingested {
+                    self.open_layer.extend_from_slice(bytes.as_slice());
+                    let lsn = self.last_record_lsn();
+                    debug_assert_eq!(
+                        self.consistent
+                            .disk_consistent_lsn
+                            .advance(self.open_layer.len() as u64),
+                        lsn
+                    );
+                    self.cfg
+                        .observer
+                        .observe(self.cfg.id, Observation::Ingested { lsn });
+                    self.answer_waiters();
+                }
+            }
+            Message::GetPage {
+                request_id,
+                page,
+                lsn,
+            } => self.on_get_page(from, request_id, page, lsn),
+            Message::StoreResponse { request_id, .. } => {
+                if self.remote.on_response(request_id) {
+                    self.report_flushed();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        self.ingest
+            .tick(&self.net, self.remote.remote_consistent_lsn());
+        self.since_flush += TICK;
+        let due = self.open_layer.len() >= FLUSH_BYTES
+            || (!self.open_layer.is_empty() && self.since_flush >= FLUSH_INTERVAL);
+        if due {
+            self.flush_open_layer().await;
+        }
+        self.remote.tick(&self.net, self.cfg.object_store);
+        self.expire_waiters();
+    }
+
+    /// Writes the open layer to a delta layer file, makes it durable, then moves
+    /// `disk_consistent_lsn` past it; then creates image layers where chains grew long.
+    async fn flush_open_layer(&mut self) {
+        self.since_flush = Duration::ZERO;
+        let start = self.consistent.disk_consistent_lsn;
+        let end = self.last_record_lsn();
+        let name = layers::delta_name(start, end);
+        let bytes = encode_delta(
+            start,
+            end,
+            self.consistent.prev_record_lsn,
+            &self.open_layer,
+        );
+        let disk = &self.cfg.disk;
+        disk.create(&name);
+        disk.write(&name, 0, &bytes).expect("write layer");
+        // The consistent-lsn-before-sync bug moves disk_consistent_lsn over a layer that a
+        // crash can still take away.
+        if !self.cfg.bugs.has(Bug::ConsistentLsnBeforeSync) {
+            disk.sync(&name).await.expect("sync layer");
+            disk.sync_dir().await.expect("sync dir");
+        }
+        let next = Metadata {
+            disk_consistent_lsn: end,
+            prev_record_lsn: self.ingest.last_record_start(),
+        };
+        self.persist_metadata(next).await;
+        self.open_layer.clear();
+        self.remote.enqueue(&name, bytes, Some(next));
+        self.create_images(end).await;
+        self.report_flushed();
+    }
+
+    async fn persist_metadata(&mut self, metadata: Metadata) {
+        metadata.persist(&self.cfg.disk).await;
+        self.consistent = metadata;
+    }
+
+    /// Image layers for every page whose delta chain at `upto` passes the threshold, each made
+    /// by reconstructing the page at its last change.
+    async fn create_images(&mut self, upto: Lsn) {
+        let pages: Vec<PageId> = self
+            .map
+            .pages()
+            .filter(|p| self.map.chain_len(*p, upto) > self.cfg.image_creation_threshold)
+            .collect();
+        if pages.is_empty() {
+            return;
+        }
+        let mut names = Vec::with_capacity(pages.len());
+        for page in pages {
+            let lsn = self
+                .map
+                .last_change(page, upto)
+                .expect("a chain has a last change");
+            let (image, _) = self.map.reconstruct(page, lsn);
+            assert_eq!(
+                image.lsn(),
+                lsn,
+                "an image holds the page as of its last change"
+            );
+            // The image-wrong-lsn bug labels the image one record early.
+            let label = match self.cfg.bugs.has(Bug::ImageWrongLsn) {
+                true => self.map.change_before(page, lsn).unwrap_or(lsn),
+                false => lsn,
+            };
+            let name = layers::image_name(page, label);
+            let bytes = encode_image(page, label, &image);
+            self.cfg.disk.create(&name);
+            self.cfg.disk.write(&name, 0, &bytes).expect("write image");
+            self.cfg.disk.sync(&name).await.expect("sync image");
+            let page_crc = crc32c::crc32c(image.as_bytes());
+            self.map.add_image(page, label, image);
+            self.cfg.observer.observe(
+                self.cfg.id,
+                Observation::ImageCreated {
+                    page,
+                    lsn: label,
+                    page_crc,
+                },
+            );
+            names.push((name, bytes));
+        }
+        self.cfg.disk.sync_dir().await.expect("sync dir");
+        for (name, bytes) in names {
+            self.remote.enqueue(&name, bytes, None);
+        }
+    }
+
+    fn report_flushed(&self) {
+        let obs = Observation::LayersFlushed {
+            disk_consistent_lsn: self.consistent.disk_consistent_lsn,
+            remote_consistent_lsn: self.remote.remote_consistent_lsn(),
+        };
+        self.cfg.observer.observe(self.cfg.id, obs);
+    }
+}

@@ -1,0 +1,275 @@
+//! Starting a pageserver: recover from the local disk, or rebuild from the object store when
+//! the disk was lost; then resume ingest at `disk_consistent_lsn`.
+//!
+//! Layers are trusted as the metadata says, except that each is checked against its checksum:
+//! one that fails (torn, rotted) is removed and `disk_consistent_lsn` drops to its start, so the
+//! WAL it held is ingested again rather than served wrong. Layers past the consistent point (a
+//! flush the crash interrupted) are removed.
+
+use super::ingest::WalReceiver;
+use super::layers::{decode_delta, decode_image, LayerMap, LayerName};
+use super::remote::{IndexPart, Uploader, INDEX_KEY};
+use super::{Metadata, Pageserver, PageserverConfig};
+use crate::bugs::Bug;
+use crate::ids::{Lsn, NodeId};
+use crate::net::Net;
+use crate::proto::Message;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const STORE_TIMEOUT: Duration = Duration::from_millis(300);
+
+pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
+    let index = fetch_index(&net, cfg.object_store).await;
+    let metadata = match load_metadata(&cfg) {
+        Some(m) => m,
+        None => download(&net, &cfg, index.as_ref()).await,
+    };
+    let (map, consistent, local) = load_layers(&cfg, metadata).await;
+    let first_source = (cfg.id.0 as usize) % cfg.safekeepers.len();
+    let ingest = WalReceiver::new(
+        cfg.safekeepers.clone(),
+        consistent.disk_consistent_lsn,
+        consistent.prev_record_lsn,
+        cfg.bugs.clone(),
+        first_source,
+    );
+    // Layers flushed by an earlier run that never reached the store: upload them first, in
+    // order, before anything newer can move remote_consistent_lsn.
+    let mut remote = Uploader::from_index(index.unwrap_or_default());
+    for (name, completes) in local {
+        if !remote.holds(&name) {
+            let bytes = cfg.disk.read_all(&name).expect("a loaded layer is on disk");
+            remote.enqueue(&name, bytes, completes);
+        }
+    }
+    let ps = Pageserver {
+        cfg,
+        net,
+        map,
+        consistent,
+        open_layer: Vec::new(),
+        ingest,
+        getpage: Default::default(),
+        remote,
+        since_flush: Duration::ZERO,
+    };
+    ps.report_flushed();
+    ps
+}
+
+/// One request to the object store, retried until it is answered (the store may be down for a
+/// while; nothing can start without it when the disk is gone).
+async fn store_call(net: &Net, store: NodeId, make: impl Fn(u64) -> Message) -> Message {
+    for request_id in 1u64.. {
+        net.send(store, make(request_id));
+        let deadline = madsim::time::Instant::now() + STORE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(madsim::time::Instant::now());
+            match madsim::time::timeout(left, net.recv()).await {
+                Ok(Ok(env)) => match env.msg {
+                    Message::StoreResponse { request_id: id, .. } if id == request_id => {
+                        return env.msg;
+                    }
+                    _ => continue,
+                },
+                _ => break,
+            }
+        }
+    }
+    unreachable!("request ids run out")
+}
+
+async fn fetch_index(net: &Net, store: NodeId) -> Option<IndexPart> {
+    let key = INDEX_KEY.to_string();
+    let reply = store_call(net, store, |request_id| Message::StoreGet {
+        request_id,
+        key: key.clone(),
+    })
+    .await;
+    let Message::StoreResponse { data, .. } = reply else {
+        unreachable!()
+    };
+    data.map(|d| serde_json::from_slice(&d).expect("the index is written whole"))
+}
+
+/// Written atomically, so unreadable only through rot: then the local disk is not trusted and
+/// the pageserver rebuilds as after disk loss.
+fn load_metadata(cfg: &PageserverConfig) -> Option<Metadata> {
+    Metadata::load(&cfg.disk)
+}
+
+/// Fetches many objects at once, retrying the ones not yet answered, until all are in.
+async fn store_get_all(
+    net: &Net,
+    store: NodeId,
+    keys: &[String],
+) -> BTreeMap<String, Option<Arc<Vec<u8>>>> {
+    let mut got = BTreeMap::new();
+    let mut next_id = 1_000_000u64;
+    while got.len() < keys.len() {
+        let mut asked: BTreeMap<u64, &String> = BTreeMap::new();
+        for key in keys.iter().filter(|k| !got.contains_key(*k)) {
+            next_id += 1;
+            asked.insert(next_id, key);
+            net.send(
+                store,
+                Message::StoreGet {
+                    request_id: next_id,
+                    key: key.clone(),
+                },
+            );
+        }
+        let deadline = madsim::time::Instant::now() + STORE_TIMEOUT;
+        while !asked.is_empty() {
+            let left = deadline.saturating_duration_since(madsim::time::Instant::now());
+            let Ok(Ok(env)) = madsim::time::timeout(left, net.recv()).await else {
+                break;
+            };
+            if let Message::StoreResponse {
+                request_id, data, ..
+            } = env.msg
+            {
+                if let Some(key) = asked.remove(&request_id) {
+                    got.insert(key.clone(), data);
+                }
+            }
+        }
+    }
+    got
+}
+
+/// Rebuilds the local disk from the object store (after whole-disk loss).
+async fn download(net: &Net, cfg: &PageserverConfig, index: Option<&IndexPart>) -> Metadata {
+    let Some(index) = index else {
+        return Metadata::default();
+    };
+    let keys: Vec<String> = index.layers.iter().cloned().collect();
+    for (name, data) in store_get_all(net, cfg.object_store, &keys).await {
+        let Some(data) = data else {
+            panic!("durability: the object store lost layer {name} that its index names");
+        };
+        cfg.disk.create(&name);
+        cfg.disk.set_len(&name, 0).expect("truncate");
+        cfg.disk.write(&name, 0, &data).expect("write layer");
+        cfg.disk.sync(&name).await.expect("sync layer");
+    }
+    cfg.disk.sync_dir().await.expect("sync dir");
+    index.consistent.persist(&cfg.disk).await;
+    index.consistent
+}
+
+/// A layer kept at startup, with the consistent point it completes (for delta layers).
+type LocalLayer = (String, Option<Metadata>);
+
+/// Loads every layer that checks out at or below the consistent point; removes the rest.
+/// Returns the layers kept, deltas first in LSN order.
+async fn load_layers(
+    cfg: &PageserverConfig,
+    metadata: Metadata,
+) -> (LayerMap, Metadata, Vec<LocalLayer>) {
+    let check = !cfg.bugs.has(Bug::SkipLayerChecksum);
+    let disk = &cfg.disk;
+    let mut names: Vec<(LayerName, String)> = disk
+        .list()
+        .into_iter()
+        .filter_map(|n| LayerName::parse(&n).map(|l| (l, n)))
+        .collect();
+    names.sort();
+    let mut map = LayerMap::default();
+    let mut consistent = metadata.disk_consistent_lsn;
+    // Start LSN of the last record of each delta layer, by its end: to resume ingest there.
+    let mut last_record_at: BTreeMap<Lsn, Lsn> = BTreeMap::new();
+    let mut doomed = Vec::new();
+    for (layer, name) in &names {
+        let LayerName::Delta { start, end } = *layer else {
+            continue;
+        };
+        if end > metadata.disk_consistent_lsn {
+            doomed.push(name.clone());
+            continue;
+        }
+        let bytes = disk.read_all(name).expect("listed file");
+        match decode_delta(&bytes, start, end, check) {
+            Ok(records) => {
+                if let Some((lsn, _)) = records.last() {
+                    last_record_at.insert(end, *lsn);
+                }
+                for (lsn, rec) in records {
+                    map.add_record(lsn, rec);
+                }
+            }
+            Err(why) => {
+                tracing::debug!(%name, %why, "dropping a delta layer that fails its checks");
+                consistent = consistent.min(start);
+                doomed.push(name.clone());
+            }
+        }
+    }
+    map.truncate(consistent);
+    for (layer, name) in &names {
+        match *layer {
+            LayerName::Delta { end, .. } if end > consistent && !doomed.contains(name) => {
+                doomed.push(name.clone())
+            }
+            LayerName::Image { page, lsn } => {
+                let image = (lsn <= consistent)
+                    .then(|| {
+                        decode_image(&disk.read_all(name).expect("listed file"), page, lsn, check)
+                            .ok()
+                    })
+                    .flatten();
+                match image {
+                    Some(image) => map.add_image(page, lsn, image),
+                    None => doomed.push(name.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+    for name in &doomed {
+        disk.remove(name).expect("remove layer");
+    }
+    if !doomed.is_empty() {
+        disk.sync_dir().await.expect("sync dir");
+    }
+    let resumed = if consistent == metadata.disk_consistent_lsn {
+        metadata
+    } else {
+        let prev = last_record_at
+            .get(&consistent)
+            .copied()
+            .unwrap_or(Lsn::ZERO);
+        let m = Metadata {
+            disk_consistent_lsn: consistent,
+            prev_record_lsn: prev,
+        };
+        m.persist(disk).await;
+        m
+    };
+    let mut kept: Vec<LocalLayer> = Vec::new();
+    for (layer, name) in &names {
+        if doomed.contains(name) {
+            continue;
+        }
+        match *layer {
+            LayerName::Delta { end, .. } if end <= resumed.disk_consistent_lsn => {
+                let prev = last_record_at.get(&end).copied().unwrap_or(Lsn::ZERO);
+                kept.push((
+                    name.clone(),
+                    Some(Metadata {
+                        disk_consistent_lsn: end,
+                        prev_record_lsn: prev,
+                    }),
+                ));
+            }
+            LayerName::Image { lsn, .. } if lsn <= resumed.disk_consistent_lsn => {
+                kept.push((name.clone(), None))
+            }
+            _ => {}
+        }
+    }
+    kept.sort_by_key(|(_, completes)| completes.is_none());
+    (map, resumed, kept)
+}
