@@ -88,7 +88,7 @@ impl Page {
 pub fn apply(record: &WalRecord, end_lsn: Lsn, page: &mut Page) {
     assert!(
         end_lsn > page.lsn(),
-        "redo of a record ending at {end_lsn} onto a page already at {}",
+        "page-reconstruction: redo of a record ending at {end_lsn} onto a page already at {}",
         page.lsn()
     );
     match &record.body {
@@ -148,7 +148,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "redo of a record")]
+    #[should_panic(expected = "page-reconstruction: redo of a record")]
     fn redo_never_moves_a_page_backwards() {
         let mut page = Page::zeroed();
         apply(&delta(0, b"x"), Lsn(10), &mut page);

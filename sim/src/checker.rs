@@ -17,6 +17,7 @@
 use crate::oracle::Oracle;
 use lakesim_faults::{Disk, Trace};
 use lakesim_nodes::observe::{Observation, Observer};
+use lakesim_nodes::pageserver::layers::{decode_delta, LayerName};
 use lakesim_nodes::safekeeper::wal_store::read_wal;
 use lakesim_nodes::wal::{decode_stream, RecordBody};
 use lakesim_nodes::{Lsn, NodeId, PageId, Term, Xid};
@@ -62,6 +63,10 @@ struct State {
     pages: PageStats,
     /// Each pageserver's ingest position.
     ingested: BTreeMap<NodeId, Lsn>,
+    /// Each pageserver's promise: WAL below this is durable in its layer files.
+    disk_consistent: BTreeMap<NodeId, Lsn>,
+    /// Files bit rot hit, by node: a fault beyond any durability promise.
+    rotted: BTreeSet<(NodeId, String)>,
     last_read: Option<Duration>,
 }
 
@@ -296,6 +301,52 @@ impl Checker {
         }
     }
 
+    /// `node` lost its whole disk: its durability promises went with it (a fault beyond them).
+    pub fn note_disk_loss(&self, node: NodeId) {
+        self.state.lock().unwrap().disk_consistent.remove(&node);
+    }
+
+    /// Bit rot hit `file` on `node`'s disk.
+    pub fn note_rot(&self, node: NodeId, file: String) {
+        self.state.lock().unwrap().rotted.insert((node, file));
+    }
+
+    /// Right after a pageserver crash: the WAL it promised durable (`disk_consistent_lsn`) must
+    /// be covered by intact delta layer files on what survived of its disk.
+    pub fn check_layers_survived(&self, node: NodeId, disk: &Disk) {
+        let mut s = self.state.lock().unwrap();
+        let promised = s.disk_consistent.get(&node).copied().unwrap_or(Lsn::ZERO);
+        let mut deltas: Vec<(Lsn, Lsn, String)> = disk
+            .list()
+            .into_iter()
+            .filter_map(|name| match LayerName::parse(&name) {
+                Some(LayerName::Delta { start, end }) => Some((start, end, name)),
+                _ => None,
+            })
+            .collect();
+        deltas.sort();
+        let mut covered = Lsn::ZERO;
+        for (start, end, name) in deltas {
+            if start > covered || end <= covered {
+                continue;
+            }
+            let rotted = s.rotted.contains(&(node, name.clone()));
+            let intact = rotted
+                || disk
+                    .read_all(&name)
+                    .is_ok_and(|b| decode_delta(&b, start, end, true).is_ok());
+            if intact {
+                covered = end;
+            }
+        }
+        if covered < promised {
+            let detail = format!(
+                "pageserver promised WAL to {promised} durable in its layers, but after the crash they cover only to {covered}"
+            );
+            self.fail_locked(&mut s, "durability", &[node], detail);
+        }
+    }
+
     /// The committed WAL's length now (the runner notes it when the faults heal).
     pub fn committed_lsn(&self) -> Lsn {
         Lsn(self.state.lock().unwrap().committed.len() as u64)
@@ -510,6 +561,7 @@ impl Observer for Checker {
                 disk_consistent_lsn,
                 remote_consistent_lsn,
             } => {
+                s.disk_consistent.insert(node, disk_consistent_lsn);
                 self.trace.record(
                     n,
                     "layers-flushed",

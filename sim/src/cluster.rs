@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Cluster {
+    checker: Arc<Checker>,
     handle: Handle,
     trace: Trace,
     nodes: BTreeMap<u32, NodeHandle>,
@@ -67,7 +68,7 @@ impl Cluster {
         disks: BTreeMap<u32, Disk>,
         checker: Arc<Checker>,
     ) -> Cluster {
-        let observer: Arc<dyn Observer> = checker;
+        let observer: Arc<dyn Observer> = checker.clone();
         let handle = Handle::current();
         let dup = plan.faults_chosen.duplicate_probability;
         let mut nodes = BTreeMap::new();
@@ -150,6 +151,7 @@ impl Cluster {
             buggify: plan.faults_chosen.buggify,
         };
         let mut cluster = Cluster {
+            checker,
             handle,
             trace,
             nodes,
@@ -223,11 +225,12 @@ impl Cluster {
                 self.crash(node);
                 if let Some(disk) = self.disks.get(&node) {
                     disk.wipe();
+                    self.checker.note_disk_loss(NodeId(node));
                 }
             }
             FaultAction::Rot { node, pick } => {
-                if let Some(disk) = self.disks.get(&node) {
-                    disk.rot(u64::from(pick));
+                if let Some(rotted) = self.disks.get(&node).and_then(|d| d.rot(u64::from(pick))) {
+                    self.checker.note_rot(NodeId(node), rotted);
                 }
             }
             FaultAction::HealAll => self.heal_all(),
@@ -242,6 +245,9 @@ impl Cluster {
         self.handle.kill(id);
         if let Some(disk) = self.disks.get(&node) {
             disk.crash();
+            if node >= FIRST_PAGESERVER && node < OBJECT_STORE {
+                self.checker.check_layers_survived(NodeId(node), disk);
+            }
         }
         self.trace.record(node, "crash", 0, 0);
     }

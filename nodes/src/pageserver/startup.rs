@@ -13,6 +13,7 @@ use super::{Metadata, Pageserver, PageserverConfig};
 use crate::bugs::Bug;
 use crate::ids::{Lsn, NodeId};
 use crate::net::Net;
+use crate::observe::Observation;
 use crate::proto::Message;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -228,12 +229,8 @@ async fn load_layers(
             _ => {}
         }
     }
-    for name in &doomed {
-        disk.remove(name).expect("remove layer");
-    }
-    if !doomed.is_empty() {
-        disk.sync_dir().await.expect("sync dir");
-    }
+    // Lower the consistent point durably, and say so, before removing anything below the old
+    // one: a crash in between must not leave a gap that the old metadata would paper over.
     let resumed = if consistent == metadata.disk_consistent_lsn {
         metadata
     } else {
@@ -246,8 +243,19 @@ async fn load_layers(
             prev_record_lsn: prev,
         };
         m.persist(disk).await;
+        let obs = Observation::LayersFlushed {
+            disk_consistent_lsn: consistent,
+            remote_consistent_lsn: Lsn::ZERO,
+        };
+        cfg.observer.observe(cfg.id, obs);
         m
     };
+    for name in &doomed {
+        disk.remove(name).expect("remove layer");
+    }
+    if !doomed.is_empty() {
+        disk.sync_dir().await.expect("sync dir");
+    }
     let mut kept: Vec<LocalLayer> = Vec::new();
     for (layer, name) in &names {
         if doomed.contains(name) {
