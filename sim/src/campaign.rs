@@ -203,6 +203,7 @@ impl Campaign {
                 .then_some(crate::scenario::DEFAULT)),
             self.setup.config.is_some().then_some(config),
             self.setup.bug.as_deref(),
+            self.setup.full_page_writes,
             Some(plan),
             outcome,
         );

@@ -90,6 +90,9 @@ pub struct Setup {
     /// Switch on a planted bug (see `lakesim list`).
     #[arg(long)]
     pub bug: Option<String>,
+    /// Run the compute with `full_page_writes = on` (off by default, as in Lakebase).
+    #[arg(long)]
+    pub full_page_writes: bool,
 }
 
 impl Setup {
@@ -107,6 +110,7 @@ impl Setup {
             Some(b) => BugSet::of([b.parse::<Bug>().map_err(anyhow::Error::msg)?]),
             None => BugSet::none(),
         };
+        let config = Config { full_page_writes: config.full_page_writes || self.full_page_writes, ..config };
         Ok((name, config, bugs))
     }
 }
@@ -235,6 +239,9 @@ pub fn replay_command(seed: u64, setup: &Setup) -> String {
     }
     if let Some(b) = &setup.bug {
         cmd += &format!(" --bug {b}");
+    }
+    if setup.full_page_writes {
+        cmd += " --full-page-writes";
     }
     cmd
 }

@@ -33,6 +33,9 @@ pub struct SeedFile {
     pub config: Option<Config>,
     #[serde(default)]
     pub bug: Option<String>,
+    /// Overrides the scenario's `full_page_writes` (as `--full-page-writes` does).
+    #[serde(default)]
+    pub full_page_writes: Option<bool>,
     pub expect: Expect,
     /// With `expect = "fail"`: the invariant the run must violate.
     #[serde(default)]
@@ -79,6 +82,10 @@ impl SeedFile {
                 c.clone()
             }
             (None, None) => bail!("needs a scenario or a [config] table"),
+        };
+        let config = match self.full_page_writes {
+            Some(on) => Config { full_page_writes: on, ..config },
+            None => config,
         };
         let bugs = match &self.bug {
             Some(b) => BugSet::of([b.parse::<Bug>().map_err(anyhow::Error::msg)?]),
@@ -138,6 +145,7 @@ pub fn record(
     scenario: Option<&str>,
     config: Option<&Config>,
     bug: Option<&str>,
+    full_page_writes: bool,
     plan: Option<&Plan>,
     outcome: &RunOutcome,
 ) -> SeedFile {
@@ -147,6 +155,7 @@ pub fn record(
         scenario: scenario.map(str::to_string),
         config: config.cloned(),
         bug: bug.map(str::to_string),
+        full_page_writes: full_page_writes.then_some(true),
         expect: if outcome.violation.is_some() {
             Expect::Fail
         } else {
