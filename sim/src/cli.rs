@@ -110,7 +110,10 @@ impl Setup {
             Some(b) => BugSet::of([b.parse::<Bug>().map_err(anyhow::Error::msg)?]),
             None => BugSet::none(),
         };
-        let config = Config { full_page_writes: config.full_page_writes || self.full_page_writes, ..config };
+        let config = Config {
+            full_page_writes: config.full_page_writes || self.full_page_writes,
+            ..config
+        };
         Ok((name, config, bugs))
     }
 }

@@ -111,7 +111,7 @@ fn storm() -> Config {
             safekeeper_crashes_per_s: 1.0,
             compute_crashes_per_s: 0.6,
             partitions_per_s: 1.0,
-            election_storms_per_s: 0.3,
+            election_storms_per_s: 1.0,
             pageserver_crashes_per_s: 0.3,
             pageserver_disk_losses_per_s: 0.1,
             object_store_outages_per_s: 0.2,

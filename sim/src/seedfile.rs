@@ -84,7 +84,10 @@ impl SeedFile {
             (None, None) => bail!("needs a scenario or a [config] table"),
         };
         let config = match self.full_page_writes {
-            Some(on) => Config { full_page_writes: on, ..config },
+            Some(on) => Config {
+                full_page_writes: on,
+                ..config
+            },
             None => config,
         };
         let bugs = match &self.bug {

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 /// Largest AppendRequest payload.
 const MAX_APPEND_BYTES: usize = 128 * 1024;
+/// An in-sync acceptor with nothing new hears from us at least every this many ticks.
+const HEARTBEAT_TICKS: u32 = 5;
 /// Client commits waiting for acknowledgement before the client pauses.
 pub const MAX_IN_FLIGHT: usize = 32;
 
@@ -48,6 +50,9 @@ struct Peer {
     next_lsn: Lsn,
     /// `flush_lsn` at the previous tick, to spot a stalled stream.
     flush_at_tick: Lsn,
+    /// The commit LSN last sent to it, and ticks since anything was sent.
+    commit_sent: Lsn,
+    idle_ticks: u32,
 }
 
 enum Phase {
@@ -462,7 +467,9 @@ impl Proposer {
             MAX_APPEND_BYTES
         };
         let end = self.chunk_end(begin, max);
-        self.peers.get_mut(&to).unwrap().next_lsn = end;
+        let commit_lsn = self.commit_lsn;
+        let peer = self.peers.get_mut(&to).unwrap();
+        (peer.next_lsn, peer.commit_sent, peer.idle_ticks) = (end, commit_lsn, 0);
         let wal = Arc::new(self.wal[begin.0 as usize..end.0 as usize].to_vec());
         let msg = Message::AppendRequest {
             term: self.term,
@@ -495,12 +502,20 @@ impl Proposer {
         Lsn(end as u64)
     }
 
-    fn heartbeat(&self, to: NodeId, peer: &Peer) {
+    /// Tells an in-sync acceptor the commit LSN when it moved, and otherwise now and then.
+    fn heartbeat(&mut self, to: NodeId) {
+        let commit_lsn = self.commit_lsn;
+        let peer = self.peers.get_mut(&to).unwrap();
+        peer.idle_ticks += 1;
+        if commit_lsn == peer.commit_sent && peer.idle_ticks < HEARTBEAT_TICKS {
+            return;
+        }
+        (peer.commit_sent, peer.idle_ticks) = (commit_lsn, 0);
         let msg = Message::AppendRequest {
             term: self.term,
             begin_lsn: peer.flush_lsn,
             wal: Arc::new(Vec::new()),
-            commit_lsn: self.commit_lsn,
+            commit_lsn,
         };
         self.net.send(to, msg);
     }
@@ -549,9 +564,12 @@ impl Proposer {
     /// WAL stream from the last acknowledged point where it stalled.
     fn leader_tick(&mut self) {
         let wal_end = self.db.end_lsn();
-        for id in self.acceptors.clone() {
-            let peer = self.peers[&id].clone();
-            if peer.vote.is_none() {
+        for i in 0..self.acceptors.len() {
+            let id = self.acceptors[i];
+            let peer = &self.peers[&id];
+            let (voted, confirmed, flush_lsn) =
+                (peer.vote.is_some(), peer.confirmed, peer.flush_lsn);
+            if !voted {
                 self.net.send(
                     id,
                     Message::VoteRequest {
@@ -559,9 +577,9 @@ impl Proposer {
                         proposer_id: self.proposer_id,
                     },
                 );
-            } else if !peer.confirmed {
+            } else if !confirmed {
                 self.send_elected(id);
-            } else if peer.flush_lsn < wal_end {
+            } else if flush_lsn < wal_end {
                 let p = self.peers.get_mut(&id).unwrap();
                 if p.flush_lsn == p.flush_at_tick {
                     p.next_lsn = p.flush_lsn;
@@ -569,7 +587,7 @@ impl Proposer {
                 p.flush_at_tick = p.flush_lsn;
                 self.stream_to(id);
             } else {
-                self.heartbeat(id, &peer);
+                self.heartbeat(id);
             }
         }
     }
@@ -607,8 +625,8 @@ impl Proposer {
             self.pending.push_back(commit);
         }
         debug_assert_eq!(self.wal.len() as u64, self.db.end_lsn().0);
-        for id in self.acceptors.clone() {
-            self.stream_to(id);
+        for i in 0..self.acceptors.len() {
+            self.stream_to(self.acceptors[i]);
         }
     }
 }

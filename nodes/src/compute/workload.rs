@@ -147,7 +147,14 @@ impl Database {
                 self.imaged.insert(page);
             }
             if full_page_writes && self.imaged.insert(page) {
-                let image = self.pages[&page].as_bytes().to_vec().into_boxed_slice();
+                let image = self
+                    .pages
+                    .get_mut(&page)
+                    .unwrap()
+                    .seal()
+                    .as_bytes()
+                    .to_vec()
+                    .into_boxed_slice();
                 debug_assert_eq!(image.len(), PAGE_SIZE);
                 self.log(xid, RecordBody::FullPageImage { page, image }, out);
             }

@@ -224,6 +224,7 @@ impl LayerMap {
             "page-reconstruction: page at {} is newer than the request at {lsn}",
             out.lsn()
         );
+        out.seal();
         (out, applied)
     }
 
@@ -248,5 +249,108 @@ impl LayerMap {
 
     pub fn pages(&self) -> impl Iterator<Item = PageId> + '_ {
         self.deltas.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Xid;
+    use crate::wal::RecordBody;
+
+    fn delta(page: u32, byte: u8, prev: Lsn) -> WalRecord {
+        let body = RecordBody::PageDelta {
+            page: PageId(page),
+            offset: 0,
+            bytes: vec![byte; 4],
+        };
+        WalRecord {
+            xid: Xid(1),
+            prev_lsn: prev,
+            body,
+        }
+    }
+
+    /// Three deltas to page 7 as one WAL stream from LSN 0: (bytes, [(start, record)]).
+    fn stream() -> (Vec<u8>, Vec<(Lsn, WalRecord)>) {
+        let (mut wal, mut recs, mut prev) = (Vec::new(), Vec::new(), Lsn::ZERO);
+        for b in 1..=3u8 {
+            let rec = delta(7, b, prev);
+            prev = Lsn(wal.len() as u64);
+            recs.push((prev, rec.clone()));
+            rec.encode_into(&mut wal);
+        }
+        (wal, recs)
+    }
+
+    #[test]
+    fn delta_layer_roundtrip_and_a_flipped_bit_is_refused() {
+        let (wal, recs) = stream();
+        let end = Lsn(wal.len() as u64);
+        let mut bytes = encode_delta(Lsn::ZERO, end, Lsn::ZERO, &wal);
+        assert_eq!(decode_delta(&bytes, Lsn::ZERO, end, true).unwrap(), recs);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        assert!(decode_delta(&bytes, Lsn::ZERO, end, true).is_err());
+    }
+
+    #[test]
+    fn image_layer_roundtrip_and_rot_is_refused() {
+        let mut map = LayerMap::default();
+        let (_, recs) = stream();
+        for (lsn, rec) in recs {
+            map.add_record(lsn, rec);
+        }
+        let lsn = map.last_change(PageId(7), Lsn(u64::MAX)).unwrap();
+        let (page, applied) = map.reconstruct(PageId(7), lsn);
+        assert_eq!(applied, 3);
+        let mut bytes = encode_image(PageId(7), lsn, &page);
+        assert_eq!(decode_image(&bytes, PageId(7), lsn, true).unwrap(), page);
+        bytes[100] ^= 4;
+        assert!(decode_image(&bytes, PageId(7), lsn, true).is_err());
+    }
+
+    #[test]
+    fn reconstruct_starts_from_the_newest_image_and_never_passes_the_lsn() {
+        let mut map = LayerMap::default();
+        let (_, recs) = stream();
+        let ends: Vec<Lsn> = recs
+            .iter()
+            .map(|(l, r)| l.advance(r.encoded_len() as u64))
+            .collect();
+        for (lsn, rec) in recs {
+            map.add_record(lsn, rec);
+        }
+        let (at_second, _) = map.reconstruct(PageId(7), ends[1]);
+        map.add_image(PageId(7), ends[1], at_second.clone());
+        let (page, applied) = map.reconstruct(PageId(7), ends[2]);
+        assert_eq!(applied, 1, "one delta after the image");
+        assert_eq!(page.contents()[0], 3);
+        let (old, applied) = map.reconstruct(PageId(7), ends[0]);
+        assert_eq!((old.contents()[0], applied), (1, 1));
+        assert_eq!(map.reconstruct(PageId(7), ends[1]).0, at_second);
+        assert_eq!(map.chain_len(PageId(7), ends[2]), 1);
+    }
+
+    #[test]
+    fn layer_names_roundtrip() {
+        for l in [
+            LayerName::Delta {
+                start: Lsn(0x10),
+                end: Lsn(0x2000),
+            },
+            LayerName::Image {
+                page: PageId(42),
+                lsn: Lsn(0x99),
+            },
+        ] {
+            assert_eq!(LayerName::parse(&l.file_name()), Some(l));
+        }
+        assert_eq!(
+            LayerName::parse("layers/delta_10_5"),
+            None,
+            "an empty range is no layer"
+        );
+        assert_eq!(LayerName::parse("metadata"), None);
     }
 }
