@@ -503,6 +503,10 @@ impl Observer for Checker {
                 if let Some(view) = s.acceptors.get_mut(&node) {
                     view.commit_lsn = Lsn::ZERO;
                 }
+                // A restarted pageserver has caught up only once it says so again.
+                if let Some(ingested) = s.ingested.get_mut(&node) {
+                    *ingested = Lsn::ZERO;
+                }
             }
             Observation::Elected {
                 term,

@@ -24,7 +24,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Every madsim node a run created, shared with the runner so that it can shut them down even
+/// after a panic unwound the cluster.
+pub type NodeRegistry = Arc<std::sync::Mutex<Vec<madsim::task::NodeId>>>;
+
 pub struct Cluster {
+    registry: NodeRegistry,
     checker: Arc<Checker>,
     handle: Handle,
     trace: Trace,
@@ -67,6 +72,7 @@ impl Cluster {
         trace: Trace,
         disks: BTreeMap<u32, Disk>,
         checker: Arc<Checker>,
+        registry: NodeRegistry,
     ) -> Cluster {
         let observer: Arc<dyn Observer> = checker.clone();
         let handle = Handle::current();
@@ -93,6 +99,7 @@ impl Cluster {
                 .ip(ip_of(NodeId(id)))
                 .init(move || safekeeper::run(cfg.clone()))
                 .build();
+            registry.lock().unwrap().push(node.id());
             nodes.insert(id, node);
         }
         let bucket = Bucket::default();
@@ -108,6 +115,7 @@ impl Cluster {
             .ip(ip_of(NodeId(OBJECT_STORE)))
             .init(move || object_store::run(store_cfg.clone()))
             .build();
+        registry.lock().unwrap().push(store.id());
         nodes.insert(OBJECT_STORE, store);
         let pss: Vec<NodeId> = pageserver_ids(config.pageservers)
             .into_iter()
@@ -131,6 +139,7 @@ impl Cluster {
                 .ip(ip_of(id))
                 .init(move || pageserver::run(cfg.clone()))
                 .build();
+            registry.lock().unwrap().push(node.id());
             nodes.insert(id.0, node);
         }
         let compute_template = ComputeConfig {
@@ -151,6 +160,7 @@ impl Cluster {
             buggify: plan.faults_chosen.buggify,
         };
         let mut cluster = Cluster {
+            registry,
             checker,
             handle,
             trace,
@@ -178,6 +188,7 @@ impl Cluster {
             .ip(ip_of(NodeId(id)))
             .init(move || compute::run(cfg.clone()))
             .build();
+        self.registry.lock().unwrap().push(node.id());
         self.nodes.insert(id, node);
         self.trace.record(id, "start-compute", 0, 0);
     }
@@ -277,4 +288,16 @@ impl Cluster {
         net.update_config(|c| c.packet_loss_rate = 0.0);
         self.trace.record(0, "heal-all", 0, 0);
     }
+}
+
+/// Kills every node of a run and lets the executor drop their tasks. A node's tasks and madsim's
+/// network hold each other (task -> endpoint -> network -> waker -> task), so a runtime dropped
+/// with live nodes leaks all of a seed's memory, and a campaign would run out of it.
+pub async fn shutdown(registry: &NodeRegistry) {
+    let handle = Handle::current();
+    let ids = std::mem::take(&mut *registry.lock().unwrap());
+    for id in ids {
+        handle.kill(id);
+    }
+    madsim::time::sleep(Duration::from_millis(1)).await;
 }

@@ -5,7 +5,7 @@
 //! `panic` violation rather than taking the process down.
 
 use crate::checker::{Checker, Stats, Violation};
-use crate::cluster::{make_disks, Cluster};
+use crate::cluster::{make_disks, shutdown, Cluster, NodeRegistry};
 use crate::config::Config;
 use crate::plan::Plan;
 use lakesim_faults::{Event, Trace};
@@ -93,9 +93,19 @@ fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions
     runtime.set_time_limit(budget + Duration::from_secs(60));
     // The trace lives outside the simulation future so that a panic still leaves it readable.
     let trace = runtime.block_on(async { Trace::new(opts.keep_trace) });
+    let registry = NodeRegistry::default();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(simulate(seed, config, plan, opts, trace.clone()))
+        runtime.block_on(simulate(
+            seed,
+            config,
+            plan,
+            opts,
+            trace.clone(),
+            registry.clone(),
+        ))
     }));
+    // Whether the run ended or panicked, its nodes must go before the runtime does.
+    let _ = catch_unwind(AssertUnwindSafe(|| runtime.block_on(shutdown(&registry))));
     let mut outcome = match result {
         Ok(outcome) => outcome,
         Err(payload) => RunOutcome {
@@ -125,6 +135,7 @@ async fn simulate(
     plan: &Plan,
     opts: &RunOptions,
     trace: Trace,
+    registry: NodeRegistry,
 ) -> RunOutcome {
     let disks = make_disks(seed, config, plan, &trace);
     let checker_disks = disks
@@ -140,6 +151,7 @@ async fn simulate(
         trace.clone(),
         disks,
         checker.clone(),
+        registry,
     );
     let start = madsim::time::Instant::now();
     for event in &plan.faults {
@@ -155,7 +167,7 @@ async fn simulate(
     if wait_until(end, &checker).await {
         checker.check_end(healed_at, committed_at_heal);
     }
-    RunOutcome {
+    let outcome = RunOutcome {
         seed,
         trace_hash: trace.hash(),
         events: trace.count(),
@@ -165,7 +177,9 @@ async fn simulate(
         recent: trace.recent(),
         full_trace: trace.events(),
         stats: checker.stats(),
-    }
+    };
+    drop(cluster);
+    outcome
 }
 
 /// Sleeps until `at`, waking to look for violations; false when one was found.

@@ -57,6 +57,10 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
         since_flush: Duration::ZERO,
     };
     ps.report_flushed();
+    let lsn = ps.last_record_lsn();
+    ps.cfg
+        .observer
+        .observe(ps.cfg.id, Observation::Ingested { lsn });
     ps
 }
 

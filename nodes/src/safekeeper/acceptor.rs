@@ -51,7 +51,14 @@ impl Acceptor {
         if let Some(lsn) = cut {
             observer.observe(id, Observation::Truncated { lsn });
         }
-        let commit_lsn = state.commit_lsn.min(wal.flush_lsn());
+        // Everything below a persisted commit LSN was flushed before it was persisted.
+        assert!(
+            state.commit_lsn <= wal.flush_lsn(),
+            "durability: acceptor {id} persisted commit LSN {} but holds WAL only to {}",
+            state.commit_lsn,
+            wal.flush_lsn()
+        );
+        let commit_lsn = state.commit_lsn;
         let acceptor = Acceptor {
             id,
             disk,

@@ -26,10 +26,16 @@ pub struct SafekeeperConfig {
 /// Runs a safekeeper until the process is killed.
 pub async fn run(cfg: SafekeeperConfig) {
     cfg.observer.observe(cfg.id, Observation::Started);
-    let mut acceptor = Acceptor::open(cfg.id, cfg.disk, cfg.bugs, cfg.observer.clone())
-        .await
-        .expect("safekeeper cannot recover its disk")
-        .with_buggify(cfg.buggify);
+    // A control file that fails its checksum is state the acceptor promised to keep and lost:
+    // it must not start and vote as if it had never voted.
+    let mut acceptor = match Acceptor::open(cfg.id, cfg.disk, cfg.bugs, cfg.observer.clone()).await
+    {
+        Ok(acceptor) => acceptor.with_buggify(cfg.buggify),
+        Err(e) => panic!(
+            "durability: safekeeper {} cannot recover its durable state: {e}",
+            cfg.id
+        ),
+    };
     let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
         .await
         .expect("bind");
