@@ -256,7 +256,7 @@ impl Cluster {
         self.handle.kill(id);
         if let Some(disk) = self.disks.get(&node) {
             disk.crash();
-            if node >= FIRST_PAGESERVER && node < OBJECT_STORE {
+            if (FIRST_PAGESERVER..OBJECT_STORE).contains(&node) {
                 self.checker.check_layers_survived(NodeId(node), disk);
             }
         }

@@ -138,10 +138,8 @@ impl Pageserver {
                 page,
                 lsn,
             } => self.on_get_page(from, request_id, page, lsn),
-            Message::StoreResponse { request_id, .. } => {
-                if self.remote.on_response(request_id) {
-                    self.report_flushed();
-                }
+            Message::StoreResponse { request_id, .. } if self.remote.on_response(request_id) => {
+                self.report_flushed();
             }
             _ => {}
         }
