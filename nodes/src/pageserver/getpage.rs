@@ -14,6 +14,9 @@ use std::time::Duration;
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
 const MAX_WAITERS: usize = 256;
 
+/// A page's bytes and the records applied to build it, or why there is none.
+type PageResult = Result<(Arc<Vec<u8>>, u32), String>;
+
 struct Waiter {
     from: NodeId,
     request_id: u64,
@@ -50,20 +53,20 @@ impl Pageserver {
 
     fn answer(&self, to: NodeId, request_id: u64, page: PageId, lsn: Lsn) {
         let (image, applied) = self.map.reconstruct(page, lsn);
-        let result = Ok((Arc::new(image.as_bytes().to_vec()), applied));
-        self.net.send(
+        self.reply(
             to,
-            Message::GetPageResponse {
-                request_id,
-                page,
-                lsn,
-                result,
-            },
+            request_id,
+            page,
+            lsn,
+            Ok((Arc::new(image.as_bytes().to_vec()), applied)),
         );
     }
 
     fn fail(&self, to: NodeId, request_id: u64, page: PageId, lsn: Lsn, why: &str) {
-        let result = Err(why.to_string());
+        self.reply(to, request_id, page, lsn, Err(why.to_string()));
+    }
+
+    fn reply(&self, to: NodeId, request_id: u64, page: PageId, lsn: Lsn, result: PageResult) {
         self.net.send(
             to,
             Message::GetPageResponse {
