@@ -108,3 +108,50 @@ fn list_names_scenarios_and_bugs() {
         assert!(stdout.contains(name), "list lacks {name}");
     }
 }
+
+fn failure_seeds(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("fail-"))
+        .collect()
+}
+
+/// getpage-stale-lsn fails every storm seed within a simulated second, so the failure files
+/// name exactly the seeds a campaign ran: shards 1/2 and 2/2 together must name the same seeds
+/// as the unsharded campaign, and every failure is saved while the campaign goes on.
+#[test]
+fn shards_partition_a_campaign_and_failures_are_saved() {
+    let base = std::env::temp_dir().join(format!("lakesim-shards-{}", std::process::id()));
+    let run = |out: &str, extra: &[&str]| {
+        let dir = base.join(out);
+        let mut args = vec!["fuzz", "--seeds", "9", "--jobs", "2", "--scenario", "storm"];
+        args.extend_from_slice(&["--bug", "getpage-stale-lsn", "--out", dir.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let out = lakesim(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(dir.join("summary.json").exists());
+        failure_seeds(&dir)
+    };
+    let all = run("all", &[]);
+    let one = run("s1", &["--shard", "1/2"]);
+    let two = run("s2", &["--shard", "2/2"]);
+    assert_eq!(all.len(), 9, "every seed failed and was saved: {all:?}");
+    assert!(one.is_disjoint(&two));
+    assert_eq!(
+        one.union(&two)
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        all
+    );
+    let file = base.join("all").join(all.iter().next().unwrap());
+    let replay = lakesim(&["replay", file.to_str().unwrap()]);
+    assert_eq!(replay.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("trace hash matches"));
+    std::fs::remove_dir_all(&base).unwrap();
+}
