@@ -4,7 +4,7 @@
 //! trace hash it must reproduce, so any change in behaviour shows as a hash mismatch.
 
 use crate::config::Config;
-use crate::plan::Plan;
+use crate::plan::{FaultEvent, FaultMix, Plan};
 use crate::runner::{run_seed, RunOptions, RunOutcome};
 use crate::scenario;
 use anyhow::{bail, Context, Result};
@@ -44,10 +44,28 @@ pub struct SeedFile {
     pub detail: Option<String>,
     /// 16 hex digits.
     pub trace_hash: String,
-    /// The plan as it was run (a record; the run is rebuilt from seed and config, and the two
-    /// must agree).
+    /// The fault schedule as it was run: a record for the reader (the run is rebuilt from seed
+    /// and config, and the two must agree). The workload is left out: it is as long as the run
+    /// and follows from the seed alone.
     #[serde(default)]
-    pub plan: Option<Plan>,
+    pub plan: Option<FaultRecord>,
+}
+
+/// The part of a [`Plan`] a seed file records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRecord {
+    pub faults_chosen: FaultMix,
+    pub faults: Vec<FaultEvent>,
+}
+
+impl FaultRecord {
+    pub fn of(plan: &Plan) -> FaultRecord {
+        FaultRecord {
+            faults_chosen: plan.faults_chosen.clone(),
+            faults: plan.faults.clone(),
+        }
+    }
 }
 
 /// A seed file made ready to run.
@@ -101,7 +119,11 @@ impl SeedFile {
             bail!("expect = \"fail\" needs the invariant it violates, and only it does");
         }
         let plan = Plan::generate(self.seed, &config);
-        if self.plan.as_ref().is_some_and(|p| *p != plan) {
+        if self
+            .plan
+            .as_ref()
+            .is_some_and(|p| *p != FaultRecord::of(&plan))
+        {
             bail!("its plan differs from the plan this lakesim makes for the seed; re-pin it");
         }
         Ok(Loaded {
@@ -167,7 +189,7 @@ pub fn record(
         invariant: outcome.violation.as_ref().map(|v| v.invariant.clone()),
         detail: outcome.violation.as_ref().map(|v| v.detail.clone()),
         trace_hash: format!("{:016x}", outcome.trace_hash),
-        plan: plan.cloned(),
+        plan: plan.map(FaultRecord::of),
     }
 }
 
