@@ -49,15 +49,6 @@ impl Bucket {
             keys,
         })
     }
-
-    /// Number of objects and their bytes, for the run summary.
-    pub fn usage(&self) -> (usize, u64) {
-        let objects = self.0.lock().unwrap();
-        (
-            objects.len(),
-            objects.values().map(|v| v.len() as u64).sum(),
-        )
-    }
 }
 
 #[derive(Clone)]

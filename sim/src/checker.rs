@@ -106,6 +106,8 @@ pub struct Stats {
     /// Committed WAL bytes by record kind.
     pub wal_bytes: BTreeMap<&'static str, u64>,
     pub pages: PageStats,
+    /// Bytes made durable by fsync on every disk (whole sectors), filled in by the runner.
+    pub bytes_fsynced: u64,
 }
 
 impl Checker {
@@ -133,6 +135,7 @@ impl Checker {
             committed_bytes: s.committed.len() as u64,
             wal_bytes,
             pages: s.pages.clone(),
+            bytes_fsynced: 0,
         }
     }
 

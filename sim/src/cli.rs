@@ -517,7 +517,11 @@ fn print_metrics(s: &crate::checker::Stats) {
         .iter()
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
-    println!("WAL bytes committed: {total} ({})", kinds.join(", "));
+    println!(
+        "WAL bytes committed: {total} ({}); bytes fsynced on all disks: {}",
+        kinds.join(", "),
+        s.bytes_fsynced
+    );
     let p = &s.pages;
     let mut applied = p.records_applied.clone();
     applied.sort_unstable();

@@ -138,6 +138,7 @@ async fn simulate(
     registry: NodeRegistry,
 ) -> RunOutcome {
     let disks = make_disks(seed, config, plan, &trace);
+    let disks_for_stats = disks.clone();
     let checker_disks = disks
         .iter()
         .filter(|(id, _)| **id < crate::plan::FIRST_COMPUTE)
@@ -167,6 +168,8 @@ async fn simulate(
     if wait_until(end, &checker).await {
         checker.check_end(healed_at, committed_at_heal);
     }
+    let mut stats = checker.stats();
+    stats.bytes_fsynced = disks_for_stats.values().map(|d| d.stats().1).sum();
     let outcome = RunOutcome {
         seed,
         trace_hash: trace.hash(),
@@ -176,7 +179,7 @@ async fn simulate(
         violation: checker.violation(),
         recent: trace.recent(),
         full_trace: trace.events(),
-        stats: checker.stats(),
+        stats,
     };
     drop(cluster);
     outcome

@@ -80,14 +80,6 @@ impl Acceptor {
         self
     }
 
-    pub fn term(&self) -> Term {
-        self.state.term
-    }
-
-    pub fn flush_lsn(&self) -> Lsn {
-        self.wal.flush_lsn()
-    }
-
     fn report(&self) {
         let obs = Observation::Acceptor {
             term: self.durable.term,
@@ -132,10 +124,9 @@ impl Acceptor {
                 self.handle_append(*term, *begin_lsn, wal, *commit_lsn)
                     .await
             }
-            Message::ReadCommitted {
-                start,
-                remote_consistent_lsn,
-            } => Ok(self.handle_read_committed(*start, *remote_consistent_lsn)),
+            // The pageserver's remote_consistent_lsn is not used yet: WAL removal below it is
+            // not built (see the pageservers issue).
+            Message::ReadCommitted { start, .. } => Ok(self.handle_read_committed(*start)),
             Message::ReadWal { term, start, end } => {
                 Ok(Some(self.handle_read(*term, *start, *end)?))
             }
@@ -270,11 +261,7 @@ impl Acceptor {
 
     /// Committed WAL for a pageserver: whole records from `start` up to our commit LSN, which
     /// is always a record boundary (the proposer appends whole records only).
-    fn handle_read_committed(
-        &mut self,
-        start: Lsn,
-        _remote_consistent_lsn: Lsn,
-    ) -> Option<Message> {
+    fn handle_read_committed(&mut self, start: Lsn) -> Option<Message> {
         let commit = self.commit_lsn.min(self.wal.flush_lsn());
         if start > commit {
             return Some(Message::CommittedWal {
