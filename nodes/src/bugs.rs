@@ -20,10 +20,11 @@ pub enum Bug {
     SkipLayerChecksum,
     ConsistentLsnBeforeSync,
     IngestSkipOnSwitch,
+    WalRemovedBeforeUpload,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -35,6 +36,7 @@ impl Bug {
         Bug::SkipLayerChecksum,
         Bug::ConsistentLsnBeforeSync,
         Bug::IngestSkipOnSwitch,
+        Bug::WalRemovedBeforeUpload,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +52,7 @@ impl Bug {
             Bug::SkipLayerChecksum => "skip-layer-checksum",
             Bug::ConsistentLsnBeforeSync => "consistent-lsn-before-sync",
             Bug::IngestSkipOnSwitch => "ingest-skip-on-switch",
+            Bug::WalRemovedBeforeUpload => "wal-removed-before-upload",
         }
     }
 
@@ -71,6 +74,9 @@ impl Bug {
                 "disk_consistent_lsn moves before the layer file is durable"
             }
             Bug::IngestSkipOnSwitch => "pageserver drops one record when it switches safekeeper",
+            Bug::WalRemovedBeforeUpload => {
+                "safekeepers remove WAL below a pageserver's disk_consistent_lsn, not its remote_consistent_lsn"
+            }
         }
     }
 }

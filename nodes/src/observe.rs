@@ -63,6 +63,16 @@ pub enum Observation {
     },
     /// The proposer's commit LSN moved.
     CommitLsn { term: Term, commit_lsn: Lsn },
+    /// A safekeeper made `wal_start` durable and removed the WAL segments wholly below it.
+    WalRemoved { wal_start: Lsn, segments: u32 },
+    /// A compute started its leadership from a pageserver's basebackup at `lsn`: one per page,
+    /// so the page it builds on can be checked.
+    BasebackupPage {
+        page: PageId,
+        lsn: Lsn,
+        page_crc: u32,
+        checksum_ok: bool,
+    },
 }
 
 /// Where a node sends its observations.

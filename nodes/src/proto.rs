@@ -98,12 +98,14 @@ pub enum Message {
         start_streaming_at: Lsn,
         term_history: TermHistory,
     },
-    /// WAL from `begin_lsn`, and the proposer's commit LSN.
+    /// WAL from `begin_lsn`, the proposer's commit LSN, and its `truncate_lsn` (Neon's name):
+    /// committed WAL every acceptor has flushed, which no acceptor will need again.
     AppendRequest {
         term: Term,
         begin_lsn: Lsn,
         wal: Arc<Vec<u8>>,
         commit_lsn: Lsn,
+        truncate_lsn: Lsn,
     },
     /// The acceptor's state after an append (or a refusal, when `term` is higher).
     AppendResponse {
@@ -117,25 +119,38 @@ pub enum Message {
         start: Lsn,
         end: Lsn,
     },
-    /// The WAL asked for, or `None` if the acceptor no longer holds it or moved to another term.
+    /// The WAL asked for, or `None` if the acceptor moved to another term. `start` is where
+    /// the WAL returned begins: later than asked when the acceptor removed the WAL before it;
+    /// `prev_lsn` is the start of the record that ends at `start`, to chain the next one.
     ReadWalResponse {
         term: Term,
         start: Lsn,
+        prev_lsn: Lsn,
         wal: Option<Arc<Vec<u8>>>,
     },
 
     // Pageserver <-> safekeeper.
     /// A pageserver asks for committed WAL from `start` (Neon: the pageserver's WAL receiver).
-    /// It also reports what the object store durably holds (`remote_consistent_lsn`).
     ReadCommitted {
         start: Lsn,
-        remote_consistent_lsn: Lsn,
     },
     /// Committed WAL from `start` (whole records, up to the acceptor's commit LSN).
     CommittedWal {
         start: Lsn,
         wal: Arc<Vec<u8>>,
         commit_lsn: Lsn,
+    },
+    /// The acceptor removed its WAL below `wal_start`, so it cannot serve `start`.
+    WalRemoved {
+        start: Lsn,
+        wal_start: Lsn,
+    },
+    /// A pageserver tells every safekeeper how far its WAL is in layers: on its own disk
+    /// (`disk_consistent_lsn`) and in the object store (`remote_consistent_lsn`). Safekeepers
+    /// keep WAL from the lowest `remote_consistent_lsn` on (Neon: pageserver feedback).
+    PageserverFeedback {
+        disk_consistent_lsn: Lsn,
+        remote_consistent_lsn: Lsn,
     },
 
     // Compute <-> pageserver.
@@ -151,6 +166,16 @@ pub enum Message {
         page: PageId,
         lsn: Lsn,
         result: Result<(Arc<Vec<u8>>, u32), String>,
+    },
+    /// Every page as of `lsn`: what a compute starts from when the WAL before `lsn` is gone.
+    Basebackup {
+        request_id: u64,
+        lsn: Lsn,
+    },
+    BasebackupResponse {
+        request_id: u64,
+        lsn: Lsn,
+        result: Result<Arc<Basebackup>, String>,
     },
 
     // Pageserver <-> object store.
@@ -207,6 +232,10 @@ impl Message {
             Message::ReadWalResponse { .. } => "ReadWalResponse",
             Message::ReadCommitted { .. } => "ReadCommitted",
             Message::CommittedWal { .. } => "CommittedWal",
+            Message::WalRemoved { .. } => "WalRemoved",
+            Message::PageserverFeedback { .. } => "PageserverFeedback",
+            Message::Basebackup { .. } => "Basebackup",
+            Message::BasebackupResponse { .. } => "BasebackupResponse",
             Message::GetPage { .. } => "GetPage",
             Message::GetPageResponse { .. } => "GetPageResponse",
             Message::StorePut { .. } => "StorePut",
@@ -216,6 +245,14 @@ impl Message {
             Message::StoreResponse { .. } => "StoreResponse",
         }
     }
+}
+
+/// A pageserver's basebackup (Neon: the tarball a compute starts from): every page that exists
+/// at an LSN, and the next transaction id to hand out.
+#[derive(Clone, Debug)]
+pub struct Basebackup {
+    pub pages: Vec<(PageId, Arc<Vec<u8>>)>,
+    pub next_xid: u64,
 }
 
 /// A message with its sender, as a receiver sees it.

@@ -9,7 +9,9 @@
 //!   checker keeps the longest committed prefix seen and compares each acceptor's newly
 //!   committed bytes against it.
 //! - **durability** (at the end): every commit acknowledged to the client lies in the final
-//!   committed WAL, at its LSN, as a commit record of its xid.
+//!   committed WAL, at its LSN, as a commit record of its xid. As it happens: a safekeeper
+//!   removes WAL only below what every pageserver holds in the object store, since a pageserver
+//!   that loses its disk rebuilds from there and needs the WAL after it.
 //! - **liveness** (at the end): after the faults heal, commits are acknowledged again.
 //!
 //! The first violation is kept; the run stops soon after it.
@@ -68,6 +70,12 @@ struct State {
     /// Files bit rot hit, by node: a fault beyond any durability promise.
     rotted: BTreeSet<(NodeId, String)>,
     last_read: Option<Duration>,
+    /// Each pageserver's `remote_consistent_lsn`, highest seen: the object store never forgets.
+    remote_consistent: BTreeMap<NodeId, Lsn>,
+    segments_removed: u64,
+    /// Basebackups computes started from, and the one whose pages arrive now.
+    basebackups: u64,
+    last_basebackup: Option<(NodeId, Lsn)>,
 }
 
 /// A page to compare with the oracle's once it has replayed far enough.
@@ -76,7 +84,15 @@ struct PendingPage {
     page: PageId,
     lsn: Lsn,
     crc: u32,
-    image: bool,
+    source: PageSource,
+}
+
+/// Where a page came from.
+#[derive(Clone, Copy)]
+enum PageSource {
+    GetPage,
+    ImageLayer,
+    Basebackup,
 }
 
 /// What GetPage and image creation cost, for the summary.
@@ -93,7 +109,9 @@ pub struct PageStats {
 /// The harness's observer: records the trace and checks invariants.
 pub struct Checker {
     trace: Trace,
+    /// The safekeepers' disks.
     disks: BTreeMap<NodeId, Disk>,
+    pageservers: Vec<NodeId>,
     state: Mutex<State>,
 }
 
@@ -108,13 +126,19 @@ pub struct Stats {
     pub pages: PageStats,
     /// Bytes made durable by fsync on every disk (whole sectors), filled in by the runner.
     pub bytes_fsynced: u64,
+    /// WAL segments the safekeepers removed, and the most WAL any one holds at the end.
+    pub segments_removed: u64,
+    pub safekeeper_wal_held: u64,
+    /// Times a compute started from a pageserver's basebackup.
+    pub basebackups: u64,
 }
 
 impl Checker {
-    pub fn new(trace: Trace, disks: BTreeMap<NodeId, Disk>) -> Checker {
+    pub fn new(trace: Trace, disks: BTreeMap<NodeId, Disk>, pageservers: Vec<NodeId>) -> Checker {
         Checker {
             trace,
             disks,
+            pageservers,
             state: Mutex::new(State::default()),
         }
     }
@@ -136,6 +160,9 @@ impl Checker {
             wal_bytes,
             pages: s.pages.clone(),
             bytes_fsynced: 0,
+            segments_removed: s.segments_removed,
+            basebackups: s.basebackups,
+            safekeeper_wal_held: self.disks.values().map(wal_held).max().unwrap_or(0),
         }
     }
 
@@ -304,6 +331,21 @@ impl Checker {
         }
     }
 
+    /// A safekeeper removed its WAL before `wal_start`: every pageserver must hold the WAL up
+    /// to there in the object store, or one that loses its disk finds it nowhere.
+    fn check_removal(&self, s: &mut State, node: NodeId, wal_start: Lsn) {
+        let short = self.pageservers.iter().find_map(|ps| {
+            let remote = s.remote_consistent.get(ps).copied().unwrap_or(Lsn::ZERO);
+            (remote < wal_start).then_some((*ps, remote))
+        });
+        if let Some((ps, remote)) = short {
+            let detail = format!(
+                "safekeeper removed its WAL before {wal_start}, but pageserver {ps} has only to {remote} in the object store: after a disk loss it could not rebuild"
+            );
+            self.fail_locked(s, "durability", &[node, ps], detail);
+        }
+    }
+
     /// `node` lost its whole disk: its durability promises went with it (a fault beyond them).
     pub fn note_disk_loss(&self, node: NodeId) {
         self.state.lock().unwrap().disk_consistent.remove(&node);
@@ -377,29 +419,40 @@ impl Checker {
                     "oracle: page changed at {}",
                     changes.join(" ")
                 );
-                let detail = if p.image {
-                    format!(
+                let detail = match p.source {
+                    PageSource::ImageLayer => format!(
                         "image layer of page {} labelled {} differs from the replay of the WAL to that LSN",
                         p.page.0, p.lsn
-                    )
-                } else {
-                    format!(
+                    ),
+                    PageSource::GetPage => format!(
                         "GetPage(page {}, {}) returned a page that differs from the oracle's replay of the committed WAL",
                         p.page.0, p.lsn
-                    )
+                    ),
+                    PageSource::Basebackup => format!(
+                        "basebackup at {} holds a page {} that differs from the oracle's replay of the committed WAL",
+                        p.lsn, p.page.0
+                    ),
                 };
                 self.fail_locked(s, "page-reconstruction", &[p.node], detail);
             }
         }
     }
 
-    fn on_page(&self, s: &mut State, node: NodeId, page: PageId, lsn: Lsn, crc: u32, image: bool) {
+    fn on_page(
+        &self,
+        s: &mut State,
+        node: NodeId,
+        page: PageId,
+        lsn: Lsn,
+        crc: u32,
+        source: PageSource,
+    ) {
         s.pending_pages.push(PendingPage {
             node,
             page,
             lsn,
             crc,
-            image,
+            source,
         });
         self.check_pending_pages(s);
     }
@@ -446,6 +499,15 @@ impl Checker {
         }
         self.check_pageservers_caught_up(&mut s, healed_at, committed_at_heal);
     }
+}
+
+/// The bytes of WAL segments on a safekeeper's disk.
+fn wal_held(disk: &Disk) -> u64 {
+    disk.list()
+        .iter()
+        .filter(|n| n.starts_with("wal/"))
+        .map(|n| disk.len(n).unwrap_or(0))
+        .sum()
 }
 
 impl Checker {
@@ -543,7 +605,7 @@ impl Observer for Checker {
                     );
                     return self.fail_locked(&mut s, "no-corrupt-page", &[node], detail);
                 }
-                self.on_page(&mut s, node, page, lsn, page_crc, false);
+                self.on_page(&mut s, node, page, lsn, page_crc, PageSource::GetPage);
             }
             Observation::PageReadFailed { page, lsn } => {
                 self.trace
@@ -559,7 +621,7 @@ impl Observer for Checker {
                     .record(n, "image-created", u64::from(page.0), lsn.0);
                 s.pages.images_created += 1;
                 s.pages.image_bytes += lakesim_nodes::page::PAGE_SIZE as u64;
-                self.on_page(&mut s, node, page, lsn, page_crc, true);
+                self.on_page(&mut s, node, page, lsn, page_crc, PageSource::ImageLayer);
             }
             Observation::Ingested { lsn } => {
                 s.ingested.insert(node, lsn);
@@ -569,6 +631,8 @@ impl Observer for Checker {
                 remote_consistent_lsn,
             } => {
                 s.disk_consistent.insert(node, disk_consistent_lsn);
+                let remote = s.remote_consistent.entry(node).or_default();
+                *remote = (*remote).max(remote_consistent_lsn);
                 self.trace.record(
                     n,
                     "layers-flushed",
@@ -578,6 +642,35 @@ impl Observer for Checker {
             }
             Observation::CommitLsn { term, commit_lsn } => {
                 self.trace.record(n, "commit-lsn", term.0, commit_lsn.0);
+            }
+            Observation::WalRemoved {
+                wal_start,
+                segments,
+            } => {
+                self.trace
+                    .record(n, "wal-removed", wal_start.0, u64::from(segments));
+                s.segments_removed += u64::from(segments);
+                self.check_removal(&mut s, node, wal_start);
+            }
+            Observation::BasebackupPage {
+                page,
+                lsn,
+                page_crc,
+                checksum_ok,
+            } => {
+                self.trace
+                    .record(n, "basebackup-page", u64::from(page.0), lsn.0);
+                if s.last_basebackup.replace((node, lsn)) != Some((node, lsn)) {
+                    s.basebackups += 1;
+                }
+                if !checksum_ok {
+                    let detail = format!(
+                        "basebackup at {lsn} holds page {} whose checksum does not hold",
+                        page.0
+                    );
+                    return self.fail_locked(&mut s, "no-corrupt-page", &[node], detail);
+                }
+                self.on_page(&mut s, node, page, lsn, page_crc, PageSource::Basebackup);
             }
         }
     }

@@ -541,4 +541,8 @@ fn print_metrics(s: &crate::checker::Stats) {
         p.images_created,
         p.image_bytes
     );
+    println!(
+        "Safekeeper WAL: {} segments removed below the pageservers' remote_consistent_lsn; at most {} bytes held by one safekeeper at the end; computes started from a basebackup {} times",
+        s.segments_removed, s.safekeeper_wal_held, s.basebackups
+    );
 }

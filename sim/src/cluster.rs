@@ -83,6 +83,10 @@ impl Cluster {
             .into_iter()
             .map(NodeId)
             .collect();
+        let pss: Vec<NodeId> = pageserver_ids(config.pageservers)
+            .into_iter()
+            .map(NodeId)
+            .collect();
         for id in sks.iter().map(|n| n.0) {
             let disk = &disks[&id];
             let cfg = SafekeeperConfig {
@@ -92,6 +96,7 @@ impl Cluster {
                 observer: observer.clone(),
                 duplicate_probability: dup,
                 buggify: plan.faults_chosen.buggify,
+                pageservers: pss.clone(),
             };
             let node = handle
                 .create_node()
@@ -117,10 +122,6 @@ impl Cluster {
             .build();
         registry.lock().unwrap().push(store.id());
         nodes.insert(OBJECT_STORE, store);
-        let pss: Vec<NodeId> = pageserver_ids(config.pageservers)
-            .into_iter()
-            .map(NodeId)
-            .collect();
         for &id in &pss {
             let cfg = PageserverConfig {
                 id,

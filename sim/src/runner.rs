@@ -144,7 +144,11 @@ async fn simulate(
         .filter(|(id, _)| **id < crate::plan::FIRST_COMPUTE)
         .map(|(id, d)| (NodeId(*id), d.clone()))
         .collect();
-    let checker = Arc::new(Checker::new(trace.clone(), checker_disks));
+    let pageservers = crate::plan::pageserver_ids(config.pageservers)
+        .into_iter()
+        .map(NodeId)
+        .collect();
+    let checker = Arc::new(Checker::new(trace.clone(), checker_disks, pageservers));
     let mut cluster = Cluster::start(
         config,
         plan,

@@ -4,14 +4,19 @@
 //! A proposer campaigns for a new term, takes votes from a majority, adopts the most advanced
 //! log among the voters (highest last-log term, then highest flush LSN), fetches that log from
 //! its donor, tells every acceptor where its log agrees with the new one (`ProposerElected`, on
-//! which the acceptor truncates the rest), and then streams WAL.
+//! which the acceptor truncates the rest), and then streams WAL. When the donor no longer holds
+//! the WAL from LSN 0 (safekeepers remove what every pageserver has in the object store), the
+//! proposer starts from a pageserver's basebackup at the donor's WAL start and replays the rest,
+//! as a Neon compute starts from a basebackup.
 //!
 //! Guarantees:
 //! - the commit LSN is the highest LSN flushed by a majority *in this term*, and never below the
 //!   term's start (`epoch_start_lsn`): acknowledgements of older-term WAL alone commit nothing;
 //! - a client commit is acknowledged only once its commit record is below the commit LSN;
 //! - once any acceptor reports a higher term, the leader is deposed: its unacknowledged commits
-//!   are abandoned, its appends are refused, and it campaigns again only after a pause.
+//!   are abandoned, its appends are refused, and it campaigns again only after a pause;
+//! - `truncate_lsn` (sent with every append) is committed WAL every acceptor has flushed: no
+//!   acceptor can need it again, so it bounds what the proposer and the safekeepers keep.
 
 use super::reader::Reader;
 use super::workload::{Client, Database};
@@ -19,7 +24,8 @@ use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term, Xid};
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
-use crate::proto::{Message, ProposerId, TermHistory, TermSwitch};
+use crate::page::Page;
+use crate::proto::{Basebackup, Message, ProposerId, TermHistory, TermSwitch};
 use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +37,13 @@ const MAX_APPEND_BYTES: usize = 128 * 1024;
 const HEARTBEAT_TICKS: u32 = 5;
 /// Client commits waiting for acknowledgement before the client pauses.
 pub const MAX_IN_FLIGHT: usize = 32;
+/// Ask a pageserver for a basebackup again after this long without one.
+const BASEBACKUP_RETRY: Duration = Duration::from_millis(250);
+/// Give up on a basebackup (and campaign again) after this long: a pageserver behind the WAL
+/// start may take a while to catch up, and until then this compute cannot lead.
+const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Drop WAL below `truncate_lsn` from memory once this much can go.
+const TRIM_BYTES: u64 = 256 * 1024;
 
 /// Timing of the proposer, in simulated time.
 #[derive(Clone, Debug)]
@@ -64,6 +77,8 @@ enum Phase {
         flush_lsn: Lsn,
         history: TermHistory,
         waited_ticks: u32,
+        /// The donor's WAL, once fetched: from its WAL start to `flush_lsn`.
+        donor_wal: Option<DonorWal>,
     },
     Leader,
     /// Another proposer took a higher term. Like a Neon compute whose walproposer exits, this
@@ -71,6 +86,14 @@ enum Phase {
     Deposed {
         wait_ticks: u32,
     },
+}
+
+/// The WAL a recovering proposer fetched from its donor.
+struct DonorWal {
+    start: Lsn,
+    /// Start of the record that ends at `start`.
+    prev: Lsn,
+    bytes: Arc<Vec<u8>>,
 }
 
 pub struct Proposer {
@@ -87,6 +110,8 @@ pub struct Proposer {
     buggify: bool,
     reader: Reader,
     read_interval: Duration,
+    pageservers: Vec<NodeId>,
+    next_backup_request: u64,
     started: madsim::time::Instant,
 
     term: Term,
@@ -95,10 +120,12 @@ pub struct Proposer {
     peers: BTreeMap<NodeId, Peer>,
     history: TermHistory,
     epoch_start_lsn: Lsn,
-    /// The whole WAL from LSN 0: the donor's log, then ours.
+    /// The WAL from `wal_start`: the donor's log, then ours.
     wal: Vec<u8>,
+    wal_start: Lsn,
     db: Database,
     commit_lsn: Lsn,
+    truncate_lsn: Lsn,
     pending: VecDeque<(Xid, Lsn, Lsn)>,
     client_done: bool,
 }
@@ -128,6 +155,8 @@ impl Proposer {
             buggify: false,
             reader: Reader::default(),
             read_interval: Duration::from_millis(50),
+            pageservers: Vec::new(),
+            next_backup_request: 0,
             started: madsim::time::Instant::now(),
             term: Term(0),
             max_seen_term: Term(0),
@@ -136,8 +165,10 @@ impl Proposer {
             history: TermHistory::default(),
             epoch_start_lsn: Lsn::ZERO,
             wal: Vec::new(),
+            wal_start: Lsn::ZERO,
             db: Database::default(),
             commit_lsn: Lsn::ZERO,
+            truncate_lsn: Lsn::ZERO,
             pending: VecDeque::new(),
             client_done: false,
         }
@@ -149,9 +180,11 @@ impl Proposer {
         self
     }
 
-    /// Sends the client's GetPage@LSN reads to `pageservers`, one every `interval`.
+    /// Sends the client's GetPage@LSN reads (and basebackup requests) to `pageservers`, one
+    /// read every `interval`.
     pub fn with_reads(mut self, pageservers: Vec<NodeId>, interval: Duration) -> Proposer {
-        self.reader = Reader::new(pageservers);
+        self.reader = Reader::new(pageservers.clone());
+        self.pageservers = pageservers;
         self.read_interval = interval;
         self
     }
@@ -213,6 +246,9 @@ impl Proposer {
                 .reader
                 .on_response(self.id, &observer, *request_id, *page, *lsn, result);
         }
+        if let Message::BasebackupResponse { lsn, result, .. } = msg {
+            return self.on_basebackup(lsn, result);
+        }
         if !self.peers.contains_key(&from) || matches!(self.phase, Phase::Deposed { .. }) {
             return;
         }
@@ -231,11 +267,16 @@ impl Proposer {
                     self.on_vote(from, flush_lsn, term_history);
                 }
             }
-            Message::ReadWalResponse { term, start, wal } => {
+            Message::ReadWalResponse {
+                term,
+                start,
+                prev_lsn,
+                wal,
+            } => {
                 if term > self.term {
                     return self.higher_term(term);
                 }
-                self.on_donor_wal(from, term, start, wal);
+                self.on_donor_wal(from, term, start, prev_lsn, wal);
             }
             Message::AppendResponse {
                 term, flush_lsn, ..
@@ -318,6 +359,7 @@ impl Proposer {
             flush_lsn,
             history,
             waited_ticks: 0,
+            donor_wal: None,
         };
         self.request_donor_wal();
     }
@@ -336,38 +378,130 @@ impl Proposer {
         }
     }
 
-    fn on_donor_wal(&mut self, from: NodeId, term: Term, start: Lsn, wal: Option<Arc<Vec<u8>>>) {
+    fn on_donor_wal(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        start: Lsn,
+        prev: Lsn,
+        wal: Option<Arc<Vec<u8>>>,
+    ) {
         let Phase::Recovering {
             donor,
             flush_lsn,
-            history,
+            donor_wal,
+            waited_ticks,
             ..
+        } = &mut self.phase
+        else {
+            return;
+        };
+        if from != *donor || term != self.term || donor_wal.is_some() {
+            return;
+        }
+        let Some(bytes) = wal.filter(|w| start.advance(w.len() as u64) == *flush_lsn) else {
+            return self.campaign();
+        };
+        *donor_wal = Some(DonorWal { start, prev, bytes });
+        *waited_ticks = 0;
+        if start == Lsn::ZERO {
+            self.become_leader(None);
+        } else {
+            self.request_basebackup();
+        }
+    }
+
+    /// Asks a pageserver for every page as of the donor's WAL start.
+    fn request_basebackup(&mut self) {
+        let Phase::Recovering {
+            donor_wal: Some(w), ..
         } = &self.phase
         else {
             return;
         };
-        if from != *donor || term != self.term || start != Lsn::ZERO {
+        assert!(
+            !self.pageservers.is_empty(),
+            "durability: the WAL before {} was removed, but there is no pageserver to start from",
+            w.start
+        );
+        self.next_backup_request += 1;
+        let to = self.pageservers[self.next_backup_request as usize % self.pageservers.len()];
+        let msg = Message::Basebackup {
+            request_id: self.next_backup_request,
+            lsn: w.start,
+        };
+        self.net.send(to, msg);
+    }
+
+    fn on_basebackup(&mut self, lsn: Lsn, result: Result<Arc<Basebackup>, String>) {
+        let Phase::Recovering {
+            donor_wal: Some(w), ..
+        } = &self.phase
+        else {
+            return;
+        };
+        // Any answer at this LSN will do: the pages at an LSN are the same whoever asked.
+        let Ok(backup) = result else {
+            return; // the next request may find the pageserver caught up
+        };
+        if lsn != w.start {
             return;
         }
-        let Some(wal) = wal.filter(|w| w.len() as u64 == flush_lsn.0) else {
-            return self.campaign();
+        let mut intact = true;
+        for (page, bytes) in &backup.pages {
+            let checksum_ok = Page::from_bytes(bytes).is_some_and(|p| p.verify());
+            intact &= checksum_ok;
+            let obs = Observation::BasebackupPage {
+                page: *page,
+                lsn,
+                page_crc: crc32c::crc32c(bytes),
+                checksum_ok,
+            };
+            self.observer.observe(self.id, obs);
+        }
+        if intact {
+            self.become_leader(Some(&backup));
+        }
+    }
+
+    /// Recovery is done: the database is rebuilt from the donor's WAL (after `backup`, when the
+    /// donor's WAL does not start at 0), and this proposer leads from the donor's flush LSN.
+    fn become_leader(&mut self, backup: Option<&Basebackup>) {
+        let Phase::Recovering {
+            flush_lsn,
+            history,
+            donor_wal: Some(w),
+            ..
+        } = std::mem::replace(&mut self.phase, Phase::Leader)
+        else {
+            unreachable!("a leader is made from a finished recovery");
         };
-        let (flush_lsn, mut history) = (*flush_lsn, history.up_to(*flush_lsn));
+        let mut history = history.up_to(flush_lsn);
         history.0.push(TermSwitch {
             term: self.term,
             lsn: flush_lsn,
         });
-        self.wal = wal.to_vec();
-        self.db = Database::recover(&self.wal);
+        self.db = match backup {
+            None => Database::default(),
+            Some(b) => {
+                let pages = b.pages.iter().map(|(id, bytes)| {
+                    let page = Page::from_bytes(bytes).expect("a verified page");
+                    (*id, page)
+                });
+                Database::from_basebackup(pages, w.start, w.prev, b.next_xid)
+            }
+        };
+        self.db.replay(&w.bytes);
         assert_eq!(
             self.db.end_lsn(),
             flush_lsn,
             "the donor's WAL ends at its flush LSN"
         );
+        self.wal = w.bytes.to_vec();
+        self.wal_start = w.start;
         self.history = history;
         self.epoch_start_lsn = flush_lsn;
         self.commit_lsn = Lsn::ZERO;
-        self.phase = Phase::Leader;
         let obs = Observation::Elected {
             term: self.term,
             epoch_start_lsn: flush_lsn,
@@ -411,7 +545,31 @@ impl Proposer {
             peer.next_lsn = peer.flush_lsn;
         }
         self.update_commit_lsn();
+        self.update_truncate_lsn();
         self.stream_to(from);
+    }
+
+    /// Committed WAL that every acceptor has flushed in this term: none of them can need it
+    /// again, so neither this proposer nor the safekeepers keep it for them.
+    fn update_truncate_lsn(&mut self) {
+        if self.peers.values().any(|p| !p.confirmed) {
+            return;
+        }
+        let min_flush = self.peers.values().map(|p| p.flush_lsn).min();
+        let lsn = min_flush.expect("acceptors").min(self.commit_lsn);
+        self.truncate_lsn = self.truncate_lsn.max(lsn);
+        // After a recovery from a basebackup, our WAL may start past what we know is truncatable.
+        let drop = self.truncate_lsn.0.saturating_sub(self.wal_start.0);
+        if drop >= TRIM_BYTES {
+            self.wal.drain(..drop as usize);
+            self.wal_start = self.truncate_lsn;
+        }
+    }
+
+    /// Our WAL in `[begin, end)`.
+    fn wal_range(&self, begin: Lsn, end: Lsn) -> &[u8] {
+        let from = begin.bytes_since(self.wal_start) as usize;
+        &self.wal[from..from + end.bytes_since(begin) as usize]
     }
 
     fn update_commit_lsn(&mut self) {
@@ -460,6 +618,12 @@ impl Proposer {
             return;
         }
         let begin = peer.next_lsn;
+        // Every acceptor flushed the WAL before `wal_start`; one that lost it broke its promise.
+        assert!(
+            begin >= self.wal_start,
+            "durability: acceptor {to} needs WAL from {begin}, before the WAL start {}",
+            self.wal_start
+        );
         // BUGGIFY: small appends push acceptors through many partial, interleaved writes.
         let max = if crate::buggify::buggify(self.buggify, 0.5) {
             256
@@ -470,12 +634,13 @@ impl Proposer {
         let commit_lsn = self.commit_lsn;
         let peer = self.peers.get_mut(&to).unwrap();
         (peer.next_lsn, peer.commit_sent, peer.idle_ticks) = (end, commit_lsn, 0);
-        let wal = Arc::new(self.wal[begin.0 as usize..end.0 as usize].to_vec());
+        let wal = Arc::new(self.wal_range(begin, end).to_vec());
         let msg = Message::AppendRequest {
             term: self.term,
             begin_lsn: begin,
             wal,
             commit_lsn: self.commit_lsn,
+            truncate_lsn: self.truncate_lsn,
         };
         self.net.send(to, msg);
     }
@@ -484,10 +649,12 @@ impl Proposer {
     /// (at least one whole record), so that every acceptor's flush LSN is one, and a donor's WAL
     /// always decodes to whole records.
     fn chunk_end(&self, begin: Lsn, max: usize) -> Lsn {
-        let wal_end = self.wal.len();
+        let base = self.wal_start.0 as usize;
+        let wal_end = base + self.wal.len();
         let mut end = begin.0 as usize;
         while end < wal_end {
-            let len = u32::from_le_bytes(self.wal[end..end + 4].try_into().unwrap()) as usize;
+            let at = end - base;
+            let len = u32::from_le_bytes(self.wal[at..at + 4].try_into().unwrap()) as usize;
             // Every acceptor in our term holds a prefix of our log, so its position is one of
             // our record boundaries; anything else means it kept WAL that is not ours.
             assert!(
@@ -516,6 +683,7 @@ impl Proposer {
             begin_lsn: peer.flush_lsn,
             wal: Arc::new(Vec::new()),
             commit_lsn,
+            truncate_lsn: self.truncate_lsn,
         };
         self.net.send(to, msg);
     }
@@ -541,14 +709,27 @@ impl Proposer {
                     }
                 }
             }
-            Phase::Recovering { waited_ticks, .. } => {
+            Phase::Recovering {
+                waited_ticks,
+                donor_wal,
+                ..
+            } => {
                 *waited_ticks += 1;
-                if *waited_ticks as u128 * self.timing.tick.as_nanos()
-                    > self.timing.election_timeout.as_nanos()
-                {
+                let waited = self.timing.tick * *waited_ticks;
+                if donor_wal.is_none() {
+                    if waited > self.timing.election_timeout {
+                        return self.campaign();
+                    }
+                    return self.request_donor_wal();
+                }
+                if waited > BASEBACKUP_TIMEOUT {
                     return self.campaign();
                 }
-                self.request_donor_wal();
+                let retry_ticks =
+                    (BASEBACKUP_RETRY.as_nanos() / self.timing.tick.as_nanos()).max(1);
+                if u128::from(*waited_ticks) % retry_ticks == 0 {
+                    self.request_basebackup();
+                }
             }
             Phase::Leader => self.leader_tick(),
             Phase::Deposed { wait_ticks } => {
@@ -624,7 +805,10 @@ impl Proposer {
         if let Some(commit) = self.db.execute(&item, self.full_page_writes, &mut self.wal) {
             self.pending.push_back(commit);
         }
-        debug_assert_eq!(self.wal.len() as u64, self.db.end_lsn().0);
+        debug_assert_eq!(
+            self.wal_start.advance(self.wal.len() as u64),
+            self.db.end_lsn()
+        );
         for i in 0..self.acceptors.len() {
             self.stream_to(self.acceptors[i]);
         }

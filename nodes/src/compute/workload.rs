@@ -69,22 +69,36 @@ pub struct Database {
 }
 
 impl Database {
-    /// Rebuilds the database from the whole WAL `[0, wal.len())`.
-    pub fn recover(wal: &[u8]) -> Database {
-        let decoded = crate::wal::decode_stream(wal, Lsn::ZERO, Some(Lsn::ZERO));
-        assert_eq!(
-            decoded.end_lsn.0,
-            wal.len() as u64,
-            "recovered WAL must be whole records"
-        );
-        let mut db = Database {
-            next_xid: 1,
-            ..Database::default()
-        };
-        for (lsn, rec) in &decoded.records {
-            db.redo(*lsn, rec);
+    /// The database as a basebackup at `lsn` holds it; `prev` is the start of the record that
+    /// ends at `lsn`. Which pages were imaged since the checkpoint is not in a basebackup: each
+    /// page is imaged again at its next touch (with full_page_writes on), which is safe.
+    pub fn from_basebackup(
+        pages: impl Iterator<Item = (PageId, Page)>,
+        lsn: Lsn,
+        prev: Lsn,
+        next_xid: u64,
+    ) -> Database {
+        Database {
+            pages: pages.collect(),
+            imaged: BTreeSet::new(),
+            end_lsn: lsn,
+            last_record_lsn: prev,
+            next_xid,
         }
-        db
+    }
+
+    /// Replays `wal`, whole records that continue this database's WAL (from LSN 0 for a
+    /// fresh database).
+    pub fn replay(&mut self, wal: &[u8]) {
+        let decoded = crate::wal::decode_stream(wal, self.end_lsn, Some(self.last_record_lsn));
+        assert_eq!(
+            decoded.end_lsn,
+            self.end_lsn.advance(wal.len() as u64),
+            "recovered WAL must be whole records continuing the database's"
+        );
+        for (lsn, rec) in &decoded.records {
+            self.redo(*lsn, rec);
+        }
     }
 
     pub fn page_count(&self) -> usize {

@@ -1,13 +1,14 @@
-//! GetPage@LSN: the newest image at or below the LSN plus the deltas after it.
+//! GetPage@LSN: the newest image at or below the LSN plus the deltas after it; and the
+//! basebackup, every page at an LSN, that a compute starts from.
 //!
 //! A request for an LSN not yet ingested waits, at most [`MAX_WAIT`], and then fails with an
-//! error that says how far ingest got; it is never answered with an older page (unless the
+//! error that says how far ingest got; it is never answered with older pages (unless the
 //! `getpage-stale-lsn` bug is planted).
 
 use super::Pageserver;
 use crate::bugs::Bug;
 use crate::ids::{Lsn, NodeId, PageId};
-use crate::proto::Message;
+use crate::proto::{Basebackup, Message};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +18,17 @@ const MAX_WAITERS: usize = 256;
 /// A page's bytes and the records applied to build it, or why there is none.
 type PageResult = Result<(Arc<Vec<u8>>, u32), String>;
 
+/// What a request asks for at its LSN.
+#[derive(Clone, Copy)]
+pub(super) enum Request {
+    Page(PageId),
+    Basebackup,
+}
+
 struct Waiter {
     from: NodeId,
     request_id: u64,
-    page: PageId,
+    what: Request,
     lsn: Lsn,
     waited: Duration,
 }
@@ -29,53 +37,66 @@ struct Waiter {
 pub struct Waiters(Vec<Waiter>);
 
 impl Pageserver {
-    pub(super) fn on_get_page(&mut self, from: NodeId, request_id: u64, page: PageId, lsn: Lsn) {
+    pub(super) fn on_request(&mut self, from: NodeId, request_id: u64, what: Request, lsn: Lsn) {
         if lsn <= self.last_record_lsn() || self.cfg.bugs.has(Bug::GetpageStaleLsn) {
-            return self.answer(from, request_id, page, lsn);
+            return self.answer(from, request_id, what, lsn);
         }
         if self.getpage.0.len() >= MAX_WAITERS {
-            return self.fail(
-                from,
-                request_id,
-                page,
-                lsn,
-                "too many requests waiting for ingest",
-            );
+            let why = "too many requests waiting for ingest";
+            return self.fail(from, request_id, what, lsn, why);
         }
         self.getpage.0.push(Waiter {
             from,
             request_id,
-            page,
+            what,
             lsn,
             waited: Duration::ZERO,
         });
     }
 
-    fn answer(&self, to: NodeId, request_id: u64, page: PageId, lsn: Lsn) {
-        let (image, applied) = self.map.reconstruct(page, lsn);
-        self.reply(
-            to,
-            request_id,
-            page,
-            lsn,
-            Ok((Arc::new(image.as_bytes().to_vec()), applied)),
-        );
+    fn answer(&self, to: NodeId, request_id: u64, what: Request, lsn: Lsn) {
+        let msg = match what {
+            Request::Page(page) => {
+                let (image, applied) = self.map.reconstruct(page, lsn);
+                let result = Ok((Arc::new(image.as_bytes().to_vec()), applied));
+                page_response(request_id, page, lsn, result)
+            }
+            Request::Basebackup => {
+                let pages = self
+                    .map
+                    .pages_at(lsn)
+                    .map(|p| {
+                        (
+                            p,
+                            Arc::new(self.map.reconstruct(p, lsn).0.as_bytes().to_vec()),
+                        )
+                    })
+                    .collect();
+                let backup = Basebackup {
+                    pages,
+                    next_xid: self.map.max_xid() + 1,
+                };
+                Message::BasebackupResponse {
+                    request_id,
+                    lsn,
+                    result: Ok(Arc::new(backup)),
+                }
+            }
+        };
+        self.net.send(to, msg);
     }
 
-    fn fail(&self, to: NodeId, request_id: u64, page: PageId, lsn: Lsn, why: &str) {
-        self.reply(to, request_id, page, lsn, Err(why.to_string()));
-    }
-
-    fn reply(&self, to: NodeId, request_id: u64, page: PageId, lsn: Lsn, result: PageResult) {
-        self.net.send(
-            to,
-            Message::GetPageResponse {
+    fn fail(&self, to: NodeId, request_id: u64, what: Request, lsn: Lsn, why: &str) {
+        let result = Err(why.to_string());
+        let msg = match what {
+            Request::Page(page) => page_response(request_id, page, lsn, result),
+            Request::Basebackup => Message::BasebackupResponse {
                 request_id,
-                page,
                 lsn,
-                result,
+                result: Err(why.to_string()),
             },
-        );
+        };
+        self.net.send(to, msg);
     }
 
     /// Answers the requests that ingest has caught up with.
@@ -86,7 +107,7 @@ impl Pageserver {
             .partition(|w| w.lsn <= ingested);
         self.getpage.0 = waiting;
         for w in ready {
-            self.answer(w.from, w.request_id, w.page, w.lsn);
+            self.answer(w.from, w.request_id, w.what, w.lsn);
         }
     }
 
@@ -105,7 +126,16 @@ impl Pageserver {
                 "LSN {} not yet ingested (ingested to {ingested}) after {:?}",
                 w.lsn, MAX_WAIT
             );
-            self.fail(w.from, w.request_id, w.page, w.lsn, &why);
+            self.fail(w.from, w.request_id, w.what, w.lsn, &why);
         }
+    }
+}
+
+fn page_response(request_id: u64, page: PageId, lsn: Lsn, result: PageResult) -> Message {
+    Message::GetPageResponse {
+        request_id,
+        page,
+        lsn,
+        result,
     }
 }

@@ -12,6 +12,7 @@ use crate::ids::{Lsn, NodeId};
 use crate::net::Net;
 use crate::proto::Message;
 use crate::wal::{decode_stream, Tail};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Switch safekeeper after this long without new WAL.
@@ -29,6 +30,8 @@ pub struct WalReceiver {
     bugs: BugSet,
     /// The ingest-skip-on-switch bug: drop the next record.
     skip_next: bool,
+    /// Safekeepers that answered they removed the WAL at `last_record_lsn`.
+    removed: BTreeSet<NodeId>,
 }
 
 impl WalReceiver {
@@ -50,6 +53,7 @@ impl WalReceiver {
             since_request: None,
             bugs,
             skip_next: false,
+            removed: BTreeSet::new(),
         }
     }
 
@@ -66,7 +70,7 @@ impl WalReceiver {
     }
 
     /// Asks the current source for more WAL; switches source when it has gone quiet.
-    pub fn tick(&mut self, net: &Net, remote_consistent_lsn: Lsn) {
+    pub fn tick(&mut self, net: &Net) {
         self.since_progress += super::TICK;
         if self.since_progress >= SWITCH_AFTER {
             self.switch();
@@ -80,9 +84,23 @@ impl WalReceiver {
         self.since_request = Some(Duration::ZERO);
         let msg = Message::ReadCommitted {
             start: self.last_record_lsn,
-            remote_consistent_lsn,
         };
         net.send(self.source(), msg);
+    }
+
+    /// The source removed the WAL we need next: try the others. If every safekeeper removed
+    /// it, committed WAL that no layer in the object store holds is gone for good.
+    pub fn on_wal_removed(&mut self, from: NodeId, start: Lsn, wal_start: Lsn) {
+        if from != self.source() || start != self.last_record_lsn {
+            return;
+        }
+        self.removed.insert(from);
+        assert!(
+            self.removed.len() < self.safekeepers.len(),
+            "durability: every safekeeper removed the WAL before {wal_start}, but this pageserver \
+             needs it from {start} (its layers reach no further, here or in the object store)"
+        );
+        self.switch();
     }
 
     fn switch(&mut self) {
@@ -121,6 +139,7 @@ impl WalReceiver {
         self.last_record_start = decoded.last_lsn.expect("records were decoded");
         self.last_record_lsn = decoded.end_lsn;
         self.since_progress = Duration::ZERO;
+        self.removed.clear();
         Some(wal[..decoded.end_lsn.bytes_since(start) as usize].to_vec())
     }
 }

@@ -151,11 +151,14 @@ pub fn decode_image(bytes: &[u8], page_id: PageId, lsn: Lsn, check: bool) -> Res
 pub struct LayerMap {
     deltas: BTreeMap<PageId, BTreeMap<Lsn, Arc<WalRecord>>>,
     images: BTreeMap<PageId, BTreeMap<Lsn, Page>>,
+    /// The highest transaction id of any record added.
+    max_xid: u64,
 }
 
 impl LayerMap {
     /// Adds a record that starts at `lsn`.
     pub fn add_record(&mut self, lsn: Lsn, rec: WalRecord) {
+        self.max_xid = self.max_xid.max(rec.xid.0);
         if let Some(page) = rec.body.page() {
             let end = lsn.advance(rec.encoded_len() as u64);
             self.deltas
@@ -249,6 +252,16 @@ impl LayerMap {
 
     pub fn pages(&self) -> impl Iterator<Item = PageId> + '_ {
         self.deltas.keys().copied()
+    }
+
+    /// The pages that exist at `lsn` (their first record lies at or below it).
+    pub fn pages_at(&self, lsn: Lsn) -> impl Iterator<Item = PageId> + '_ {
+        self.pages()
+            .filter(move |p| self.last_change(*p, lsn).is_some())
+    }
+
+    pub fn max_xid(&self) -> u64 {
+        self.max_xid
     }
 }
 

@@ -34,6 +34,8 @@ use std::time::Duration;
 const FLUSH_BYTES: usize = 32 * 1024;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(10);
+/// How often every safekeeper hears how far this pageserver's layers reach.
+const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
 const METADATA: &str = "metadata";
 
 /// Everything a pageserver process starts with.
@@ -87,6 +89,7 @@ pub struct Pageserver {
     getpage: getpage::Waiters,
     remote: remote::Uploader,
     since_flush: Duration,
+    since_feedback: Duration,
 }
 
 /// Runs a pageserver until the process is killed.
@@ -133,11 +136,17 @@ impl Pageserver {
                     self.answer_waiters();
                 }
             }
+            Message::WalRemoved { start, wal_start } => {
+                self.ingest.on_wal_removed(from, start, wal_start)
+            }
             Message::GetPage {
                 request_id,
                 page,
                 lsn,
-            } => self.on_get_page(from, request_id, page, lsn),
+            } => self.on_request(from, request_id, getpage::Request::Page(page), lsn),
+            Message::Basebackup { request_id, lsn } => {
+                self.on_request(from, request_id, getpage::Request::Basebackup, lsn)
+            }
             Message::StoreResponse { request_id, .. } if self.remote.on_response(request_id) => {
                 self.report_flushed();
             }
@@ -146,8 +155,12 @@ impl Pageserver {
     }
 
     async fn on_tick(&mut self) {
-        self.ingest
-            .tick(&self.net, self.remote.remote_consistent_lsn());
+        self.ingest.tick(&self.net);
+        self.since_feedback += TICK;
+        if self.since_feedback >= FEEDBACK_INTERVAL {
+            self.since_feedback = Duration::ZERO;
+            self.send_feedback();
+        }
         self.since_flush += TICK;
         let due = self.open_layer.len() >= FLUSH_BYTES
             || (!self.open_layer.is_empty() && self.since_flush >= FLUSH_INTERVAL);
@@ -244,6 +257,17 @@ impl Pageserver {
         self.cfg.disk.sync_dir().await.expect("sync dir");
         for (name, bytes) in names {
             self.remote.enqueue(&name, bytes, None);
+        }
+    }
+
+    /// Tells every safekeeper how far the layers reach, locally and in the object store.
+    fn send_feedback(&self) {
+        for sk in &self.cfg.safekeepers {
+            let msg = Message::PageserverFeedback {
+                disk_consistent_lsn: self.consistent.disk_consistent_lsn,
+                remote_consistent_lsn: self.remote.remote_consistent_lsn(),
+            };
+            self.net.send(*sk, msg);
         }
     }
 

@@ -4,7 +4,9 @@
 //! Layers are trusted as the metadata says, except that each is checked against its checksum:
 //! one that fails (torn, rotted) is removed and `disk_consistent_lsn` drops to its start, so the
 //! WAL it held is ingested again rather than served wrong. Layers past the consistent point (a
-//! flush the crash interrupted) are removed.
+//! flush the crash interrupted) are removed. A failing delta layer the object store holds is
+//! downloaded again instead: the WAL it covers lies below `remote_consistent_lsn`, which the
+//! safekeepers may already have removed.
 
 use super::ingest::WalReceiver;
 use super::layers::{decode_delta, decode_image, LayerMap, LayerName};
@@ -27,6 +29,9 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
         Some(m) => m,
         None => download(&net, &cfg, index.as_ref()).await,
     };
+    if let Some(index) = &index {
+        repair_from_remote(&net, &cfg, metadata, index).await;
+    }
     let (map, consistent, local) = load_layers(&cfg, metadata).await;
     let first_source = (cfg.id.0 as usize) % cfg.safekeepers.len();
     let ingest = WalReceiver::new(
@@ -55,6 +60,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
         getpage: Default::default(),
         remote,
         since_flush: Duration::ZERO,
+        since_feedback: Duration::ZERO,
     };
     ps.report_flushed();
     let lsn = ps.last_record_lsn();
@@ -163,6 +169,49 @@ async fn download(net: &Net, cfg: &PageserverConfig, index: Option<&IndexPart>) 
     cfg.disk.sync_dir().await.expect("sync dir");
     index.consistent.persist(&cfg.disk).await;
     index.consistent
+}
+
+/// Fetches again, from the object store, every delta layer below the consistent point that
+/// fails its checksum here but that the store holds.
+async fn repair_from_remote(
+    net: &Net,
+    cfg: &PageserverConfig,
+    metadata: Metadata,
+    index: &IndexPart,
+) {
+    if cfg.bugs.has(Bug::SkipLayerChecksum) {
+        return; // it never looks, so it never finds anything to repair
+    }
+    let intact = |name: &str, start: Lsn, end: Lsn| {
+        cfg.disk
+            .read_all(name)
+            .is_ok_and(|b| decode_delta(&b, start, end, true).is_ok())
+    };
+    let bad: Vec<String> = cfg
+        .disk
+        .list()
+        .into_iter()
+        .filter(|name| index.layers.contains(name))
+        .filter(|name| match LayerName::parse(name) {
+            Some(LayerName::Delta { start, end }) => {
+                end <= metadata.disk_consistent_lsn && !intact(name, start, end)
+            }
+            _ => false,
+        })
+        .collect();
+    if bad.is_empty() {
+        return;
+    }
+    tracing::debug!(layers = bad.len(), "downloading damaged layers again");
+    for (name, data) in store_get_all(net, cfg.object_store, &bad).await {
+        let Some(data) = data else {
+            panic!("durability: the object store lost layer {name} that its index names");
+        };
+        // Rewritten in place: a crash that tears it is found, and repaired, at the next start.
+        cfg.disk.set_len(&name, 0).expect("truncate");
+        cfg.disk.write(&name, 0, &data).expect("write layer");
+        cfg.disk.sync(&name).await.expect("sync layer");
+    }
 }
 
 /// A layer kept at startup, with the consistent point it completes (for delta layers).

@@ -6,15 +6,21 @@
 //! - an append is acknowledged only once it is fsynced (its `flush_lsn` is durable);
 //! - appends are accepted only from the current term's proposer, after its `ProposerElected`
 //!   has cut away any suffix that diverges from the proposer's log;
-//! - the reported `commit_lsn` never decreases and never passes `flush_lsn`.
+//! - the reported `commit_lsn` never decreases and never passes `flush_lsn`;
+//! - WAL is removed only below what no one can need again: the lowest `remote_consistent_lsn`
+//!   of every pageserver (so one that loses its disk can rebuild from the object store and the
+//!   WAL after it), the proposer's `truncate_lsn` (so every acceptor can still be caught up),
+//!   and our own commit LSN; the new WAL start is durable before any segment goes.
 
 use super::control_file::{self, SafekeeperState};
-use super::wal_store::WalStore;
+use super::wal_store::{WalStore, SEGMENT_SIZE};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term};
 use crate::observe::{Observation, Observer};
 use crate::proto::{Message, ProposerId, TermHistory};
+use crate::wal::decode_stream;
 use lakesim_faults::Disk;
+use std::collections::BTreeMap;
 use std::io::Result;
 use std::sync::Arc;
 
@@ -36,6 +42,12 @@ pub struct Acceptor {
     bugs: BugSet,
     observer: Arc<dyn Observer>,
     buggify: bool,
+    /// The pageservers whose WAL needs hold back removal, and the feedback last heard from
+    /// each: `(disk_consistent_lsn, remote_consistent_lsn)`, highest seen.
+    pageservers: Vec<NodeId>,
+    feedback: BTreeMap<NodeId, (Lsn, Lsn)>,
+    /// The highest `truncate_lsn` a proposer sent: WAL every acceptor has flushed.
+    peer_horizon: Lsn,
 }
 
 impl Acceptor {
@@ -47,7 +59,8 @@ impl Acceptor {
         observer: Arc<dyn Observer>,
     ) -> Result<Acceptor> {
         let state = control_file::load(&disk)?;
-        let (wal, cut) = WalStore::recover(disk.clone()).await?;
+        let (wal, cut) =
+            WalStore::recover(disk.clone(), state.wal_start, state.wal_start_prev).await?;
         if let Some(lsn) = cut {
             observer.observe(id, Observation::Truncated { lsn });
         }
@@ -57,6 +70,10 @@ impl Acceptor {
             "durability: acceptor {id} persisted commit LSN {} but holds WAL only to {}",
             state.commit_lsn,
             wal.flush_lsn()
+        );
+        assert!(
+            state.wal_start <= state.commit_lsn,
+            "durability: acceptor {id} removed WAL it had not seen committed"
         );
         let commit_lsn = state.commit_lsn;
         let acceptor = Acceptor {
@@ -69,6 +86,9 @@ impl Acceptor {
             bugs,
             observer,
             buggify: false,
+            pageservers: Vec::new(),
+            feedback: BTreeMap::new(),
+            peer_horizon: Lsn::ZERO,
         };
         acceptor.report();
         Ok(acceptor)
@@ -77,6 +97,13 @@ impl Acceptor {
     /// Turns the BUGGIFY points on.
     pub fn with_buggify(mut self, on: bool) -> Acceptor {
         self.buggify = on;
+        self
+    }
+
+    /// Names the pageservers whose feedback WAL removal waits for (none: nothing is removed,
+    /// as a safekeeper cannot know who might still need its WAL).
+    pub fn with_pageservers(mut self, pageservers: Vec<NodeId>) -> Acceptor {
+        self.pageservers = pageservers;
         self
     }
 
@@ -100,7 +127,7 @@ impl Acceptor {
     }
 
     /// Handles one message from `from`; returns the reply, if any.
-    pub async fn process_msg(&mut self, msg: &Message) -> Result<Option<Message>> {
+    pub async fn process_msg(&mut self, from: NodeId, msg: &Message) -> Result<Option<Message>> {
         match msg {
             Message::VoteRequest { term, proposer_id } => self
                 .handle_vote_request(*proposer_id, *term)
@@ -120,13 +147,23 @@ impl Acceptor {
                 begin_lsn,
                 wal,
                 commit_lsn,
+                truncate_lsn,
             } => {
-                self.handle_append(*term, *begin_lsn, wal, *commit_lsn)
-                    .await
+                let reply = self
+                    .handle_append(*term, *begin_lsn, wal, *commit_lsn, *truncate_lsn)
+                    .await?;
+                self.remove_old_wal().await?;
+                Ok(reply)
             }
-            // The pageserver's remote_consistent_lsn is not used yet: WAL removal below it is
-            // not built (see the pageservers issue).
-            Message::ReadCommitted { start, .. } => Ok(self.handle_read_committed(*start)),
+            Message::PageserverFeedback {
+                disk_consistent_lsn,
+                remote_consistent_lsn,
+            } => {
+                self.on_feedback(from, *disk_consistent_lsn, *remote_consistent_lsn);
+                self.remove_old_wal().await?;
+                Ok(None)
+            }
+            Message::ReadCommitted { start } => Ok(self.handle_read_committed(*start)),
             Message::ReadWal { term, start, end } => {
                 Ok(Some(self.handle_read(*term, *start, *end)?))
             }
@@ -192,6 +229,13 @@ impl Acceptor {
             // A duplicate: this term's appends may already have gone past `start`.
             return Ok(Some(self.append_response()));
         }
+        // Removed WAL was committed, and every log a proposer adopts holds the committed WAL.
+        assert!(
+            start >= self.wal.start().0,
+            "wal-agreement: acceptor {} told to truncate at {start}, below its removed WAL ({})",
+            self.id,
+            self.wal.start().0
+        );
         if start < self.wal.write_lsn() && !self.bugs.has(Bug::SkipTruncateOnElect) {
             self.wal.truncate(start).await?;
             self.observer
@@ -215,6 +259,7 @@ impl Acceptor {
         begin: Lsn,
         bytes: &[u8],
         commit_lsn: Lsn,
+        truncate_lsn: Lsn,
     ) -> Result<Option<Message>> {
         if term < self.state.term {
             return Ok(Some(self.append_response()));
@@ -223,6 +268,7 @@ impl Acceptor {
             // No ProposerElected from this term yet: the proposer will resend it.
             return Ok(None);
         }
+        self.peer_horizon = self.peer_horizon.max(truncate_lsn);
         let write_lsn = self.wal.write_lsn();
         let end = begin.advance(bytes.len() as u64);
         if begin <= write_lsn && end > write_lsn {
@@ -259,9 +305,66 @@ impl Acceptor {
         Ok(())
     }
 
+    fn on_feedback(&mut self, from: NodeId, disk: Lsn, remote: Lsn) {
+        if !self.pageservers.contains(&from) {
+            return;
+        }
+        // Feedback may arrive late or twice; both LSNs only grow while the WAL is needed.
+        let seen = self.feedback.entry(from).or_default();
+        *seen = (seen.0.max(disk), seen.1.max(remote));
+    }
+
+    /// The WAL below this no one can need again, once every pageserver has reported.
+    fn removal_horizon(&self) -> Option<Lsn> {
+        let mut horizon = self.commit_lsn.min(self.peer_horizon);
+        for ps in &self.pageservers {
+            let (disk, remote) = self.feedback.get(ps)?;
+            // The wal-removed-before-upload bug trusts the pageserver's local disk, which a
+            // disk loss takes away.
+            let needed = match self.bugs.has(Bug::WalRemovedBeforeUpload) {
+                true => *disk,
+                false => *remote,
+            };
+            horizon = horizon.min(needed);
+        }
+        Some(horizon)
+    }
+
+    /// Removes the WAL segments below the removal horizon: first the new WAL start is made
+    /// durable, then the segments go.
+    async fn remove_old_wal(&mut self) -> Result<()> {
+        let Some(horizon) = self.removal_horizon() else {
+            return Ok(());
+        };
+        let (start, start_prev) = self.wal.start();
+        if horizon.0 / SEGMENT_SIZE <= start.0 / SEGMENT_SIZE {
+            return Ok(()); // no whole segment to remove
+        }
+        let decoded = decode_stream(&self.wal.read(start, horizon)?, start, Some(start_prev));
+        assert_eq!(
+            decoded.end_lsn, horizon,
+            "wal-agreement: removal horizon {horizon} is not a record boundary of the WAL from {start}"
+        );
+        let prev = decoded.last_lsn.unwrap_or(start_prev);
+        (self.state.wal_start, self.state.wal_start_prev) = (horizon, prev);
+        self.state.commit_lsn = self.state.commit_lsn.max(self.commit_lsn);
+        self.persist().await?;
+        let segments = self.wal.remove_before(horizon, prev)?;
+        let obs = Observation::WalRemoved {
+            wal_start: horizon,
+            segments,
+        };
+        self.observer.observe(self.id, obs);
+        Ok(())
+    }
+
     /// Committed WAL for a pageserver: whole records from `start` up to our commit LSN, which
     /// is always a record boundary (the proposer appends whole records only).
     fn handle_read_committed(&mut self, start: Lsn) -> Option<Message> {
+        let wal_start = self.wal.start().0;
+        if start < wal_start {
+            return Some(Message::WalRemoved { start, wal_start });
+        }
         let commit = self.commit_lsn.min(self.wal.flush_lsn());
         if start > commit {
             return Some(Message::CommittedWal {
@@ -279,15 +382,25 @@ impl Acceptor {
         })
     }
 
+    /// The WAL in `[start, end)` for a recovering proposer, from our WAL start if it is later.
     fn handle_read(&mut self, term: Term, start: Lsn, end: Lsn) -> Result<Message> {
-        let wal = if term == self.state.term && end <= self.wal.flush_lsn() {
+        let (wal_start, wal_start_prev) = self.wal.start();
+        let start = start.max(wal_start);
+        let wal = if term == self.state.term && start <= end && end <= self.wal.flush_lsn() {
             Some(Arc::new(self.wal.read(start, end)?))
         } else {
             None
         };
+        // The record before `start` is known only at our WAL start; the proposer asks from 0.
+        let prev_lsn = if start == wal_start {
+            wal_start_prev
+        } else {
+            Lsn::ZERO
+        };
         Ok(Message::ReadWalResponse {
             term: self.state.term,
             start,
+            prev_lsn,
             wal,
         })
     }

@@ -26,6 +26,12 @@ pub struct SafekeeperState {
     pub term_history: TermHistory,
     /// The commit LSN it last learned (persisted lazily, so it may lag the in-memory one).
     pub commit_lsn: Lsn,
+    /// Its WAL begins here: everything before was removed (or is about to be). A record
+    /// boundary, persisted before any segment below it is removed.
+    pub wal_start: Lsn,
+    /// Start of the record that ends at `wal_start`: the first record kept names it as its
+    /// `prev_lsn`.
+    pub wal_start_prev: Lsn,
 }
 
 fn corrupt(why: &str) -> Error {

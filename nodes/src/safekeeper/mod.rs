@@ -21,6 +21,8 @@ pub struct SafekeeperConfig {
     pub observer: Arc<dyn Observer>,
     pub duplicate_probability: f64,
     pub buggify: bool,
+    /// The pageservers that read this timeline's WAL: removal waits for their feedback.
+    pub pageservers: Vec<NodeId>,
 }
 
 /// Runs a safekeeper until the process is killed.
@@ -30,7 +32,9 @@ pub async fn run(cfg: SafekeeperConfig) {
     // it must not start and vote as if it had never voted.
     let mut acceptor = match Acceptor::open(cfg.id, cfg.disk, cfg.bugs, cfg.observer.clone()).await
     {
-        Ok(acceptor) => acceptor.with_buggify(cfg.buggify),
+        Ok(acceptor) => acceptor
+            .with_buggify(cfg.buggify)
+            .with_pageservers(cfg.pageservers.clone()),
         Err(e) => panic!(
             "durability: safekeeper {} cannot recover its durable state: {e}",
             cfg.id
@@ -42,7 +46,7 @@ pub async fn run(cfg: SafekeeperConfig) {
     loop {
         let env = net.recv().await.expect("network");
         let reply = acceptor
-            .process_msg(&env.msg)
+            .process_msg(env.from, &env.msg)
             .await
             .expect("safekeeper disk I/O failed");
         if let Some(reply) = reply {

@@ -1,11 +1,13 @@
 //! The safekeeper's WAL on disk: segment files of [`SEGMENT_SIZE`] bytes, `wal/<segno>`, holding
-//! the byte stream from LSN 0 on.
+//! the byte stream from `wal_start` on (LSN 0 until old WAL is removed).
 //!
 //! Guarantees: `flush_lsn` never exceeds what is durable (every segment written is fsynced, and
 //! every new segment's name made durable with a directory sync, before `flush` returns it);
 //! [`WalStore::recover`] finds the end of the last valid record and cuts whatever lies past it
 //! (a torn or partial tail, or stale bytes), so the WAL a restarted acceptor serves is exactly a
-//! chain of whole, checksummed records.
+//! chain of whole, checksummed records from `wal_start`. Removal takes whole segments below
+//! `wal_start` only, and the caller persists `wal_start` first: a removal a crash undid leaves
+//! segments recovery ignores, never a hole it would have to explain.
 
 use crate::ids::Lsn;
 use crate::wal::decode_stream;
@@ -13,7 +15,8 @@ use lakesim_faults::Disk;
 use std::collections::BTreeSet;
 use std::io::Result;
 
-pub const SEGMENT_SIZE: u64 = 256 * 1024;
+/// Small next to Neon's 16 MB, so that a run of a few MB of WAL removes segments many times.
+pub const SEGMENT_SIZE: u64 = 64 * 1024;
 
 fn segment_name(segno: u64) -> String {
     format!("wal/{segno:08x}")
@@ -48,6 +51,10 @@ pub fn read_wal(disk: &Disk, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
 
 pub struct WalStore {
     disk: Disk,
+    /// The WAL before this record boundary was removed.
+    start: Lsn,
+    /// Start of the record ending at `start`.
+    start_prev: Lsn,
     /// End of the WAL written to the cache.
     write_lsn: Lsn,
     /// End of the durable WAL.
@@ -59,15 +66,28 @@ pub struct WalStore {
 }
 
 impl WalStore {
-    /// Opens the WAL on `disk`, cutting any invalid tail. Returns the store and, when a tail was
-    /// cut, the LSN it was cut at.
-    pub async fn recover(disk: Disk) -> Result<(WalStore, Option<Lsn>)> {
-        let segments: Vec<u64> = disk.list().iter().filter_map(|n| segno_of(n)).collect();
-        let last = segments.last().copied();
+    /// Opens the WAL on `disk` from `start` (the record boundary the control file names, with
+    /// `start_prev` the record before it), cutting any invalid tail. Returns the store and, when
+    /// a tail was cut, the LSN it was cut at.
+    pub async fn recover(
+        disk: Disk,
+        start: Lsn,
+        start_prev: Lsn,
+    ) -> Result<(WalStore, Option<Lsn>)> {
+        let first = start.0 / SEGMENT_SIZE;
+        // Segments below `first` may be back after a crash undid their removal: not ours.
+        let last = disk
+            .list()
+            .iter()
+            .filter_map(|n| segno_of(n))
+            .filter(|s| *s >= first)
+            .max();
         let mut store = WalStore {
             disk,
-            write_lsn: Lsn::ZERO,
-            flush_lsn: Lsn::ZERO,
+            start,
+            start_prev,
+            write_lsn: start,
+            flush_lsn: start,
             unsynced: BTreeSet::new(),
             created: false,
         };
@@ -75,9 +95,12 @@ impl WalStore {
             return Ok((store, None));
         };
         let held_end = Lsn(last * SEGMENT_SIZE + store.disk.len(&segment_name(last))?);
-        let bytes = read_wal(&store.disk, Lsn::ZERO, held_end)?;
-        let end = decode_stream(&bytes, Lsn::ZERO, Some(Lsn::ZERO)).end_lsn;
-        store.write_lsn = Lsn(bytes.len() as u64);
+        if held_end <= start {
+            return Ok((store, None));
+        }
+        let bytes = read_wal(&store.disk, start, held_end)?;
+        let end = decode_stream(&bytes, start, Some(start_prev)).end_lsn;
+        store.write_lsn = start.advance(bytes.len() as u64);
         let cut = end < held_end;
         if cut {
             store.truncate(end).await?;
@@ -85,6 +108,11 @@ impl WalStore {
         store.flush_lsn = end;
         store.write_lsn = end;
         Ok((store, cut.then_some(end)))
+    }
+
+    /// Where the WAL held begins, and the start of the record before it.
+    pub fn start(&self) -> (Lsn, Lsn) {
+        (self.start, self.start_prev)
     }
 
     pub fn write_lsn(&self) -> Lsn {
@@ -136,8 +164,31 @@ impl WalStore {
         self.flush_lsn
     }
 
+    /// Forgets the WAL before `start` (a record boundary; `start_prev` is the record before it)
+    /// and removes the segments wholly below it. The caller has already made `start` durable.
+    /// The removals need no directory sync: a segment a crash brings back lies below `start`,
+    /// where recovery does not look, and the next removal takes it again. Returns how many
+    /// segments it removed.
+    pub fn remove_before(&mut self, start: Lsn, start_prev: Lsn) -> Result<u32> {
+        assert!(start >= self.start, "the WAL start never moves back");
+        assert!(start <= self.flush_lsn, "only durable WAL is removed");
+        (self.start, self.start_prev) = (start, start_prev);
+        let mut removed = 0;
+        for name in self.disk.list() {
+            if segno_of(&name).is_some_and(|s| s < start.0 / SEGMENT_SIZE) {
+                self.disk.remove(&name)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Cuts the WAL at `lsn`, durably: the segment holding `lsn` is shortened, later ones removed.
     pub async fn truncate(&mut self, lsn: Lsn) -> Result<()> {
+        assert!(
+            lsn >= self.start,
+            "wal-agreement: truncating below the removed WAL"
+        );
         let keep = lsn.0 / SEGMENT_SIZE;
         let mut removed = false;
         for name in self.disk.list() {
@@ -166,9 +217,11 @@ impl WalStore {
         Ok(())
     }
 
-    /// The WAL in `[start, end)`; `end` must not pass the write position.
+    /// The WAL in `[start, end)`; `end` must not pass the write position, nor `start` precede
+    /// the WAL held.
     pub fn read(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
         assert!(end <= self.write_lsn, "read past the WAL end");
+        assert!(start >= self.start, "read before the WAL start");
         read_wal(&self.disk, start, end)
     }
 }
