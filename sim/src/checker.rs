@@ -399,6 +399,13 @@ impl Checker {
 
     /// Compares every pending page the oracle can now judge.
     fn check_pending_pages(&self, s: &mut State) {
+        if let Some((page, lsn)) = s.oracle.reinitialised() {
+            let detail = format!(
+                "the committed WAL initialises page {} again at {lsn}: the compute that wrote it had lost the page from its view of the database",
+                page.0
+            );
+            self.fail_locked(s, "page-reconstruction", &[], detail);
+        }
         let pending = std::mem::take(&mut s.pending_pages);
         for p in pending {
             let Some(expected) = s.oracle.page_crc_at(p.page, p.lsn) else {

@@ -5,7 +5,7 @@
 //! must equal the oracle's, byte for byte (compared by CRC32C).
 
 use lakesim_nodes::page::{apply, Page};
-use lakesim_nodes::wal::decode_stream;
+use lakesim_nodes::wal::{decode_stream, RecordBody};
 use lakesim_nodes::{Lsn, PageId};
 use std::collections::BTreeMap;
 
@@ -16,6 +16,9 @@ pub struct Oracle {
     history: BTreeMap<PageId, Vec<(Lsn, u32)>>,
     end: Lsn,
     last_record: Option<Lsn>,
+    /// The first `PageInit` of a page that already existed: the compute that wrote it had lost
+    /// the page from its view of the database (say, from a basebackup that lacked it).
+    reinit: Option<(PageId, Lsn)>,
 }
 
 impl Oracle {
@@ -37,6 +40,10 @@ impl Oracle {
                 continue;
             };
             let end = lsn.advance(rec.encoded_len() as u64);
+            let exists = self.pages.contains_key(&page_id);
+            if exists && matches!(rec.body, RecordBody::PageInit { .. }) {
+                self.reinit = self.reinit.or(Some((page_id, *lsn)));
+            }
             let page = self.pages.entry(page_id).or_default();
             apply(rec, end, page);
             let crc = crc32c::crc32c(page.seal().as_bytes());
@@ -44,6 +51,11 @@ impl Oracle {
         }
         self.last_record = decoded.last_lsn.or(self.last_record);
         self.end = decoded.end_lsn;
+    }
+
+    /// A page the committed WAL initialised twice, and where the second time was.
+    pub fn reinitialised(&self) -> Option<(PageId, Lsn)> {
+        self.reinit
     }
 
     /// The LSNs at which `page` changed, up to `lsn` (for failure reports).
@@ -73,7 +85,7 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakesim_nodes::wal::{RecordBody, WalRecord};
+    use lakesim_nodes::wal::WalRecord;
     use lakesim_nodes::Xid;
 
     #[test]
@@ -110,5 +122,31 @@ mod tests {
         let second = oracle.page_crc_at(PageId(1), ends[1]).unwrap();
         assert_ne!(first, second);
         assert_eq!(oracle.changes(PageId(1), ends[1]), ends);
+    }
+
+    #[test]
+    fn notices_a_page_initialised_twice() {
+        let mut wal = Vec::new();
+        let mut prev = Lsn::ZERO;
+        let mut second = Lsn::ZERO;
+        for body in [
+            RecordBody::PageInit { page: PageId(3) },
+            RecordBody::PageInit { page: PageId(4) },
+            RecordBody::PageInit { page: PageId(3) },
+        ] {
+            let rec = WalRecord {
+                xid: Xid(1),
+                prev_lsn: prev,
+                body,
+            };
+            prev = Lsn(wal.len() as u64);
+            second = prev;
+            rec.encode_into(&mut wal);
+        }
+        let mut oracle = Oracle::default();
+        oracle.advance(&wal[..second.0 as usize]);
+        assert_eq!(oracle.reinitialised(), None);
+        oracle.advance(&wal);
+        assert_eq!(oracle.reinitialised(), Some((PageId(3), second)));
     }
 }

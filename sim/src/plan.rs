@@ -7,6 +7,7 @@
 use crate::config::{Config, FaultConfig};
 use lakesim_nodes::compute::workload::{DeltaSpec, WorkItem};
 use lakesim_nodes::page::CONTENT_SIZE;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -300,10 +301,13 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
             },
         );
     }
+    // One storm at a time: rounds of two storms interleaved would cut each other short.
+    let mut calm_from = 0;
     for t in strikes(&mut rng, mix.election_storms_per_s, window) {
+        let t = t.max(calm_from);
         let computes = computes_at(t);
         let compute = computes[rng.gen_range(0..computes.len())];
-        election_storm(&mut rng, t, compute, &sks, &mut push);
+        calm_from = election_storm(&mut rng, t, compute, &sks, &mut push);
     }
     if mix.max_packet_loss > 0.0 {
         for t in strikes(&mut rng, 0.5, window) {
@@ -322,40 +326,85 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     events
 }
 
-/// A burst of 2 to 4 rounds: the compute crashes and restarts, is elected, then reaches only
+/// A burst of 3 to 6 rounds: the compute crashes and restarts, is elected, then reaches only
 /// some safekeepers (so its newest WAL lands on a minority or a bare majority) and crashes again.
 /// This is how acceptors end up on several divergent branches of different terms, the ground
-/// on which election and commit rules are tested.
+/// on which election and commit rules are tested. Half the rounds, the election sees only a bare
+/// majority, and like Jepsen's majorities-ring nemesis it leaves out the safekeepers the last
+/// leader kept, which hold the newest branch; half the voters the leader loses, it loses one way
+/// just after asking for votes, so they vote yet never hear `ProposerElected` or any WAL of the
+/// term. Raft's figure 8 is made of such rounds.
 fn election_storm(
     rng: &mut ChaCha8Rng,
     start: u64,
     compute: u32,
     sks: &[u32],
     push: &mut impl FnMut(u64, FaultAction),
-) {
+) -> u64 {
+    let quorum = sks.len() / 2 + 1;
+    let mut kept: Vec<u32> = Vec::new();
     let mut t = start;
-    for _ in 0..rng.gen_range(2..=4) {
+    for _ in 0..rng.gen_range(3..=6) {
         push(t, FaultAction::Crash { node: compute });
+        let down_at = t;
         t += rng.gen_range(10..100);
         push(t, FaultAction::Restart { node: compute });
-        let cut_at = t + rng.gen_range(5..150);
+        let cut_at = t + rng.gen_range(40..160);
         let crash_at = cut_at + rng.gen_range(10..200);
-        let reach = rng.gen_range(1..sks.len());
-        let first = rng.gen_range(0..sks.len());
-        for i in reach..sks.len() {
-            let sk = sks[(first + i) % sks.len()];
-            for (from, to) in [(compute, sk), (sk, compute)] {
-                push(cut_at, FaultAction::Cut { from, to });
-                push(crash_at, FaultAction::Uncut { from, to });
+        let mut order = sks.to_vec();
+        order.shuffle(rng);
+        let electorate = if rng.gen_bool(0.5) { quorum } else { sks.len() };
+        // Voters first, the last leader's safekeepers last (a stable sort keeps the shuffle).
+        order.sort_by_key(|sk| kept.contains(sk));
+        let reach = rng.gen_range(1..electorate);
+        let mut cut = |at: u64, sk: u32, both: bool| {
+            push(
+                at,
+                FaultAction::Cut {
+                    from: compute,
+                    to: sk,
+                },
+            );
+            push(
+                crash_at,
+                FaultAction::Uncut {
+                    from: compute,
+                    to: sk,
+                },
+            );
+            if both {
+                push(
+                    at,
+                    FaultAction::Cut {
+                        from: sk,
+                        to: compute,
+                    },
+                );
+                push(
+                    crash_at,
+                    FaultAction::Uncut {
+                        from: sk,
+                        to: compute,
+                    },
+                );
+            }
+        };
+        for &sk in &order[reach..electorate] {
+            match rng.gen_bool(0.5) {
+                true => cut(t + rng.gen_range(10..60), sk, false),
+                false => cut(cut_at, sk, true),
             }
         }
+        for &sk in &order[electorate..] {
+            cut(down_at, sk, true);
+        }
+        kept = order[..reach].to_vec();
         t = crash_at;
     }
     push(t, FaultAction::Crash { node: compute });
-    push(
-        t + rng.gen_range(10..100),
-        FaultAction::Restart { node: compute },
-    );
+    let end = t + rng.gen_range(10..100);
+    push(end, FaultAction::Restart { node: compute });
+    end
 }
 
 fn generate_workload(seed: u64, config: &Config) -> Vec<WorkItem> {

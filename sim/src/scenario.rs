@@ -111,7 +111,7 @@ fn storm() -> Config {
             safekeeper_crashes_per_s: 1.0,
             compute_crashes_per_s: 0.6,
             partitions_per_s: 1.0,
-            election_storms_per_s: 1.0,
+            election_storms_per_s: 2.0,
             pageserver_crashes_per_s: 0.3,
             pageserver_disk_losses_per_s: 0.1,
             object_store_outages_per_s: 0.2,
@@ -121,7 +121,7 @@ fn storm() -> Config {
             duplicate_probability: 0.05,
             second_compute: true,
             swarm: true,
-            buggify_share: 0.5,
+            buggify_share: 0.75,
         },
         ..Config::default()
     }

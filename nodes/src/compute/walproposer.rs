@@ -57,6 +57,8 @@ pub struct ProposerTiming {
 #[derive(Default, Clone)]
 struct Peer {
     vote: Option<(Lsn, TermHistory)>,
+    /// It refused us its vote in our term: it voted for another proposer in it.
+    refused: bool,
     /// It processed our ProposerElected.
     confirmed: bool,
     flush_lsn: Lsn,
@@ -265,6 +267,8 @@ impl Proposer {
                 }
                 if vote_given && term == self.term {
                     self.on_vote(from, flush_lsn, term_history);
+                } else if term == self.term {
+                    self.on_refusal(from);
                 }
             }
             Message::ReadWalResponse {
@@ -308,6 +312,22 @@ impl Proposer {
             };
             self.pending.clear();
         } else {
+            self.campaign();
+        }
+    }
+
+    /// An acceptor already voted for another proposer in our term (a compute that restarted
+    /// starts from term 1, which is long taken). Once too many did for a quorum to remain, we
+    /// campaign again above it at once, rather than after an election timeout: Neon's proposer
+    /// learns the acceptors' terms (its greeting) before it asks for votes.
+    fn on_refusal(&mut self, from: NodeId) {
+        if !matches!(self.phase, Phase::Campaign { .. }) {
+            return;
+        }
+        self.peers.get_mut(&from).unwrap().refused = true;
+        let refused = self.peers.values().filter(|p| p.refused).count();
+        if refused > self.acceptors.len() - self.quorum() {
+            self.max_seen_term = self.max_seen_term.max(self.term);
             self.campaign();
         }
     }
