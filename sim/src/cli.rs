@@ -473,7 +473,9 @@ fn quiet_panics() {
         let in_seed = std::thread::current()
             .name()
             .is_some_and(|n| n.starts_with("seed-"));
-        if !in_seed {
+        if in_seed {
+            crate::runner::note_panic_location(info.location());
+        } else {
             eprintln!("lakesim: internal error: {info}");
         }
     }));

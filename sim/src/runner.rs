@@ -65,6 +65,11 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// assertion is reported as that invariant, at its cause. madsim's time limit is the seed's
 /// simulated-time budget: a liveness failure. Any other panic is a `panic`.
 pub fn classify_panic(message: &str) -> &'static str {
+    // `assert_eq!` puts its own words before the message.
+    let message = match message.strip_prefix("assertion `") {
+        Some(rest) => rest.split_once("failed: ").map_or(message, |(_, m)| m),
+        None => message,
+    };
     const NAMED: [&str; 5] = [
         "durability",
         "wal-agreement",
@@ -83,6 +88,18 @@ pub fn classify_panic(message: &str) -> &'static str {
                 .is_some_and(|rest| rest.starts_with(':'))
         })
         .unwrap_or("panic")
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened, as the panic hook saw it.
+    static PANIC_AT: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+}
+
+/// Called from a panic hook: remembers where a seed's panic happened, for its report (the hook
+/// keeps the backtrace out of campaign output).
+pub fn note_panic_location(location: Option<&std::panic::Location<'_>>) {
+    let at = location.map(|l| format!("{}:{}", l.file(), l.line()));
+    PANIC_AT.with(|cell| cell.set(at));
 }
 
 fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
@@ -118,7 +135,10 @@ fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions
                 invariant: classify_panic(&panic_message(payload.as_ref())).to_string(),
                 time_ms: trace.elapsed_at_last_event().as_millis() as u64,
                 nodes: vec![],
-                detail: panic_message(payload.as_ref()),
+                detail: match PANIC_AT.with(|at| at.take()) {
+                    Some(at) => format!("{} (at {at})", panic_message(payload.as_ref())),
+                    None => panic_message(payload.as_ref()),
+                },
             }),
             recent: trace.recent(),
             full_trace: trace.events(),
@@ -214,6 +234,10 @@ mod tests {
             "wal-agreement"
         );
         assert_eq!(classify_panic("time limit exceeded: 72s"), "liveness");
+        assert_eq!(
+            classify_panic("assertion `left == right` failed: wal-agreement: two starts\n left: 1"),
+            "wal-agreement"
+        );
         assert_eq!(classify_panic("index out of bounds"), "panic");
         assert_eq!(classify_panic("durability-ish words"), "panic");
     }

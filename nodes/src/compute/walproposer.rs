@@ -674,7 +674,9 @@ impl Proposer {
         let mut end = begin.0 as usize;
         while end < wal_end {
             let at = end - base;
-            let len = u32::from_le_bytes(self.wal[at..at + 4].try_into().unwrap()) as usize;
+            let len = self.wal.get(at..at + 4).map_or(0, |h| {
+                u32::from_le_bytes(h.try_into().expect("4 bytes")) as usize
+            });
             // Every acceptor in our term holds a prefix of our log, so its position is one of
             // our record boundaries; anything else means it kept WAL that is not ours.
             assert!(
