@@ -1,7 +1,8 @@
 //! The pageserver: ingests committed WAL from the safekeepers, keeps it in layers, makes page
 //! images itself once a page's delta chain passes `image_creation_threshold` (so compute can
-//! run with `full_page_writes` off), serves GetPage@LSN, and uploads its layers to the object
-//! store.
+//! run with `full_page_writes` off), serves GetPage@LSN and basebackups, uploads its layers to
+//! the object store, and tells every safekeeper how far its layers reach (feedback), so that
+//! they can remove the WAL below its `remote_consistent_lsn`.
 //!
 //! Guarantees:
 //! - it ingests only committed WAL, in order, never skipping or repeating a record, whichever

@@ -17,6 +17,7 @@ use crate::ids::{Lsn, NodeId};
 use crate::net::Net;
 use crate::observe::Observation;
 use crate::proto::Message;
+use crate::wal::WalRecord;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +30,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
         Some(m) => m,
         None => download(&net, &cfg, index.as_ref()).await,
     };
-    if let Some(index) = &index {
-        repair_from_remote(&net, &cfg, metadata, index).await;
-    }
-    let (map, consistent, local) = load_layers(&cfg, metadata).await;
+    let (map, consistent, local) = load_layers(&net, &cfg, metadata, index.as_ref()).await;
     let first_source = (cfg.id.0 as usize) % cfg.safekeepers.len();
     let ingest = WalReceiver::new(
         cfg.safekeepers.clone(),
@@ -44,9 +42,8 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
     // Layers flushed by an earlier run that never reached the store: upload them first, in
     // order, before anything newer can move remote_consistent_lsn.
     let mut remote = Uploader::from_index(index.unwrap_or_default());
-    for (name, completes) in local {
+    for (name, completes, bytes) in local {
         if !remote.holds(&name) {
-            let bytes = cfg.disk.read_all(&name).expect("a loaded layer is on disk");
             remote.enqueue(&name, bytes, completes);
         }
     }
@@ -171,57 +168,45 @@ async fn download(net: &Net, cfg: &PageserverConfig, index: Option<&IndexPart>) 
     index.consistent
 }
 
-/// Fetches again, from the object store, every delta layer below the consistent point that
-/// fails its checksum here but that the store holds.
-async fn repair_from_remote(
+/// A delta layer that failed its checks here, fetched again from the object store if its index
+/// names it. Returns its bytes and records, once the local copy is rewritten.
+async fn refetch_delta(
     net: &Net,
     cfg: &PageserverConfig,
-    metadata: Metadata,
-    index: &IndexPart,
-) {
-    if cfg.bugs.has(Bug::SkipLayerChecksum) {
-        return; // it never looks, so it never finds anything to repair
+    index: Option<&IndexPart>,
+    name: &str,
+    (start, end): (Lsn, Lsn),
+) -> Option<(Vec<u8>, Vec<(Lsn, WalRecord)>)> {
+    if !index?.layers.contains(name) {
+        return None;
     }
-    let intact = |name: &str, start: Lsn, end: Lsn| {
-        cfg.disk
-            .read_all(name)
-            .is_ok_and(|b| decode_delta(&b, start, end, true).is_ok())
+    let key = [name.to_string()];
+    let data = store_get_all(net, cfg.object_store, &key)
+        .await
+        .remove(name)?;
+    let Some(data) = data else {
+        panic!("durability: the object store lost layer {name} that its index names");
     };
-    let bad: Vec<String> = cfg
-        .disk
-        .list()
-        .into_iter()
-        .filter(|name| index.layers.contains(name))
-        .filter(|name| match LayerName::parse(name) {
-            Some(LayerName::Delta { start, end }) => {
-                end <= metadata.disk_consistent_lsn && !intact(name, start, end)
-            }
-            _ => false,
-        })
-        .collect();
-    if bad.is_empty() {
-        return;
-    }
-    tracing::debug!(layers = bad.len(), "downloading damaged layers again");
-    for (name, data) in store_get_all(net, cfg.object_store, &bad).await {
-        let Some(data) = data else {
-            panic!("durability: the object store lost layer {name} that its index names");
-        };
-        // Rewritten in place: a crash that tears it is found, and repaired, at the next start.
-        cfg.disk.set_len(&name, 0).expect("truncate");
-        cfg.disk.write(&name, 0, &data).expect("write layer");
-        cfg.disk.sync(&name).await.expect("sync layer");
-    }
+    let data = data.to_vec();
+    let records = decode_delta(&data, start, end, true).expect("the store holds layers whole");
+    // Rewritten in place: a crash that tears it is found, and repaired, at the next start.
+    cfg.disk.set_len(name, 0).expect("truncate");
+    cfg.disk.write(name, 0, &data).expect("write layer");
+    cfg.disk.sync(name).await.expect("sync layer");
+    Some((data, records))
 }
 
-/// A layer kept at startup, with the consistent point it completes (for delta layers).
-type LocalLayer = (String, Option<Metadata>);
+/// A layer kept at startup, with the consistent point it completes (for delta layers) and its
+/// bytes as checked (uploads send these, never a second read that rot may have hit since).
+type LocalLayer = (String, Option<Metadata>, Vec<u8>);
 
 /// Loads every layer that checks out at or below the consistent point; removes the rest.
 /// Returns the layers kept, deltas first in LSN order.
 async fn load_layers(
+    net: &Net,
     cfg: &PageserverConfig,
     metadata: Metadata,
+    index: Option<&IndexPart>,
 ) -> (LayerMap, Metadata, Vec<LocalLayer>) {
     let check = !cfg.bugs.has(Bug::SkipLayerChecksum);
     let disk = &cfg.disk;
@@ -236,6 +221,7 @@ async fn load_layers(
     // Start LSN of the last record of each delta layer, by its end: to resume ingest there.
     let mut last_record_at: BTreeMap<Lsn, Lsn> = BTreeMap::new();
     let mut doomed = Vec::new();
+    let mut checked: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (layer, name) in &names {
         let LayerName::Delta { start, end } = *layer else {
             continue;
@@ -244,9 +230,18 @@ async fn load_layers(
             doomed.push(name.clone());
             continue;
         }
-        let bytes = disk.read_all(name).expect("listed file");
-        match decode_delta(&bytes, start, end, check) {
+        let mut bytes = disk.read_all(name).expect("listed file");
+        let mut decoded = decode_delta(&bytes, start, end, check);
+        if let Err(why) = &decoded {
+            tracing::debug!(%name, %why, "a delta layer fails its checks");
+            if let Some((data, records)) = refetch_delta(net, cfg, index, name, (start, end)).await
+            {
+                (bytes, decoded) = (data, Ok(records));
+            }
+        }
+        match decoded {
             Ok(records) => {
+                checked.insert(name.clone(), bytes);
                 if let Some((lsn, _)) = records.last() {
                     last_record_at.insert(end, *lsn);
                 }
@@ -254,8 +249,7 @@ async fn load_layers(
                     map.add_record(lsn, rec);
                 }
             }
-            Err(why) => {
-                tracing::debug!(%name, %why, "dropping a delta layer that fails its checks");
+            Err(_) => {
                 consistent = consistent.min(start);
                 doomed.push(name.clone());
             }
@@ -268,14 +262,15 @@ async fn load_layers(
                 doomed.push(name.clone())
             }
             LayerName::Image { page, lsn } => {
+                let bytes = disk.read_all(name).expect("listed file");
                 let image = (lsn <= consistent)
-                    .then(|| {
-                        decode_image(&disk.read_all(name).expect("listed file"), page, lsn, check)
-                            .ok()
-                    })
+                    .then(|| decode_image(&bytes, page, lsn, check).ok())
                     .flatten();
                 match image {
-                    Some(image) => map.add_image(page, lsn, image),
+                    Some(image) => {
+                        map.add_image(page, lsn, image);
+                        checked.insert(name.clone(), bytes);
+                    }
                     None => doomed.push(name.clone()),
                 }
             }
@@ -317,20 +312,20 @@ async fn load_layers(
         match *layer {
             LayerName::Delta { end, .. } if end <= resumed.disk_consistent_lsn => {
                 let prev = last_record_at.get(&end).copied().unwrap_or(Lsn::ZERO);
-                kept.push((
-                    name.clone(),
-                    Some(Metadata {
-                        disk_consistent_lsn: end,
-                        prev_record_lsn: prev,
-                    }),
-                ));
+                let completes = Metadata {
+                    disk_consistent_lsn: end,
+                    prev_record_lsn: prev,
+                };
+                let bytes = checked.remove(name).expect("a kept layer was checked");
+                kept.push((name.clone(), Some(completes), bytes));
             }
             LayerName::Image { lsn, .. } if lsn <= resumed.disk_consistent_lsn => {
-                kept.push((name.clone(), None))
+                let bytes = checked.remove(name).expect("a kept layer was checked");
+                kept.push((name.clone(), None, bytes))
             }
             _ => {}
         }
     }
-    kept.sort_by_key(|(_, completes)| completes.is_none());
+    kept.sort_by_key(|(_, completes, _)| completes.is_none());
     (map, resumed, kept)
 }
