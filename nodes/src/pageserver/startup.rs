@@ -25,12 +25,17 @@ use std::time::Duration;
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
-    let index = fetch_index(&net, cfg.object_store).await;
+    let mut store = StoreReader {
+        net: &net,
+        store: cfg.object_store,
+        next_id: StoreReader::FIRST_ID,
+    };
+    let index = fetch_index(&mut store).await;
     let metadata = match load_metadata(&cfg) {
         Some(m) => m,
-        None => download(&net, &cfg, index.as_ref()).await,
+        None => download(&mut store, &cfg, index.as_ref()).await,
     };
-    let (map, consistent, local) = load_layers(&net, &cfg, metadata, index.as_ref()).await;
+    let (map, consistent, local) = load_layers(&mut store, &cfg, metadata, index.as_ref()).await;
     let first_source = (cfg.id.0 as usize) % cfg.safekeepers.len();
     let ingest = WalReceiver::new(
         cfg.safekeepers.clone(),
@@ -67,39 +72,61 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
     ps
 }
 
-/// One request to the object store, retried until it is answered (the store may be down for a
-/// while; nothing can start without it when the disk is gone).
-async fn store_call(net: &Net, store: NodeId, make: impl Fn(u64) -> Message) -> Message {
-    for request_id in 1u64.. {
-        net.send(store, make(request_id));
-        let deadline = madsim::time::Instant::now() + STORE_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(madsim::time::Instant::now());
-            match madsim::time::timeout(left, net.recv()).await {
-                Ok(Ok(env)) => match env.msg {
-                    Message::StoreResponse { request_id: id, .. } if id == request_id => {
-                        return env.msg;
-                    }
-                    _ => continue,
-                },
-                _ => break,
-            }
-        }
-    }
-    unreachable!("request ids run out")
+/// The object store as a starting pageserver reads it: whole objects, each request retried until
+/// it is answered (the store may be down a while; nothing can start without it when the disk is
+/// gone). Request ids never repeat and lie apart from the uploader's (which count from 1), so a
+/// late or duplicated answer to one request is never taken for another's.
+struct StoreReader<'a> {
+    net: &'a Net,
+    store: NodeId,
+    next_id: u64,
 }
 
-async fn fetch_index(net: &Net, store: NodeId) -> Option<IndexPart> {
-    let key = INDEX_KEY.to_string();
-    let reply = store_call(net, store, |request_id| Message::StoreGet {
-        request_id,
-        key: key.clone(),
-    })
-    .await;
-    let Message::StoreResponse { data, .. } = reply else {
-        unreachable!()
-    };
-    data.map(|d| serde_json::from_slice(&d).expect("the index is written whole"))
+impl StoreReader<'_> {
+    const FIRST_ID: u64 = 1 << 48;
+
+    /// Fetches many objects at once, retrying the ones not yet answered, until all are in.
+    async fn get_all(&mut self, keys: &[String]) -> BTreeMap<String, Option<Arc<Vec<u8>>>> {
+        let mut got = BTreeMap::new();
+        while got.len() < keys.len() {
+            let mut asked: BTreeMap<u64, &String> = BTreeMap::new();
+            for key in keys.iter().filter(|k| !got.contains_key(*k)) {
+                self.next_id += 1;
+                asked.insert(self.next_id, key);
+                let msg = Message::StoreGet {
+                    request_id: self.next_id,
+                    key: key.clone(),
+                };
+                self.net.send(self.store, msg);
+            }
+            let deadline = madsim::time::Instant::now() + STORE_TIMEOUT;
+            while !asked.is_empty() {
+                let left = deadline.saturating_duration_since(madsim::time::Instant::now());
+                let Ok(Ok(env)) = madsim::time::timeout(left, self.net.recv()).await else {
+                    break;
+                };
+                if let Message::StoreResponse {
+                    request_id, data, ..
+                } = env.msg
+                {
+                    if let Some(key) = asked.remove(&request_id) {
+                        got.insert(key.clone(), data);
+                    }
+                }
+            }
+        }
+        got
+    }
+
+    async fn get(&mut self, key: &str) -> Option<Arc<Vec<u8>>> {
+        let mut got = self.get_all(&[key.to_string()]).await;
+        got.remove(key).flatten()
+    }
+}
+
+async fn fetch_index(store: &mut StoreReader<'_>) -> Option<IndexPart> {
+    let data = store.get(INDEX_KEY).await?;
+    Some(serde_json::from_slice(&data).expect("the index is written whole"))
 }
 
 /// Written atomically, so unreadable only through rot: then the local disk is not trusted and
@@ -108,53 +135,17 @@ fn load_metadata(cfg: &PageserverConfig) -> Option<Metadata> {
     Metadata::load(&cfg.disk)
 }
 
-/// Fetches many objects at once, retrying the ones not yet answered, until all are in.
-async fn store_get_all(
-    net: &Net,
-    store: NodeId,
-    keys: &[String],
-) -> BTreeMap<String, Option<Arc<Vec<u8>>>> {
-    let mut got = BTreeMap::new();
-    let mut next_id = 1_000_000u64;
-    while got.len() < keys.len() {
-        let mut asked: BTreeMap<u64, &String> = BTreeMap::new();
-        for key in keys.iter().filter(|k| !got.contains_key(*k)) {
-            next_id += 1;
-            asked.insert(next_id, key);
-            net.send(
-                store,
-                Message::StoreGet {
-                    request_id: next_id,
-                    key: key.clone(),
-                },
-            );
-        }
-        let deadline = madsim::time::Instant::now() + STORE_TIMEOUT;
-        while !asked.is_empty() {
-            let left = deadline.saturating_duration_since(madsim::time::Instant::now());
-            let Ok(Ok(env)) = madsim::time::timeout(left, net.recv()).await else {
-                break;
-            };
-            if let Message::StoreResponse {
-                request_id, data, ..
-            } = env.msg
-            {
-                if let Some(key) = asked.remove(&request_id) {
-                    got.insert(key.clone(), data);
-                }
-            }
-        }
-    }
-    got
-}
-
 /// Rebuilds the local disk from the object store (after whole-disk loss).
-async fn download(net: &Net, cfg: &PageserverConfig, index: Option<&IndexPart>) -> Metadata {
+async fn download(
+    store: &mut StoreReader<'_>,
+    cfg: &PageserverConfig,
+    index: Option<&IndexPart>,
+) -> Metadata {
     let Some(index) = index else {
         return Metadata::default();
     };
     let keys: Vec<String> = index.layers.iter().cloned().collect();
-    for (name, data) in store_get_all(net, cfg.object_store, &keys).await {
+    for (name, data) in store.get_all(&keys).await {
         let Some(data) = data else {
             panic!("durability: the object store lost layer {name} that its index names");
         };
@@ -171,7 +162,7 @@ async fn download(net: &Net, cfg: &PageserverConfig, index: Option<&IndexPart>) 
 /// A delta layer that failed its checks here, fetched again from the object store if its index
 /// names it. Returns its bytes and records, once the local copy is rewritten.
 async fn refetch_delta(
-    net: &Net,
+    store: &mut StoreReader<'_>,
     cfg: &PageserverConfig,
     index: Option<&IndexPart>,
     name: &str,
@@ -180,15 +171,13 @@ async fn refetch_delta(
     if !index?.layers.contains(name) {
         return None;
     }
-    let key = [name.to_string()];
-    let data = store_get_all(net, cfg.object_store, &key)
-        .await
-        .remove(name)?;
-    let Some(data) = data else {
+    let Some(data) = store.get(name).await else {
         panic!("durability: the object store lost layer {name} that its index names");
     };
     let data = data.to_vec();
-    let records = decode_delta(&data, start, end, true).expect("the store holds layers whole");
+    let records = decode_delta(&data, start, end, true).unwrap_or_else(|why| {
+        panic!("durability: the object store's copy of layer {name} is damaged: {why}")
+    });
     // Rewritten in place: a crash that tears it is found, and repaired, at the next start.
     cfg.disk.set_len(name, 0).expect("truncate");
     cfg.disk.write(name, 0, &data).expect("write layer");
@@ -203,7 +192,7 @@ type LocalLayer = (String, Option<Metadata>, Vec<u8>);
 /// Loads every layer that checks out at or below the consistent point; removes the rest.
 /// Returns the layers kept, deltas first in LSN order.
 async fn load_layers(
-    net: &Net,
+    store: &mut StoreReader<'_>,
     cfg: &PageserverConfig,
     metadata: Metadata,
     index: Option<&IndexPart>,
@@ -234,7 +223,8 @@ async fn load_layers(
         let mut decoded = decode_delta(&bytes, start, end, check);
         if let Err(why) = &decoded {
             tracing::debug!(%name, %why, "a delta layer fails its checks");
-            if let Some((data, records)) = refetch_delta(net, cfg, index, name, (start, end)).await
+            if let Some((data, records)) =
+                refetch_delta(store, cfg, index, name, (start, end)).await
             {
                 (bytes, decoded) = (data, Ok(records));
             }
