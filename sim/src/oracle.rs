@@ -7,6 +7,7 @@
 use lakesim_nodes::page::{apply, Page};
 use lakesim_nodes::wal::{decode_stream, RecordBody};
 use lakesim_nodes::{Lsn, PageId};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 #[derive(Default)]
@@ -40,11 +41,12 @@ impl Oracle {
                 continue;
             };
             let end = lsn.advance(rec.encoded_len() as u64);
-            let exists = self.pages.contains_key(&page_id);
+            let entry = self.pages.entry(page_id);
+            let exists = matches!(entry, Entry::Occupied(_));
             if exists && matches!(rec.body, RecordBody::PageInit { .. }) {
                 self.reinit = self.reinit.or(Some((page_id, *lsn)));
             }
-            let page = self.pages.entry(page_id).or_default();
+            let page = entry.or_default();
             apply(rec, end, page);
             let crc = crc32c::crc32c(page.seal().as_bytes());
             self.history.entry(page_id).or_default().push((end, crc));

@@ -358,35 +358,11 @@ fn election_storm(
         order.sort_by_key(|sk| kept.contains(sk));
         let reach = rng.gen_range(1..electorate);
         let mut cut = |at: u64, sk: u32, both: bool| {
-            push(
-                at,
-                FaultAction::Cut {
-                    from: compute,
-                    to: sk,
-                },
-            );
-            push(
-                crash_at,
-                FaultAction::Uncut {
-                    from: compute,
-                    to: sk,
-                },
-            );
-            if both {
-                push(
-                    at,
-                    FaultAction::Cut {
-                        from: sk,
-                        to: compute,
-                    },
-                );
-                push(
-                    crash_at,
-                    FaultAction::Uncut {
-                        from: sk,
-                        to: compute,
-                    },
-                );
+            let one_way = [(compute, sk)];
+            let two_ways = [(compute, sk), (sk, compute)];
+            for &(from, to) in if both { &two_ways[..] } else { &one_way[..] } {
+                push(at, FaultAction::Cut { from, to });
+                push(crash_at, FaultAction::Uncut { from, to });
             }
         };
         for &sk in &order[reach..electorate] {

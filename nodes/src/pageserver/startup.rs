@@ -252,12 +252,15 @@ async fn load_layers(
                 doomed.push(name.clone())
             }
             LayerName::Image { page, lsn } => {
-                let bytes = disk.read_all(name).expect("listed file");
-                let image = (lsn <= consistent)
-                    .then(|| decode_image(&bytes, page, lsn, check).ok())
+                let loaded = (lsn <= consistent)
+                    .then(|| {
+                        let bytes = disk.read_all(name).expect("listed file");
+                        let image = decode_image(&bytes, page, lsn, check).ok()?;
+                        Some((bytes, image))
+                    })
                     .flatten();
-                match image {
-                    Some(image) => {
+                match loaded {
+                    Some((bytes, image)) => {
                         map.add_image(page, lsn, image);
                         checked.insert(name.clone(), bytes);
                     }

@@ -635,8 +635,7 @@ impl Proposer {
             self.client_done = true;
             return;
         };
-        let item = item.clone();
-        if let Some(commit) = self.db.execute(&item, self.full_page_writes, &mut self.wal) {
+        if let Some(commit) = self.db.execute(item, self.full_page_writes, &mut self.wal) {
             self.pending.push_back(commit);
         }
         debug_assert_eq!(

@@ -8,7 +8,7 @@
 use super::{DonorWal, Phase, Proposer};
 use crate::bugs::Bug;
 use crate::compute::workload::Database;
-use crate::ids::{Lsn, NodeId, Term};
+use crate::ids::{Lsn, NodeId, PageId, Term};
 use crate::observe::Observation;
 use crate::page::Page;
 use crate::proto::{Basebackup, Message, TermHistory, TermSwitch};
@@ -132,26 +132,28 @@ impl Proposer {
         if lsn != w.start {
             return;
         }
-        let mut intact = true;
-        for (page, bytes) in &backup.pages {
-            let checksum_ok = Page::from_bytes(bytes).is_some_and(|p| p.verify());
-            intact &= checksum_ok;
+        let mut pages = Vec::with_capacity(backup.pages.len());
+        for (id, bytes) in &backup.pages {
+            let page = Page::from_bytes(bytes).filter(Page::verify);
             let obs = Observation::BasebackupPage {
-                page: *page,
+                page: *id,
                 lsn,
                 page_crc: crc32c::crc32c(bytes),
-                checksum_ok,
+                checksum_ok: page.is_some(),
             };
             self.observer.observe(self.id, obs);
+            pages.extend(page.map(|p| (*id, p)));
         }
-        if intact {
-            self.become_leader(Some(&backup));
+        // A damaged page fails the whole backup: the next request may get an intact one.
+        if pages.len() == backup.pages.len() {
+            self.become_leader(Some((pages, backup.next_xid)));
         }
     }
 
-    /// Recovery is done: the database is rebuilt from the donor's WAL (after `backup`, when the
-    /// donor's WAL does not start at 0), and this proposer leads from the donor's flush LSN.
-    pub(super) fn become_leader(&mut self, backup: Option<&Basebackup>) {
+    /// Recovery is done: the database is rebuilt from the donor's WAL (after `backup`'s verified
+    /// pages and next xid, when the donor's WAL does not start at 0), and this proposer leads
+    /// from the donor's flush LSN.
+    pub(super) fn become_leader(&mut self, backup: Option<(Vec<(PageId, Page)>, u64)>) {
         let Phase::Recovering {
             flush_lsn,
             history,
@@ -168,12 +170,8 @@ impl Proposer {
         });
         self.db = match backup {
             None => Database::default(),
-            Some(b) => {
-                let pages = b.pages.iter().map(|(id, bytes)| {
-                    let page = Page::from_bytes(bytes).expect("a verified page");
-                    (*id, page)
-                });
-                Database::from_basebackup(pages, w.start, w.prev, b.next_xid)
+            Some((pages, next_xid)) => {
+                Database::from_basebackup(pages.into_iter(), w.start, w.prev, next_xid)
             }
         };
         self.db.replay(&w.bytes);
@@ -182,7 +180,7 @@ impl Proposer {
             flush_lsn,
             "the donor's WAL ends at its flush LSN"
         );
-        self.wal = w.bytes.to_vec();
+        self.wal = Arc::unwrap_or_clone(w.bytes);
         self.wal_start = w.start;
         self.history = history;
         self.epoch_start_lsn = flush_lsn;
