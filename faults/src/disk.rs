@@ -4,8 +4,9 @@
 //! behaves:
 //!
 //! - **Data.** A write lands in the cache and is visible to reads at once. [`Disk::sync`] (fsync)
-//!   makes a file's current contents and length durable, at the end of a simulated delay, so a
-//!   crash during the fsync loses it.
+//!   makes a file's current contents and length durable, at the end of a simulated delay (the
+//!   fsync latency plus the dirty bytes at the disk's bandwidth), so a crash during the fsync
+//!   loses it.
 //! - **Names.** Create, rename and remove change the cached directory at once and become durable
 //!   only at [`Disk::sync_dir`]. The journal commits them in order, so a crash keeps a random
 //!   prefix of the unsynced directory operations: an unsynced create or rename may vanish, a
@@ -41,6 +42,10 @@ pub struct DiskConfig {
     pub land_probability: f64,
     /// Simulated time an fsync takes.
     pub fsync_latency_us: u64,
+    /// Bytes per second an fsync writes out: it takes `fsync_latency_us` plus its dirty bytes
+    /// at this rate (0: unlimited).
+    #[serde(default)]
+    pub sync_bytes_per_s: f64,
 }
 
 impl Default for DiskConfig {
@@ -49,6 +54,7 @@ impl Default for DiskConfig {
             sector_size: 4096,
             land_probability: 0.0,
             fsync_latency_us: 1000,
+            sync_bytes_per_s: 0.0,
         }
     }
 }
@@ -114,6 +120,29 @@ impl DiskState {
     fn unlink(&mut self, name: &str) {
         self.dir.remove(name);
         self.pending_dir.push(DirOp::Unlink(name.to_string()));
+    }
+
+    /// Applies the journal's `ops` (all of them: then the durable directory is the cached one)
+    /// and drops the inodes they left without a name. Costs the ops, not the directory's size,
+    /// unless an op unlinked or replaced a name.
+    fn commit_dir_ops(&mut self, ops: &[DirOp]) {
+        let mut unlinked = Vec::new();
+        for op in ops {
+            let old = match op {
+                DirOp::Link(name, id) => self.durable_dir.insert(name.clone(), *id),
+                DirOp::Unlink(name) => self.durable_dir.remove(name),
+            };
+            unlinked.extend(old);
+        }
+        debug_assert!(
+            self.durable_dir == self.dir,
+            "the journal rebuilds the directory"
+        );
+        for id in unlinked {
+            if !self.dir.values().any(|v| *v == id) {
+                self.inodes.remove(&id);
+            }
+        }
     }
 
     /// Drops inodes that no name reaches, in the cache view and the durable one.
@@ -281,7 +310,7 @@ impl Disk {
     /// fsync: after the simulated latency, the file's contents and length are durable
     /// (its name is not: see [`Disk::sync_dir`]).
     pub async fn sync(&self, name: &str) -> Result<()> {
-        let latency = self.latency();
+        let latency = self.latency() + self.transfer_time(name);
         madsim::time::sleep(latency).await;
         let mut s = self.state();
         let sector = s.config.sector_size;
@@ -298,11 +327,21 @@ impl Disk {
         let latency = self.latency();
         madsim::time::sleep(latency).await;
         let mut s = self.state();
-        s.durable_dir = s.dir.clone();
-        let ops = std::mem::take(&mut s.pending_dir).len() as u64;
-        s.collect_garbage();
-        s.trace("disk.sync_dir", ops, 0);
+        let ops = std::mem::take(&mut s.pending_dir);
+        s.commit_dir_ops(&ops);
+        s.trace("disk.sync_dir", ops.len() as u64, 0);
         Ok(())
+    }
+
+    /// The time to write out `name`'s dirty sectors at the disk's bandwidth.
+    fn transfer_time(&self, name: &str) -> Duration {
+        let mut s = self.state();
+        let (rate, sector) = (s.config.sync_bytes_per_s, s.config.sector_size);
+        if rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        let dirty = s.inode(name).map_or(0, |i| i.dirty.len() * sector);
+        Duration::from_secs_f64(dirty as f64 / rate)
     }
 
     fn latency(&self) -> Duration {
@@ -475,6 +514,7 @@ mod tests {
                 sector_size: sector,
                 land_probability: land,
                 fsync_latency_us: 10,
+                sync_bytes_per_s: 0.0,
             };
             let disk = Disk::new(1, cfg, seed, None);
             let mut inodes: Vec<Shadow> = Vec::new();

@@ -1,7 +1,8 @@
 //! The one way durable metadata is written: to a temporary file, fsync, rename over the old
 //! name, fsync the directory. A crash at any point leaves either the old or the new contents
 //! under the name, never a mix, because the rename is atomic and only happens after the new
-//! contents are durable.
+//! contents are durable. And the one way several files are made durable at once
+//! ([`sync_all`]).
 
 use lakesim_faults::Disk;
 use std::io::Result;
@@ -54,4 +55,29 @@ pub fn decode_checked<T: serde::de::DeserializeOwned>(
         return Err("checksum mismatch".into());
     }
     serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
+/// Syncs every named file (`None`: the directory) at once, as a storage node issues them: one
+/// in place, more in parallel tasks. Returns once every one is durable.
+pub async fn sync_all(disk: &Disk, names: Vec<Option<String>>) -> Result<()> {
+    async fn sync_one(disk: Disk, name: Option<String>) -> Result<()> {
+        match name {
+            Some(name) => disk.sync(&name).await,
+            None => disk.sync_dir().await,
+        }
+    }
+    if names.len() <= 1 {
+        for name in names {
+            sync_one(disk.clone(), name).await?;
+        }
+        return Ok(());
+    }
+    let tasks: Vec<_> = names
+        .into_iter()
+        .map(|name| madsim::task::spawn(sync_one(disk.clone(), name)))
+        .collect();
+    for task in tasks {
+        task.await.expect("sync task")?;
+    }
+    Ok(())
 }

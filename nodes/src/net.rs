@@ -3,7 +3,9 @@
 //! Every node listens on one endpoint at [`addr_of`] its id. Sends are fire-and-forget, like
 //! UDP: the network may drop, delay and reorder them; the RPC layer may also deliver a message
 //! twice (duplication is part of the fault model, and the protocol must tolerate it).
-//! Every delivery is reported to the observer, which puts it into the trace.
+//! Every delivery is reported to the observer, which puts it into the trace. A node may take
+//! every message that has already arrived at once (`try_recv`, for group commit) and delay a
+//! send by the time it spends on it (`send_after`, for the cost model).
 
 use crate::ids::NodeId;
 use crate::observe::{Observation, Observer};
@@ -39,8 +41,9 @@ fn id_of(addr: SocketAddr) -> NodeId {
 /// One node's network interface.
 /// Messages received but not yet taken by the node.
 const INBOX_CAPACITY: usize = 1024;
-/// Receive tasks per endpoint: each receive costs simulated time, so one task alone would cap
-/// a busy node at about a thousand messages a second.
+/// Receive tasks per endpoint: each receive costs at least madsim's 1 ms sleep floor, so one
+/// task alone would cap a node at about a thousand messages a second; 32 carry a busy
+/// compute or safekeeper (tens of thousands of commits a second) without queueing.
 const RECEIVERS: usize = 4;
 
 type Inbox = tokio::sync::mpsc::Receiver<(madsim::net::Payload, SocketAddr)>;
@@ -114,6 +117,28 @@ impl Net {
     pub async fn recv(&self) -> io::Result<Envelope> {
         let received = self.inbox.lock().await.recv().await;
         let (payload, from) = received.ok_or_else(|| io::Error::other("network is down"))?;
+        Ok(self.deliver(payload, from))
+    }
+
+    /// The next message if one has already arrived.
+    pub fn try_recv(&self) -> Option<Envelope> {
+        let (payload, from) = self.inbox.try_lock().ok()?.try_recv().ok()?;
+        Some(self.deliver(payload, from))
+    }
+
+    /// Sends `msg` to `to` once `delay` has passed (the time the sender spends on it).
+    pub fn send_after(&self, to: NodeId, msg: Message, delay: std::time::Duration) {
+        if delay.is_zero() {
+            return self.send(to, msg);
+        }
+        let net = self.clone();
+        madsim::task::spawn(async move {
+            madsim::time::sleep(delay).await;
+            net.send(to, msg);
+        });
+    }
+
+    fn deliver(&self, payload: madsim::net::Payload, from: SocketAddr) -> Envelope {
         let msg = *payload
             .downcast::<Message>()
             .expect("only lakesim messages on the wire");
@@ -126,6 +151,6 @@ impl Net {
                 term: msg.term(),
             },
         );
-        Ok(Envelope { from, msg })
+        Envelope { from, msg }
     }
 }

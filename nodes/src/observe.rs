@@ -44,8 +44,22 @@ pub enum Observation {
         page_crc: u32,
         checksum_ok: bool,
         records_applied: u32,
+        /// From sending the request to the answer, as the compute saw it.
+        latency_ns: u64,
     },
-    /// A GetPage request failed (not yet ingested, pageserver starting, ...).
+    /// The pageserver answered a GetPage: records applied, layer files visited and bytes read
+    /// to build the page, how long it waited for ingest to reach the LSN, and the time from
+    /// then to the answer (the cost model's reads, the walredo queue and the redo).
+    GetPageServed {
+        page: PageId,
+        records_applied: u32,
+        layers_visited: u32,
+        bytes_read: u64,
+        latency_ns: u64,
+        wait_ns: u64,
+    },
+    /// A GetPage request failed (not yet ingested, pageserver starting, ...) or got no answer
+    /// in time.
     PageReadFailed { page: PageId, lsn: Lsn },
     /// The pageserver wrote an image layer of `page` labelled `lsn`.
     ImageCreated {

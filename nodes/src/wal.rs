@@ -7,6 +7,10 @@
 //! total_len u32 | kind u8 | xid u64 | prev_lsn u64 | crc u32 | payload ...
 //! ```
 //!
+//! A full-page image's payload is `page u32 | hole_offset u16 | hole_len u16 | contents`: the
+//! page's contents less its free-space hole, which redo fills with zeroes, as Postgres's FPIs
+//! leave out the gap between `pd_lower` and `pd_upper`.
+//!
 //! `crc` is CRC32C over the header (with the crc field left out) and the payload. `prev_lsn` is the
 //! start LSN of the previous record, so a stale record left over from an older, truncated log
 //! cannot be mistaken for the continuation of the current one.
@@ -16,13 +20,15 @@
 //! A zero length marks a clean end (a pre-allocated, never-written tail).
 
 use crate::ids::{Lsn, PageId, Xid};
-use crate::page::PAGE_SIZE;
+use crate::page::CONTENT_SIZE;
 use serde::{Deserialize, Serialize};
 
 /// Bytes of the record header.
 pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 4;
-/// The largest record: a full-page image.
-pub const MAX_RECORD_LEN: usize = HEADER_LEN + 4 + PAGE_SIZE;
+/// The largest record: a full-page image with no hole.
+pub const MAX_RECORD_LEN: usize = HEADER_LEN + FPI_HEADER + CONTENT_SIZE;
+/// Bytes of a full-page image's payload before the image: page, hole offset, hole length.
+const FPI_HEADER: usize = 4 + 2 + 2;
 
 const KIND_PAGE_INIT: u8 = 1;
 const KIND_PAGE_DELTA: u8 = 2;
@@ -41,8 +47,15 @@ pub enum RecordBody {
         offset: u16,
         bytes: Vec<u8>,
     },
-    /// The page's whole contents (Postgres's full-page write, `full_page_writes = on`).
-    FullPageImage { page: PageId, image: Box<[u8]> },
+    /// The page's whole contents (Postgres's full-page write, `full_page_writes = on`), less
+    /// its free-space hole: `image` is the contents without the `hole_len` zero bytes at
+    /// `hole_offset`, as Postgres leaves out the gap between `pd_lower` and `pd_upper`.
+    FullPageImage {
+        page: PageId,
+        hole_offset: u16,
+        hole_len: u16,
+        image: Box<[u8]>,
+    },
     /// The transaction `xid` commits.
     Commit,
     /// A checkpoint: the next touch of each page emits a full-page image when
@@ -114,7 +127,7 @@ impl RecordBody {
         match self {
             RecordBody::PageInit { .. } => 4,
             RecordBody::PageDelta { bytes, .. } => 4 + 2 + 2 + bytes.len(),
-            RecordBody::FullPageImage { image, .. } => 4 + image.len(),
+            RecordBody::FullPageImage { image, .. } => FPI_HEADER + image.len(),
             RecordBody::Commit | RecordBody::Checkpoint => 0,
         }
     }
@@ -176,8 +189,16 @@ fn encode_payload(body: &RecordBody, out: &mut Vec<u8>) {
             out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
             out.extend_from_slice(bytes);
         }
-        RecordBody::FullPageImage { page, image } => {
+        RecordBody::FullPageImage {
+            page,
+            hole_offset,
+            hole_len,
+            image,
+        } => {
+            assert_eq!(image.len() + *hole_len as usize, CONTENT_SIZE);
             out.extend_from_slice(&page.0.to_le_bytes());
+            out.extend_from_slice(&hole_offset.to_le_bytes());
+            out.extend_from_slice(&hole_len.to_le_bytes());
             out.extend_from_slice(image);
         }
         RecordBody::Commit | RecordBody::Checkpoint => {}
@@ -267,10 +288,19 @@ fn decode_payload(kind: u8, p: &[u8]) -> Option<RecordBody> {
                 bytes: p[8..].to_vec(),
             })
         }
-        KIND_FULL_PAGE_IMAGE if p.len() == 4 + PAGE_SIZE => Some(RecordBody::FullPageImage {
-            page: page()?,
-            image: p[4..].into(),
-        }),
+        KIND_FULL_PAGE_IMAGE if p.len() >= FPI_HEADER => {
+            let hole_offset = u16::from_le_bytes(p[4..6].try_into().unwrap());
+            let hole_len = u16::from_le_bytes(p[6..8].try_into().unwrap());
+            let fits = hole_offset as usize + hole_len as usize <= CONTENT_SIZE;
+            (fits && p.len() - FPI_HEADER + hole_len as usize == CONTENT_SIZE).then(|| {
+                RecordBody::FullPageImage {
+                    page: PageId(u32::from_le_bytes(p[..4].try_into().unwrap())),
+                    hole_offset,
+                    hole_len,
+                    image: p[FPI_HEADER..].into(),
+                }
+            })
+        }
         KIND_COMMIT if p.is_empty() => Some(RecordBody::Commit),
         KIND_CHECKPOINT if p.is_empty() => Some(RecordBody::Checkpoint),
         _ => None,
@@ -333,10 +363,22 @@ mod tests {
                     offset,
                     bytes
                 }),
-            (any::<u32>(), any::<u8>()).prop_map(|(p, fill)| RecordBody::FullPageImage {
-                page: PageId(p),
-                image: vec![fill; PAGE_SIZE].into_boxed_slice(),
-            }),
+            (
+                any::<u32>(),
+                any::<u8>(),
+                0..CONTENT_SIZE as u16,
+                0..CONTENT_SIZE as u16
+            )
+                .prop_map(|(p, fill, a, b)| {
+                    let (hole_offset, end) = (a.min(b), a.max(b));
+                    let hole_len = end - hole_offset;
+                    RecordBody::FullPageImage {
+                        page: PageId(p),
+                        hole_offset,
+                        hole_len,
+                        image: vec![fill; CONTENT_SIZE - hole_len as usize].into_boxed_slice(),
+                    }
+                }),
             Just(RecordBody::Commit),
             Just(RecordBody::Checkpoint),
         ]

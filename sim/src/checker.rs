@@ -56,7 +56,14 @@ struct State {
     /// The longest committed WAL prefix any acceptor has reported.
     committed: Vec<u8>,
     acked: Vec<(Xid, Lsn, Lsn)>,
+    /// When each acknowledgement in `acked` came.
+    ack_times: Vec<Duration>,
     last_ack: Option<Duration>,
+    served: Vec<Served>,
+    /// Each GetPage answer the compute got: when (ms) and its latency as the compute saw it.
+    client_reads: Vec<(f64, u64)>,
+    /// When each GetPage failed or went unanswered (ms).
+    failed_read_times: Vec<f64>,
     commits_acked: u64,
     elections: u64,
     oracle: Oracle,
@@ -95,6 +102,21 @@ enum PageSource {
     Basebackup,
 }
 
+/// One GetPage answer as the pageserver reported it.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Served {
+    pub time_ms: f64,
+    pub node: u32,
+    pub page: u32,
+    pub records: u32,
+    pub layers: u32,
+    pub bytes_read: u64,
+    /// From the end of the wait for ingest to the answer.
+    pub latency_ns: u64,
+    /// Waiting for ingest to reach the LSN asked for.
+    pub wait_ns: u64,
+}
+
 /// What GetPage and image creation cost, for the summary.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PageStats {
@@ -131,6 +153,16 @@ pub struct Stats {
     pub safekeeper_wal_held: u64,
     /// Times a compute started from a pageserver's basebackup.
     pub basebackups: u64,
+    /// The measurements experiments and `--json` report.
+    pub metrics: crate::metrics::Metrics,
+    /// Every GetPage answer, in order (for time series; left out of `--json`).
+    #[serde(skip)]
+    pub served: Vec<Served>,
+    /// Every answer the compute got, `(ms, latency ns)`, and when reads failed (ms).
+    #[serde(skip)]
+    pub client_reads: Vec<(f64, u64)>,
+    #[serde(skip)]
+    pub failed_read_times: Vec<f64>,
 }
 
 impl Checker {
@@ -147,13 +179,34 @@ impl Checker {
         self.state.lock().unwrap().violation.clone()
     }
 
-    pub fn stats(&self) -> Stats {
+    /// What the run did. `load_txns`: the workload loads a database first in that many
+    /// transactions; measurements then start at the checkpoint that ends the load.
+    pub fn stats(&self, load_txns: Option<u64>) -> Stats {
         let s = self.state.lock().unwrap();
+        let decoded = decode_stream(&s.committed, Lsn::ZERO, Some(Lsn::ZERO));
         let mut wal_bytes = BTreeMap::new();
-        for (_, rec) in decode_stream(&s.committed, Lsn::ZERO, Some(Lsn::ZERO)).records {
+        for (_, rec) in &decoded.records {
             *wal_bytes.entry(rec.body.kind().name()).or_default() += rec.encoded_len() as u64;
         }
+        let acks: Vec<(Lsn, Duration)> = s
+            .acked
+            .iter()
+            .zip(&s.ack_times)
+            .map(|((_, lsn, _), t)| (*lsn, *t))
+            .collect();
+        let metrics = crate::metrics::Metrics::measure(
+            &decoded.records,
+            load_txns,
+            &acks,
+            &s.served,
+            &s.client_reads,
+            s.pages.image_bytes,
+        );
         Stats {
+            metrics,
+            served: s.served.clone(),
+            client_reads: s.client_reads.clone(),
+            failed_read_times: s.failed_read_times.clone(),
             commits_acked: s.commits_acked,
             elections: s.elections,
             committed_bytes: s.committed.len() as u64,
@@ -592,7 +645,9 @@ impl Observer for Checker {
                 self.trace.record(n, "commit-acked", xid.0, lsn.0);
                 s.acked.push((xid, lsn, end_lsn));
                 s.commits_acked += 1;
-                s.last_ack = Some(self.trace.elapsed());
+                let now = self.trace.elapsed();
+                s.ack_times.push(now);
+                s.last_ack = Some(now);
             }
             Observation::PageRead {
                 page,
@@ -600,8 +655,11 @@ impl Observer for Checker {
                 page_crc,
                 checksum_ok,
                 records_applied,
+                latency_ns,
             } => {
                 self.trace.record(n, "page-read", u64::from(page.0), lsn.0);
+                let at_ms = self.trace.elapsed().as_secs_f64() * 1e3;
+                s.client_reads.push((at_ms, latency_ns));
                 s.pages.reads += 1;
                 s.pages.records_applied.push(records_applied);
                 s.last_read = Some(self.trace.elapsed());
@@ -614,7 +672,26 @@ impl Observer for Checker {
                 }
                 self.on_page(&mut s, node, page, lsn, page_crc, PageSource::GetPage);
             }
+            Observation::GetPageServed {
+                page,
+                records_applied,
+                layers_visited,
+                bytes_read,
+                latency_ns,
+                wait_ns,
+            } => s.served.push(Served {
+                time_ms: self.trace.elapsed().as_secs_f64() * 1e3,
+                node: n,
+                page: page.0,
+                records: records_applied,
+                layers: layers_visited,
+                bytes_read,
+                latency_ns,
+                wait_ns,
+            }),
             Observation::PageReadFailed { page, lsn } => {
+                s.failed_read_times
+                    .push(self.trace.elapsed().as_secs_f64() * 1e3);
                 self.trace
                     .record(n, "page-read-failed", u64::from(page.0), lsn.0);
                 s.pages.failed_reads += 1;

@@ -40,6 +40,10 @@ enum Command {
         /// Write every event of the run to FILE as JSON lines.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Print one JSON document (result, trace hash, every statistic and metric) instead
+        /// of the human summary.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a campaign of many seeds; save every failure as a replayable seed file.
     Fuzz {
@@ -76,6 +80,39 @@ enum Command {
     },
     /// List the scenarios and the planted bugs.
     List,
+    /// Measure what the architecture costs on the simulated clock: fpw, images, hot-page,
+    /// faults or pg-trace. Writes a table, CSV, JSON, SVG plots and report.md to --out.
+    Experiment {
+        /// The experiment: fpw, images, hot-page, faults or pg-trace.
+        name: String,
+        /// Seeds per point; every point is their mean, with min and max.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Where the results go (default: experiment-NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A TOML config whose settings every point starts from (the experiment then sets
+        /// what it sweeps).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Runs at once (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Turn `pg_waldump -b` output (plain or .gz) into a lakesim pg-trace file.
+    ImportWal {
+        /// pg_waldump output, as `scripts/capture-pg-trace.sh` saves it.
+        waldump: PathBuf,
+        /// The pages that existed when the capture started (the script's pages.tsv).
+        #[arg(long, value_name = "TSV")]
+        pages: Option<PathBuf>,
+        /// The trace file to write (refused if it exists, unless --force).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Overwrite --out if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// What to run: a scenario or a config file, and a planted bug.
@@ -126,7 +163,25 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_error(e),
     };
     let result = match cli.command {
-        Command::Run { seed, setup, trace } => cmd_run(seed, &setup, trace),
+        Command::Run {
+            seed,
+            setup,
+            trace,
+            json,
+        } => cmd_run(seed, &setup, trace, json),
+        Command::Experiment {
+            name,
+            seeds,
+            out,
+            config,
+            jobs,
+        } => crate::experiment::cmd_experiment(&name, seeds, out, config, jobs),
+        Command::ImportWal {
+            waldump,
+            pages,
+            out,
+            force,
+        } => cmd_import_wal(&waldump, pages.as_deref(), &out, force),
         Command::Fuzz {
             seeds,
             duration,
@@ -198,24 +253,44 @@ fn cmd_list() {
     }
 }
 
-fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>) -> Result<ExitCode> {
+fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     let (name, config, bugs) = setup.resolve()?;
     let plan = Plan::generate(seed, &config);
     let opts = RunOptions {
         bugs: bugs.clone(),
         keep_trace: trace.is_some(),
     };
-    println!(
-        "lakesim run: seed {seed}, scenario {name}{}",
-        bug_suffix(setup)
-    );
-    println!("{}", describe_faults(&plan));
+    if !json {
+        println!(
+            "lakesim run: seed {seed}, scenario {name}{}",
+            bug_suffix(setup)
+        );
+        println!("{}", describe_faults(&plan));
+    }
     let outcome = run_seed(seed, &config, &plan, &opts);
     if let Some(path) = &trace {
         write_trace(path, &outcome)
             .with_context(|| format!("cannot write trace {}", path.display()))?;
     }
-    print_outcome(&outcome, &replay_command(seed, setup));
+    if json {
+        let doc = serde_json::json!({
+            "seed": seed,
+            "scenario": name,
+            "bug": setup.bug,
+            "full_page_writes": config.full_page_writes,
+            "result": if outcome.violation.is_some() { "fail" } else { "ok" },
+            "violation": outcome.violation,
+            "trace_hash": format!("{:016x}", outcome.trace_hash),
+            "simulated_s": outcome.sim_time.as_secs_f64(),
+            "wall_s": outcome.wall_time.as_secs_f64(),
+            "events": outcome.events,
+            "replay": replay_command(seed, setup),
+            "stats": outcome.stats,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print_outcome(&outcome, &replay_command(seed, setup));
+    }
     Ok(if outcome.violation.is_some() {
         ExitCode::from(1)
     } else {
@@ -326,6 +401,44 @@ pub fn print_outcome(o: &RunOutcome, replay: &str) {
         o.events
     );
     println!("trace hash: {:016x}", o.trace_hash);
+}
+
+fn cmd_import_wal(
+    waldump: &std::path::Path,
+    pages: Option<&std::path::Path>,
+    out: &std::path::Path,
+    force: bool,
+) -> Result<ExitCode> {
+    if out.exists() && !force {
+        anyhow::bail!(
+            "{} exists: choose another --out or pass --force to replace it",
+            out.display()
+        );
+    }
+    let dump = crate::pgtrace::read_maybe_gz(waldump)?;
+    let tsv = pages.map(crate::pgtrace::read_maybe_gz).transpose()?;
+    let source = waldump.file_name().map_or_else(
+        || waldump.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let (text, stats) = crate::pgtrace::import(&dump, tsv.as_deref(), &source)?;
+    crate::experiment::write_atomic(out, text.as_bytes())?;
+    println!(
+        "{}: {} records, {} transactions, {} full-page images, {} checkpoints, {} pages; {} records change no page and are not replayed",
+        out.display(),
+        stats.records,
+        stats.commits,
+        stats.fpis,
+        stats.checkpoints,
+        stats.pages,
+        stats.skipped_records
+    );
+    println!(
+        "per transaction: {:.1} bytes of records without images, {:.1} with them",
+        stats.rec_bytes as f64 / stats.commits.max(1) as f64,
+        stats.tot_bytes as f64 / stats.commits.max(1) as f64
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_trace(path: &std::path::Path, o: &RunOutcome) -> Result<()> {
@@ -475,6 +588,11 @@ fn quiet_panics() {
             .is_some_and(|n| n.starts_with("seed-"));
         if in_seed {
             crate::runner::note_panic_location(info.location());
+            // For a person chasing a panic: LAKESIM_BACKTRACE=1 prints where it came from.
+            if std::env::var_os("LAKESIM_BACKTRACE").is_some() {
+                let bt = std::backtrace::Backtrace::force_capture();
+                eprintln!("panic in a seed: {info}\n{bt}");
+            }
         } else {
             eprintln!("lakesim: internal error: {info}");
         }

@@ -9,15 +9,15 @@ use crate::plan::{
 };
 use lakesim_faults::{Disk, DiskConfig, Trace};
 use lakesim_nodes::bugs::BugSet;
-use lakesim_nodes::compute::walproposer::ProposerTiming;
+use lakesim_nodes::compute::walproposer::{ComputeCost, ProposerTiming};
 use lakesim_nodes::compute::workload::Client;
 use lakesim_nodes::compute::{self, ComputeConfig};
 use lakesim_nodes::net::ip_of;
 use lakesim_nodes::object_store::{self, Bucket, ObjectStoreConfig};
 use lakesim_nodes::observe::Observer;
-use lakesim_nodes::pageserver::{self, PageserverConfig};
+use lakesim_nodes::pageserver::{self, PageserverConfig, PageserverCost};
 use lakesim_nodes::safekeeper::{self, SafekeeperConfig};
-use lakesim_nodes::NodeId;
+use lakesim_nodes::{NodeId, PageId};
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,13 +48,26 @@ pub fn make_disks(seed: u64, config: &Config, plan: &Plan, trace: &Trace) -> BTr
             .max(config.disk.land_probability),
         ..config.disk.clone()
     };
-    let mut ids = safekeeper_ids(config.safekeepers);
+    // With the cost model on, safekeeper fsyncs take its latency and bandwidth.
+    let safekeeper_disk = match config.cost.enabled {
+        true => DiskConfig {
+            fsync_latency_us: config.cost.safekeeper_fsync_us,
+            sync_bytes_per_s: config.cost.safekeeper_disk_mb_per_s * 1e6,
+            ..disk_config.clone()
+        },
+        false => disk_config.clone(),
+    };
+    let sks = safekeeper_ids(config.safekeepers);
+    let mut ids = sks.clone();
     ids.extend(pageserver_ids(config.pageservers));
     ids.into_iter()
         .map(|id| {
             let disk = Disk::new(
                 id,
-                disk_config.clone(),
+                match sks.contains(&id) {
+                    true => safekeeper_disk.clone(),
+                    false => disk_config.clone(),
+                },
                 seed ^ STREAM_DISK ^ u64::from(id),
                 Some(trace.clone()),
             );
@@ -131,7 +144,9 @@ impl Cluster {
                 bugs: bugs.clone(),
                 observer: observer.clone(),
                 duplicate_probability: dup,
-                image_creation_threshold: config.image_creation_threshold,
+                image_policy: config.image_policy,
+                checkpoint_distance_bytes: config.checkpoint_distance_kb as usize * 1024,
+                cost: pageserver_cost(config),
                 buggify,
             };
             let node = handle
@@ -157,8 +172,13 @@ impl Cluster {
                 election_timeout: Duration::from_millis(config.timing.election_timeout_ms),
                 txn_interval: Duration::from_millis(config.workload.txn_interval_ms),
             },
-            client: Arc::new(Client::new(plan.workload.clone())),
+            client: Arc::new(Client::new(plan.workload.source())),
             buggify: plan.faults_chosen.buggify,
+            hot_read: config
+                .workload
+                .hot_read_page
+                .map(|p| (PageId(p), config.workload.hot_read_share)),
+            cost: compute_cost(config),
         };
         let mut cluster = Cluster {
             registry,
@@ -288,6 +308,37 @@ impl Cluster {
         }
         net.update_config(|c| c.packet_loss_rate = 0.0);
         self.trace.record(0, "heal-all", 0, 0);
+    }
+}
+
+/// The compute's side of the cost model (and its checkpointer, which runs either way).
+fn compute_cost(config: &Config) -> ComputeCost {
+    let c = &config.cost;
+    let mut cost = ComputeCost {
+        clients: config.workload.clients,
+        checkpoint_timeout: Duration::from_millis(config.checkpoint_timeout_ms),
+        checkpoint_wal_bytes: config.checkpoint_wal_bytes(),
+        ..ComputeCost::default()
+    };
+    if c.enabled {
+        cost.vcpus = c.vcpus;
+        cost.cpu_per_txn = Duration::from_secs_f64(c.cpu_per_txn_us / 1e6);
+        cost.cpu_ns_per_wal_byte = c.cpu_ns_per_wal_byte;
+        cost.link_bytes_per_s = c.link_mbit_per_s * 1e6 / 8.0;
+    }
+    cost
+}
+
+fn pageserver_cost(config: &Config) -> PageserverCost {
+    let c = &config.cost;
+    if !c.enabled {
+        return PageserverCost::default();
+    }
+    PageserverCost {
+        layer_visit: Duration::from_secs_f64(c.layer_visit_us / 1e6),
+        ns_per_byte_read: 1e3 / c.layer_read_mb_per_s,
+        walredo_fixed: Duration::from_secs_f64(c.walredo_fixed_us / 1e6),
+        walredo_per_record: Duration::from_secs_f64(c.walredo_per_record_us / 1e6),
     }
 }
 

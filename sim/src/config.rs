@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use lakesim_faults::DiskConfig;
+pub use lakesim_nodes::pageserver::compaction::ImagePolicy;
 use serde::{Deserialize, Serialize};
 
 /// Everything that shapes a run besides the seed.
@@ -13,24 +14,62 @@ pub struct Config {
     pub safekeepers: usize,
     /// Pageservers: 1 or 2, each ingesting on its own.
     pub pageservers: usize,
-    /// A pageserver writes an image of a page once its delta chain is longer than this.
-    pub image_creation_threshold: usize,
+    /// When a pageserver writes a page image: `per-page-records:N` (Lakebase: once a page's
+    /// chain is longer than N records), `layer-count:N` (Neon: once N delta layers cover a key
+    /// range since its last image) or `none`.
+    pub image_policy: ImagePolicy,
+    /// A pageserver flushes its open layer to a delta layer file at this much WAL (Neon's
+    /// `checkpoint_distance`, 256 MiB there; small here so that short runs flush often).
+    pub checkpoint_distance_kb: u32,
     /// Simulated time the faults may act.
     pub fault_window_ms: u64,
     /// Simulated time after the faults heal in which commits must be acknowledged again.
     pub liveness_window_ms: u64,
     /// Log a full-page image on the first touch of a page after a checkpoint.
     pub full_page_writes: bool,
+    /// Postgres's `checkpoint_timeout`: a checkpoint this long after the last (default 5 min).
+    pub checkpoint_timeout_ms: u64,
+    /// Postgres's `max_wal_size`: a checkpoint starts once `max_wal_size / (1 +
+    /// checkpoint_completion_target)` of WAL (target 0.9) was written since the last one.
+    pub max_wal_size_mb: u64,
     pub workload: WorkloadConfig,
+    pub cost: CostConfig,
     pub faults: FaultConfig,
     pub disk: DiskConfig,
     pub timing: TimingConfig,
 }
 
+/// Which transactions the client runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// Random deltas over a few hot and many cold pages (fuzzing's default).
+    Synthetic,
+    /// pgbench's TPC-B-like transaction (`lakesim::tpcb`).
+    Tpcb,
+    /// Real Postgres WAL, replayed from a trace `lakesim import-wal` made (`lakesim::pgtrace`).
+    PgTrace,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadConfig {
-    /// Pages the workload writes.
+    pub kind: WorkloadKind,
+    /// Clients running closed-loop, as pgbench's `--clients`: each starts its next
+    /// transaction when its last one is acknowledged. 0: one transaction every
+    /// `txn_interval_ms` (open loop, the synthetic default).
+    pub clients: usize,
+    /// tpcb: pgbench's scale factor (100,000 accounts, 10 tellers, 1 branch per unit).
+    pub scale: u32,
+    /// tpcb: 0 picks accounts uniformly, as pgbench does; above 0 picks them as pgbench's
+    /// `random_exponential` with this parameter (skew towards the first accounts).
+    pub account_skew: f64,
+    /// pg-trace: the trace file to replay.
+    pub trace: Option<std::path::PathBuf>,
+    /// Reads go to this page with probability `hot_read_share` (the hot-page experiment).
+    pub hot_read_page: Option<u32>,
+    pub hot_read_share: f64,
+    /// synthetic: pages the workload writes.
     pub pages: u32,
     /// The first `hot_pages` pages take `hot_share` of the writes.
     pub hot_pages: u32,
@@ -39,7 +78,7 @@ pub struct WorkloadConfig {
     pub max_deltas_per_txn: u32,
     /// Bytes per delta: 1 to this.
     pub max_delta_bytes: u16,
-    /// A checkpoint every this many transactions.
+    /// synthetic: an explicit CHECKPOINT every this many transactions.
     pub checkpoint_every_txns: u32,
     /// One transaction starts every this many milliseconds.
     pub txn_interval_ms: u64,
@@ -79,6 +118,66 @@ pub struct FaultConfig {
     pub buggify_share: f64,
 }
 
+/// The cost model: what work costs on the simulated clock, so that commits/s and GetPage
+/// latency are deterministic per seed and comparable across machines. Off in the fault
+/// scenarios (`enabled = false`: the protocol's raw timing, which the fuzzing corpus pins);
+/// experiments turn it on. Defaults and where they come from:
+///
+/// - `vcpus = 4`, `cpu_per_txn_us = 250`: a pgbench TPC-B transaction costs Postgres about
+///   200-300 us of CPU (about 4,000 tps per core on current x86 servers in published pgbench
+///   runs, e.g. the PostgreSQL wiki's and Percona's pgbench results); assumed, tunable.
+/// - `cpu_ns_per_wal_byte = 1.0`: WAL insertion copies each byte into the WAL buffers and
+///   CRC32Cs it; memcpy plus hardware CRC32C run at several GB/s, WAL insertion locking at
+///   about 1 GB/s per backend: 1 ns per byte (assumed).
+/// - `link_mbit_per_s = 10000`: a 10 Gbit/s cloud network interface (AWS's common "up to 10
+///   Gigabit" instance network). The WAL crosses it once per safekeeper.
+/// - `network_latency_us = 1000..1500`: madsim cannot sleep less than 1 ms, so one-way latency
+///   is 1-1.5 ms (a cloud region's is 0.1-0.5 ms): commit latency here is 2-3 ms higher than
+///   in a datacenter, which closed-loop clients make up for by their number.
+/// - `safekeeper_fsync_us = 1000`, `safekeeper_disk_mb_per_s = 1000`: an fsync on cloud
+///   block storage takes about 1 ms (AWS EBS gp3: "single-digit millisecond" latency; local
+///   NVMe is faster, but madsim's 1 ms floor binds anyway); 1 GB/s of sequential writes.
+/// - `walredo_fixed_us = 27`, `walredo_per_record_us = 0.5`: Neon's public walredo benchmark
+///   (`pageserver/benches/bench_walredo.rs`): about 25-30 us per request to the walredo
+///   process and about 0.5 us per record applied.
+/// - `layer_visit_us = 20`, `layer_read_mb_per_s = 2000`: per layer file a read visits (an
+///   index lookup in a file in the page cache or on local NVMe, assumed) and per byte read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostConfig {
+    pub enabled: bool,
+    pub vcpus: usize,
+    pub cpu_per_txn_us: f64,
+    pub cpu_ns_per_wal_byte: f64,
+    pub link_mbit_per_s: f64,
+    pub network_latency_us: [u64; 2],
+    pub safekeeper_fsync_us: u64,
+    pub safekeeper_disk_mb_per_s: f64,
+    pub walredo_fixed_us: f64,
+    pub walredo_per_record_us: f64,
+    pub layer_visit_us: f64,
+    pub layer_read_mb_per_s: f64,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig {
+            enabled: false,
+            vcpus: 4,
+            cpu_per_txn_us: 250.0,
+            cpu_ns_per_wal_byte: 1.0,
+            link_mbit_per_s: 10_000.0,
+            network_latency_us: [1000, 1500],
+            safekeeper_fsync_us: 1000,
+            safekeeper_disk_mb_per_s: 1000.0,
+            walredo_fixed_us: 27.0,
+            walredo_per_record_us: 0.5,
+            layer_visit_us: 20.0,
+            layer_read_mb_per_s: 2000.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimingConfig {
@@ -91,11 +190,15 @@ impl Default for Config {
         Config {
             safekeepers: 3,
             pageservers: 1,
-            image_creation_threshold: 8,
+            image_policy: ImagePolicy::PerPageRecords(8),
+            checkpoint_distance_kb: 32,
             fault_window_ms: 8_000,
             liveness_window_ms: 4_000,
             full_page_writes: false,
+            checkpoint_timeout_ms: 300_000,
+            max_wal_size_mb: 1024,
             workload: WorkloadConfig::default(),
+            cost: CostConfig::default(),
             faults: FaultConfig::default(),
             disk: DiskConfig::default(),
             timing: TimingConfig::default(),
@@ -106,6 +209,13 @@ impl Default for Config {
 impl Default for WorkloadConfig {
     fn default() -> Self {
         WorkloadConfig {
+            kind: WorkloadKind::Synthetic,
+            clients: 0,
+            scale: 1,
+            account_skew: 0.0,
+            trace: None,
+            hot_read_page: None,
+            hot_read_share: 0.0,
             pages: 64,
             hot_pages: 4,
             hot_share: 0.8,
@@ -175,12 +285,19 @@ impl Config {
                 self.pageservers
             );
         }
-        if !(1..=1000).contains(&self.image_creation_threshold) {
+        if !(4..=1_048_576).contains(&self.checkpoint_distance_kb) {
             bail!(
-                "image_creation_threshold = {}: must be 1 to 1000",
-                self.image_creation_threshold
+                "checkpoint_distance_kb = {}: must be 4 to 1048576",
+                self.checkpoint_distance_kb
             );
         }
+        // Postgres's minimum timeout is 30 s; experiments scale time down to emulate large
+        // databases in short runs, so lakesim allows 10 ms.
+        if self.checkpoint_timeout_ms < 10 || self.max_wal_size_mb == 0 {
+            bail!("checkpoint_timeout_ms must be at least 10 and max_wal_size_mb at least 1");
+        }
+        self.validate_workload()?;
+        self.validate_cost()?;
         if self.workload.read_interval_ms == 0 {
             bail!("workload.read_interval_ms must be at least 1");
         }
@@ -257,5 +374,73 @@ impl Config {
             bail!("timing: proposer_tick_ms >= 1 and election_timeout_ms >= 2 * proposer_tick_ms");
         }
         Ok(())
+    }
+}
+
+impl Config {
+    fn validate_workload(&self) -> Result<()> {
+        let w = &self.workload;
+        if w.clients > 4096 {
+            bail!(
+                "workload.clients = {}: must be 0 (open loop) to 4096",
+                w.clients
+            );
+        }
+        if !(1..=100).contains(&w.scale) {
+            bail!("workload.scale = {}: must be 1 to 100", w.scale);
+        }
+        if !(0.0..=100.0).contains(&w.account_skew) {
+            bail!(
+                "workload.account_skew = {}: must be 0 (uniform) to 100",
+                w.account_skew
+            );
+        }
+        if !(0.0..=1.0).contains(&w.hot_read_share) {
+            bail!(
+                "workload.hot_read_share = {}: must be between 0 and 1",
+                w.hot_read_share
+            );
+        }
+        if w.kind == WorkloadKind::PgTrace && w.trace.is_none() {
+            bail!("workload.kind = \"pg-trace\" needs workload.trace = \"FILE\" (a trace from lakesim import-wal)");
+        }
+        Ok(())
+    }
+
+    fn validate_cost(&self) -> Result<()> {
+        let c = &self.cost;
+        if !(1..=256).contains(&c.vcpus) {
+            bail!("cost.vcpus = {}: must be 1 to 256", c.vcpus);
+        }
+        let [lo, hi] = c.network_latency_us;
+        if lo < 1000 || hi < lo || hi > 1_000_000 {
+            bail!("cost.network_latency_us = [{lo}, {hi}]: need 1000 <= low <= high <= 1000000 (madsim cannot deliver in under 1 ms)");
+        }
+        for (name, v) in [
+            ("cost.cpu_per_txn_us", c.cpu_per_txn_us),
+            ("cost.cpu_ns_per_wal_byte", c.cpu_ns_per_wal_byte),
+            ("cost.walredo_fixed_us", c.walredo_fixed_us),
+            ("cost.walredo_per_record_us", c.walredo_per_record_us),
+            ("cost.layer_visit_us", c.layer_visit_us),
+        ] {
+            if !(0.0..=1e6).contains(&v) {
+                bail!("{name} = {v}: must be 0 to 1000000");
+            }
+        }
+        for (name, v) in [
+            ("cost.link_mbit_per_s", c.link_mbit_per_s),
+            ("cost.safekeeper_disk_mb_per_s", c.safekeeper_disk_mb_per_s),
+            ("cost.layer_read_mb_per_s", c.layer_read_mb_per_s),
+        ] {
+            if !(0.1..=1e7).contains(&v) {
+                bail!("{name} = {v}: must be 0.1 to 10000000");
+            }
+        }
+        Ok(())
+    }
+
+    /// The checkpoint trigger by volume Postgres derives from `max_wal_size`.
+    pub fn checkpoint_wal_bytes(&self) -> u64 {
+        (self.max_wal_size_mb as f64 * 1024.0 * 1024.0 / 1.9) as u64
     }
 }

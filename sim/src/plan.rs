@@ -4,8 +4,9 @@
 //! scheduled does not change the workload, and the other way round. Scheduling, message timing
 //! and in-node randomness are not planned: they come from madsim's seeded RNG.
 
+use crate::config::WorkloadKind;
 use crate::config::{Config, FaultConfig};
-use lakesim_nodes::compute::workload::{DeltaSpec, WorkItem};
+use lakesim_nodes::compute::workload::{DeltaSpec, Items, WorkItem, WorkSource};
 use lakesim_nodes::page::CONTENT_SIZE;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -108,18 +109,61 @@ pub enum FaultAction {
 }
 
 /// A run, as data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub faults_chosen: FaultMix,
     pub faults: Vec<FaultEvent>,
-    pub workload: Vec<WorkItem>,
+    pub workload: WorkloadPlan,
+}
+
+/// The client's work: planned in full (synthetic), or a generator's seed and parameters (a
+/// closed-loop run's length is not known in advance), or a Postgres trace to replay.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkloadPlan {
+    Items(Vec<WorkItem>),
+    Tpcb(crate::tpcb::TpcbSpec),
+    PgTrace(std::sync::Arc<crate::pgtrace::Trace>),
+}
+
+impl WorkloadPlan {
+    /// A fresh source of this work for one run's client.
+    pub fn source(&self) -> Box<dyn WorkSource> {
+        match self {
+            WorkloadPlan::Items(items) => Box::new(Items::new(items.clone())),
+            WorkloadPlan::Tpcb(spec) => Box::new(crate::tpcb::Tpcb::new(spec.clone())),
+            WorkloadPlan::PgTrace(trace) => Box::new(crate::pgtrace::Replay::new(trace.clone())),
+        }
+    }
+
+    /// How many transactions load the database before the measured work (a checkpoint
+    /// follows them), if the work starts with a load.
+    pub fn load_txns(&self) -> Option<u64> {
+        match self {
+            WorkloadPlan::Items(_) => None,
+            WorkloadPlan::Tpcb(spec) => {
+                Some(u64::from(crate::tpcb::Layout::new(spec.scale).history))
+            }
+            WorkloadPlan::PgTrace(trace) => Some(trace.start_pages()),
+        }
+    }
 }
 
 impl Plan {
     pub fn generate(seed: u64, config: &Config) -> Plan {
         let faults_chosen = choose_mix(seed, &config.faults);
         let faults = schedule_faults(seed, config, &faults_chosen);
-        let workload = generate_workload(seed, config);
+        let workload = match config.workload.kind {
+            WorkloadKind::Synthetic => WorkloadPlan::Items(generate_workload(seed, config)),
+            WorkloadKind::Tpcb => WorkloadPlan::Tpcb(crate::tpcb::TpcbSpec::new(
+                seed ^ STREAM_WORKLOAD,
+                &config.workload,
+            )),
+            WorkloadKind::PgTrace => {
+                let path = config.workload.trace.as_ref().expect("validated: a trace");
+                let trace = crate::pgtrace::Trace::load(path).expect("validated: a readable trace");
+                WorkloadPlan::PgTrace(std::sync::Arc::new(trace))
+            }
+        };
         Plan {
             faults_chosen,
             faults,

@@ -104,8 +104,7 @@ pub fn note_panic_location(location: Option<&std::panic::Location<'_>>) {
 
 fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     let wall = Instant::now();
-    let mut runtime =
-        madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(config));
     let budget = Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
     runtime.set_time_limit(budget + Duration::from_secs(60));
     // The trace lives outside the simulation future so that a panic still leaves it readable.
@@ -147,6 +146,16 @@ fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions
     };
     outcome.wall_time = wall.elapsed();
     outcome
+}
+
+/// madsim's configuration: its default network, unless the cost model sets the latency.
+fn madsim_config(config: &Config) -> madsim::Config {
+    let mut sim = madsim::Config::default();
+    if config.cost.enabled {
+        let [lo, hi] = config.cost.network_latency_us;
+        sim.net.send_latency = Duration::from_micros(lo)..Duration::from_micros(hi.max(lo + 1));
+    }
+    sim
 }
 
 async fn simulate(
@@ -192,8 +201,15 @@ async fn simulate(
     if wait_until(end, &checker).await {
         checker.check_end(healed_at, committed_at_heal);
     }
-    let mut stats = checker.stats();
+    let mut stats = checker.stats(plan.workload.load_txns());
     stats.bytes_fsynced = disks_for_stats.values().map(|d| d.stats().1).sum();
+    let written =
+        |ids: Vec<u32>| -> u64 { ids.iter().map(|id| disks_for_stats[id].stats().0).sum() };
+    stats.metrics.set_storage_writes(
+        written(crate::plan::safekeeper_ids(config.safekeepers)),
+        written(crate::plan::pageserver_ids(config.pageservers)),
+        stats.committed_bytes,
+    );
     let outcome = RunOutcome {
         seed,
         trace_hash: trace.hash(),

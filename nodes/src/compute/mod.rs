@@ -11,7 +11,7 @@ use crate::ids::NodeId;
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
 use std::sync::Arc;
-use walproposer::{Proposer, ProposerTiming};
+use walproposer::{ComputeCost, Proposer, ProposerTiming};
 use workload::Client;
 
 /// Everything a compute process starts with.
@@ -29,6 +29,11 @@ pub struct ComputeConfig {
     /// Where GetPage@LSN reads go.
     pub pageservers: Vec<NodeId>,
     pub read_interval: std::time::Duration,
+    /// Reads go to this page with this probability (the hot-page experiment), else to any.
+    pub hot_read: Option<(crate::ids::PageId, f64)>,
+    /// What the compute's CPU, its link and its checkpointer cost, and how many clients
+    /// drive it (0: one transaction every `txn_interval`, open loop).
+    pub cost: ComputeCost,
 }
 
 /// Runs a compute until the process is killed.
@@ -47,6 +52,7 @@ pub async fn run(cfg: ComputeConfig) {
         cfg.client,
     )
     .with_buggify(cfg.buggify)
-    .with_reads(cfg.pageservers, cfg.read_interval);
+    .with_cost(cfg.cost)
+    .with_reads(cfg.pageservers, cfg.read_interval, cfg.hot_read);
     proposer.run().await
 }

@@ -21,15 +21,19 @@ const RECENT_COMMITS: usize = 32;
 pub struct Reader {
     pageservers: Vec<NodeId>,
     next_request_id: u64,
-    in_flight: BTreeMap<u64, Duration>,
+    /// Requests sent: when, and for which page and LSN.
+    in_flight: BTreeMap<u64, (Duration, PageId, Lsn)>,
     /// End LSNs of recently acknowledged commits: older LSNs to read at.
     recent_commits: VecDeque<Lsn>,
+    /// A page read with a given probability (the hot-page experiment's reads).
+    hot_read: Option<(PageId, f64)>,
 }
 
 impl Reader {
-    pub fn new(pageservers: Vec<NodeId>) -> Reader {
+    pub fn new(pageservers: Vec<NodeId>, hot_read: Option<(PageId, f64)>) -> Reader {
         Reader {
             pageservers,
+            hot_read,
             ..Reader::default()
         }
     }
@@ -41,17 +45,29 @@ impl Reader {
         self.recent_commits.push_back(end_lsn);
     }
 
-    /// Sends one read of a page among `pages`, at `commit_lsn` or an older acknowledged LSN.
+    /// Sends one read of a page among `pages`, at `commit_lsn` or an older acknowledged LSN;
+    /// reports the reads that got no answer in time as failed.
+    #[allow(clippy::too_many_arguments)]
     pub fn tick(
         &mut self,
+        me: NodeId,
+        observer: &Arc<dyn Observer>,
         net: &Net,
         elapsed: Duration,
         pages: usize,
         nth_page: impl Fn(usize) -> PageId,
         commit_lsn: Lsn,
     ) {
-        self.in_flight
-            .retain(|_, sent| elapsed.saturating_sub(*sent) < GIVE_UP_AFTER);
+        let expired: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (sent, _, _))| elapsed.saturating_sub(*sent) >= GIVE_UP_AFTER)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let (_, page, lsn) = self.in_flight.remove(&id).expect("listed");
+            observer.observe(me, Observation::PageReadFailed { page, lsn });
+        }
         if self.pageservers.is_empty()
             || pages == 0
             || commit_lsn == Lsn::ZERO
@@ -60,7 +76,10 @@ impl Reader {
             return;
         }
         let mut rng = madsim::rand::thread_rng();
-        let page = nth_page(rng.gen_range(0..pages));
+        let page = match self.hot_read {
+            Some((hot, share)) if rng.gen_bool(share) => hot,
+            _ => nth_page(rng.gen_range(0..pages)),
+        };
         let lsn = match self.recent_commits.len() {
             n if n > 0 && rng.gen_bool(0.3) => {
                 self.recent_commits[rng.gen_range(0..n)].min(commit_lsn)
@@ -69,7 +88,8 @@ impl Reader {
         };
         self.next_request_id += 1;
         let to = self.pageservers[self.next_request_id as usize % self.pageservers.len()];
-        self.in_flight.insert(self.next_request_id, elapsed);
+        self.in_flight
+            .insert(self.next_request_id, (elapsed, page, lsn));
         net.send(
             to,
             Message::GetPage {
@@ -81,6 +101,7 @@ impl Reader {
     }
 
     /// Reports a GetPage answer.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_response(
         &mut self,
         me: NodeId,
@@ -89,10 +110,11 @@ impl Reader {
         page: PageId,
         lsn: Lsn,
         result: &Result<(Arc<Vec<u8>>, u32), String>,
+        elapsed: Duration,
     ) {
-        if self.in_flight.remove(&request_id).is_none() {
+        let Some((sent, _, _)) = self.in_flight.remove(&request_id) else {
             return;
-        }
+        };
         let obs = match result {
             Ok((bytes, records_applied)) => {
                 let checksum_ok = Page::from_bytes(bytes).is_some_and(|p| p.verify());
@@ -103,6 +125,7 @@ impl Reader {
                     page_crc,
                     checksum_ok,
                     records_applied: *records_applied,
+                    latency_ns: elapsed.saturating_sub(sent).as_nanos() as u64,
                 }
             }
             Err(_) => Observation::PageReadFailed { page, lsn },

@@ -1,15 +1,18 @@
-//! The client side of the compute stub: the transactions it runs and how each becomes WAL.
+//! The client side of the compute stub: the work it runs and how each piece becomes WAL.
 //!
-//! A transaction writes a few page deltas and a commit record. With `full_page_writes` on, the
-//! first touch of a page after a checkpoint first logs the page's whole image, as Postgres does
-//! to survive torn pages; with it off (the Lakebase default) only the deltas go to the WAL.
+//! A transaction writes a few page deltas and a commit record; records outside a transaction
+//! (pruning, index maintenance: xid 0) have no commit; a checkpoint is one record. With
+//! `full_page_writes` on, the first touch of a page after a checkpoint first logs the page's
+//! image less its free-space hole, as Postgres does to survive torn pages; with it off (the
+//! Lakebase default) only the deltas go to the WAL. Work comes from a [`WorkSource`]: a planned
+//! list, or a generator (tpcb, a replayed Postgres trace) the harness provides.
 
 use crate::ids::{Lsn, PageId, Xid};
-use crate::page::{apply, Page, CONTENT_SIZE, PAGE_SIZE};
+use crate::page::{apply, free_space_hole, Page, CONTENT_SIZE};
 use crate::wal::{RecordBody, WalRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// One write of a transaction: `len` bytes at `offset` of `page`'s contents, their values drawn
 /// from `seed`.
@@ -24,29 +27,61 @@ pub struct DeltaSpec {
 /// What the client asks of the compute next.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorkItem {
+    /// A transaction: its writes, then its commit record.
     Txn { deltas: Vec<DeltaSpec> },
+    /// Writes outside any transaction (xid 0), as Postgres logs page pruning and index
+    /// maintenance: no commit record follows.
+    Records { deltas: Vec<DeltaSpec> },
+    /// An explicit `CHECKPOINT`.
     Checkpoint,
 }
 
-/// The client: a fixed list of work, consumed in order across compute restarts (the client
+/// Where a client's work comes from: a list planned up front, or a generator that draws it
+/// from its own seeded stream as it goes (a long closed-loop run would not fit in a list).
+pub trait WorkSource: Send {
+    fn next(&mut self) -> Option<WorkItem>;
+}
+
+/// A planned list, consumed in order without copies.
+pub struct Items {
+    items: Vec<WorkItem>,
+    next: usize,
+}
+
+impl Items {
+    pub fn new(items: Vec<WorkItem>) -> Items {
+        Items { items, next: 0 }
+    }
+}
+
+impl WorkSource for Items {
+    fn next(&mut self) -> Option<WorkItem> {
+        let item = self.items.get_mut(self.next)?;
+        self.next += 1;
+        Some(std::mem::replace(item, WorkItem::Checkpoint))
+    }
+}
+
+/// The client: a source of work, consumed in order across compute restarts (the client
 /// outlives the compute it talks to).
 pub struct Client {
-    items: Vec<WorkItem>,
-    next: AtomicUsize,
+    source: Mutex<Box<dyn WorkSource>>,
 }
 
 impl Client {
-    pub fn new(items: Vec<WorkItem>) -> Client {
+    pub fn new(source: Box<dyn WorkSource>) -> Client {
         Client {
-            items,
-            next: AtomicUsize::new(0),
+            source: Mutex::new(source),
         }
     }
 
+    pub fn from_items(items: Vec<WorkItem>) -> Client {
+        Client::new(Box::new(Items::new(items)))
+    }
+
     /// The next piece of work, or `None` when the client is done.
-    pub fn next(&self) -> Option<&WorkItem> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.items.get(i)
+    pub fn next(&self) -> Option<WorkItem> {
+        self.source.lock().expect("client lock").next()
     }
 }
 
@@ -66,6 +101,8 @@ pub struct Database {
     end_lsn: Lsn,
     last_record_lsn: Lsn,
     next_xid: u64,
+    /// Where the last checkpoint record starts (the redo point the next FPIs count from).
+    last_checkpoint_lsn: Lsn,
 }
 
 impl Database {
@@ -84,6 +121,7 @@ impl Database {
             end_lsn: lsn,
             last_record_lsn: prev,
             next_xid,
+            last_checkpoint_lsn: lsn,
         }
     }
 
@@ -113,6 +151,12 @@ impl Database {
         self.end_lsn
     }
 
+    /// WAL written since the last checkpoint began: Postgres's trigger for a checkpoint by
+    /// volume (`max_wal_size`).
+    pub fn wal_since_checkpoint(&self) -> u64 {
+        self.end_lsn.bytes_since(self.last_checkpoint_lsn)
+    }
+
     fn redo(&mut self, lsn: Lsn, rec: &WalRecord) {
         let end = lsn.advance(rec.encoded_len() as u64);
         if let Some(page) = rec.body.page() {
@@ -120,6 +164,7 @@ impl Database {
         }
         if rec.body == RecordBody::Checkpoint {
             self.imaged.clear();
+            self.last_checkpoint_lsn = lsn;
         }
         self.next_xid = self.next_xid.max(rec.xid.0 + 1);
         self.last_record_lsn = lsn;
@@ -145,32 +190,35 @@ impl Database {
         full_page_writes: bool,
         out: &mut Vec<u8>,
     ) -> Option<(Xid, Lsn, Lsn)> {
-        let deltas = match item {
+        match item {
             WorkItem::Checkpoint => {
                 self.log(Xid(0), RecordBody::Checkpoint, out);
-                return None;
+                None
             }
-            WorkItem::Txn { deltas } => deltas,
-        };
-        let xid = Xid(self.next_xid.max(1));
-        self.next_xid = xid.0 + 1;
+            WorkItem::Records { deltas } => {
+                self.write_deltas(Xid(0), deltas, full_page_writes, out);
+                None
+            }
+            WorkItem::Txn { deltas } => {
+                let xid = Xid(self.next_xid.max(1));
+                self.next_xid = xid.0 + 1;
+                self.write_deltas(xid, deltas, full_page_writes, out);
+                let commit = self.log(xid, RecordBody::Commit, out);
+                Some((xid, commit, self.end_lsn))
+            }
+        }
+    }
+
+    fn write_deltas(&mut self, xid: Xid, deltas: &[DeltaSpec], fpw: bool, out: &mut Vec<u8>) {
         for d in deltas {
             let page = PageId(d.page);
             if !self.pages.contains_key(&page) {
                 self.log(xid, RecordBody::PageInit { page }, out);
                 self.imaged.insert(page);
             }
-            if full_page_writes && self.imaged.insert(page) {
-                let image = self
-                    .pages
-                    .get_mut(&page)
-                    .unwrap()
-                    .seal()
-                    .as_bytes()
-                    .to_vec()
-                    .into_boxed_slice();
-                debug_assert_eq!(image.len(), PAGE_SIZE);
-                self.log(xid, RecordBody::FullPageImage { page, image }, out);
+            if fpw && self.imaged.insert(page) {
+                let body = self.full_page_image(page);
+                self.log(xid, body, out);
             }
             let offset = d.offset.min((CONTENT_SIZE - d.len as usize) as u16);
             self.log(
@@ -183,7 +231,21 @@ impl Database {
                 out,
             );
         }
-        let commit = self.log(xid, RecordBody::Commit, out);
-        Some((xid, commit, self.end_lsn))
+    }
+
+    /// The page's image as a full-page write logs it: its contents less the free-space hole.
+    fn full_page_image(&mut self, page: PageId) -> RecordBody {
+        let contents = self.pages.get_mut(&page).unwrap().seal().contents();
+        let (hole_offset, hole_len) = free_space_hole(contents);
+        let (at, len) = (hole_offset as usize, hole_len as usize);
+        let mut image = Vec::with_capacity(CONTENT_SIZE - len);
+        image.extend_from_slice(&contents[..at]);
+        image.extend_from_slice(&contents[at + len..]);
+        RecordBody::FullPageImage {
+            page,
+            hole_offset,
+            hole_len,
+            image: image.into_boxed_slice(),
+        }
     }
 }

@@ -4,10 +4,16 @@
 //! A request for an LSN not yet ingested waits, at most [`MAX_WAIT`], and then fails with an
 //! error that says how far ingest got; it is never answered with older pages (unless the
 //! `getpage-stale-lsn` bug is planted).
+//!
+//! An answer goes out once the cost model's time has passed: the layer reads, then the redo
+//! in the one walredo process, which serves requests in turn (so long chains delay the reads
+//! behind them). Each answer is reported with its records, layers, bytes and latency.
 
+use super::layers::ReadCost;
 use super::Pageserver;
 use crate::bugs::Bug;
 use crate::ids::{Lsn, NodeId, PageId};
+use crate::observe::Observation;
 use crate::proto::{Basebackup, Message};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +37,8 @@ struct Waiter {
     what: Request,
     lsn: Lsn,
     waited: Duration,
+    /// When the request arrived: its latency counts the wait for ingest.
+    arrived: madsim::time::Instant,
 }
 
 #[derive(Default)]
@@ -39,7 +47,7 @@ pub struct Waiters(Vec<Waiter>);
 impl Pageserver {
     pub(super) fn on_request(&mut self, from: NodeId, request_id: u64, what: Request, lsn: Lsn) {
         if lsn <= self.last_record_lsn() || self.cfg.bugs.has(Bug::GetpageStaleLsn) {
-            return self.answer(from, request_id, what, lsn);
+            return self.answer(from, request_id, what, lsn, madsim::time::Instant::now());
         }
         if self.getpage.0.len() >= MAX_WAITERS {
             let why = "too many requests waiting for ingest";
@@ -51,15 +59,35 @@ impl Pageserver {
             what,
             lsn,
             waited: Duration::ZERO,
+            arrived: madsim::time::Instant::now(),
         });
     }
 
-    fn answer(&self, to: NodeId, request_id: u64, what: Request, lsn: Lsn) {
+    fn answer(
+        &mut self,
+        to: NodeId,
+        request_id: u64,
+        what: Request,
+        lsn: Lsn,
+        arrived: madsim::time::Instant,
+    ) {
         let msg = match what {
             Request::Page(page) => {
-                let (image, applied) = self.map.reconstruct(page, lsn);
-                let result = Ok((Arc::new(image.as_bytes().to_vec()), applied));
-                page_response(request_id, page, lsn, result)
+                let (image, cost) = self.map.reconstruct(page, lsn);
+                let delay = self.charge_read(&cost);
+                let waited = arrived.elapsed();
+                let result = Ok((Arc::new(image.as_bytes().to_vec()), cost.records));
+                let served = Observation::GetPageServed {
+                    page,
+                    records_applied: cost.records,
+                    layers_visited: cost.layers,
+                    bytes_read: cost.bytes,
+                    latency_ns: delay.as_nanos() as u64,
+                    wait_ns: waited.as_nanos() as u64,
+                };
+                self.cfg.observer.observe(self.cfg.id, served);
+                let msg = page_response(request_id, page, lsn, result);
+                return self.net.send_after(to, msg, delay);
             }
             Request::Basebackup => {
                 let pages = self
@@ -86,6 +114,22 @@ impl Pageserver {
         self.net.send(to, msg);
     }
 
+    /// The time from now until a read that cost `cost` is answered: its layer reads, then its
+    /// turn at the walredo process and the redo itself.
+    fn charge_read(&mut self, cost: &ReadCost) -> Duration {
+        let c = &self.cfg.cost;
+        let read = c.layer_visit * cost.layers
+            + Duration::from_nanos((cost.bytes as f64 * c.ns_per_byte_read) as u64);
+        let now = madsim::time::Instant::now();
+        let mut done = now + read;
+        if cost.records > 0 {
+            let redo = c.walredo_fixed + c.walredo_per_record * cost.records;
+            done = done.max(self.walredo_free) + redo;
+            self.walredo_free = done;
+        }
+        done - now
+    }
+
     fn fail(&self, to: NodeId, request_id: u64, what: Request, lsn: Lsn, why: &str) {
         let result = Err(why.to_string());
         let msg = match what {
@@ -107,7 +151,7 @@ impl Pageserver {
             .partition(|w| w.lsn <= ingested);
         self.getpage.0 = waiting;
         for w in ready {
-            self.answer(w.from, w.request_id, w.what, w.lsn);
+            self.answer(w.from, w.request_id, w.what, w.lsn, w.arrived);
         }
     }
 

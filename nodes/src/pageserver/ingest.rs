@@ -81,6 +81,13 @@ impl WalReceiver {
                 return;
             }
         }
+        self.request(net);
+    }
+
+    /// Asks the current source for the committed WAL after what was ingested. After a chunk
+    /// that left more behind, the pageserver asks again at once: WAL streams as fast as the
+    /// round trips allow, not one chunk a tick.
+    pub fn request(&mut self, net: &Net) {
         self.since_request = Some(Duration::ZERO);
         let msg = Message::ReadCommitted {
             start: self.last_record_lsn,

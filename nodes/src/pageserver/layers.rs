@@ -8,11 +8,17 @@
 //! Guarantees: a layer is parsed only if its checksum holds (unless the `skip-layer-checksum`
 //! bug is planted), so a torn or rotted file is never used as data; the layer map answers
 //! "newest image at or below L" and "deltas in (image, L]" for any page.
+//!
+//! A reconstruction starts from the newest image layer at or below its LSN, or from a newer
+//! record that builds the page from nothing (a `PageInit`, or a full-page image in the WAL, as
+//! Neon's `will_init` records do), and reports what it cost ([`ReadCost`]): records applied,
+//! layer files visited (every delta layer between its start and its LSN, as Neon's L0 layers
+//! each cover every key) and bytes read.
 
 use crate::ids::{Lsn, PageId};
 use crate::page::{apply, Page, PAGE_SIZE};
-use crate::wal::{decode_stream, WalRecord};
-use std::collections::BTreeMap;
+use crate::wal::{decode_stream, RecordBody, WalRecord};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 const DELTA_MAGIC: u32 = 0xde17_a001;
@@ -146,13 +152,38 @@ pub fn decode_image(bytes: &[u8], page_id: PageId, lsn: Lsn, check: bool) -> Res
 }
 
 /// Everything the pageserver can reconstruct pages from, in memory: every delta record by page
-/// and end LSN, and every image by page and LSN.
+/// and end LSN, every image by page and LSN, and where each delta layer file ends.
 #[derive(Default)]
 pub struct LayerMap {
     deltas: BTreeMap<PageId, BTreeMap<Lsn, Arc<WalRecord>>>,
     images: BTreeMap<PageId, BTreeMap<Lsn, Page>>,
+    /// End LSNs of the delta layer files: a read visits every one between its base and its
+    /// LSN, as Neon's read path visits every L0 layer that covers the key's LSN range.
+    delta_layer_ends: BTreeSet<Lsn>,
+    /// Pages that got records since [`LayerMap::take_changed`] last ran.
+    changed: BTreeSet<PageId>,
     /// The highest transaction id of any record added.
     max_xid: u64,
+}
+
+/// What one reconstruction read and did, for the cost model and the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadCost {
+    /// Records applied.
+    pub records: u32,
+    /// Layers visited: every delta layer file from the base to the LSN, the open (in-memory)
+    /// layer when the LSN lies in it, and the image layer when the read starts from one.
+    pub layers: u32,
+    /// Bytes read from layers: the records applied and the image.
+    pub bytes: u64,
+}
+
+/// True for a record that builds the page from nothing: reconstruction starts there.
+fn will_init(rec: &WalRecord) -> bool {
+    matches!(
+        rec.body,
+        RecordBody::PageInit { .. } | RecordBody::FullPageImage { .. }
+    )
 }
 
 impl LayerMap {
@@ -165,11 +196,22 @@ impl LayerMap {
                 .entry(page)
                 .or_default()
                 .insert(end, Arc::new(rec));
+            self.changed.insert(page);
         }
+    }
+
+    /// The pages that got records since the last call.
+    pub fn take_changed(&mut self) -> BTreeSet<PageId> {
+        std::mem::take(&mut self.changed)
     }
 
     pub fn add_image(&mut self, page: PageId, lsn: Lsn, image: Page) {
         self.images.entry(page).or_default().insert(lsn, image);
+    }
+
+    /// A delta layer file ending at `end` holds records now in the map.
+    pub fn add_delta_layer(&mut self, end: Lsn) {
+        self.delta_layer_ends.insert(end);
     }
 
     /// Forgets everything past `lsn` (records and images), as after a restart from a
@@ -181,25 +223,38 @@ impl LayerMap {
         for m in self.images.values_mut() {
             m.split_off(&Lsn(lsn.0 + 1));
         }
+        self.delta_layer_ends.split_off(&Lsn(lsn.0 + 1));
     }
 
-    /// Records of `page` since its newest image at or below `lsn`: the delta chain a read pays.
+    /// Records of `page` a read at `lsn` applies: those since its newest image, or since the
+    /// newest record that initialises the page (a `PageInit` or a full-page image in the WAL).
     pub fn chain_len(&self, page: PageId, lsn: Lsn) -> usize {
         let base = self.newest_image(page, lsn).map_or(Lsn::ZERO, |(l, _)| l);
-        self.deltas_after(page, base, lsn).count()
+        self.chain(page, base, lsn).len()
     }
 
-    /// The records of `page` ending in `(after, upto]`.
-    fn deltas_after(
-        &self,
-        page: PageId,
-        after: Lsn,
-        upto: Lsn,
-    ) -> impl Iterator<Item = (&Lsn, &Arc<WalRecord>)> {
+    /// True when `page` has records after its newest image at or below `lsn`.
+    pub fn changed_since_image(&self, page: PageId, lsn: Lsn) -> bool {
+        let base = self.newest_image(page, lsn).map_or(Lsn::ZERO, |(l, _)| l);
+        self.last_change(page, lsn).is_some_and(|l| l > base)
+    }
+
+    /// The records of `page` ending in `(after, upto]` from the newest one that initialises
+    /// the page, oldest first.
+    fn chain(&self, page: PageId, after: Lsn, upto: Lsn) -> Vec<(&Lsn, &Arc<WalRecord>)> {
         let range = (after < upto).then(|| self.deltas.get(&page)).flatten();
-        range
+        let mut chain = Vec::new();
+        for (end, rec) in range
             .into_iter()
-            .flat_map(move |m| m.range(Lsn(after.0 + 1)..=upto))
+            .flat_map(|m| m.range(Lsn(after.0 + 1)..=upto).rev())
+        {
+            chain.push((end, rec));
+            if will_init(rec) {
+                break;
+            }
+        }
+        chain.reverse();
+        chain
     }
 
     fn newest_image(&self, page: PageId, lsn: Lsn) -> Option<(Lsn, &Page)> {
@@ -210,25 +265,49 @@ impl LayerMap {
             .map(|(l, p)| (*l, p))
     }
 
-    /// The page as of `lsn`: the newest image at or below it plus the deltas after it.
-    /// Returns the page and how many records were applied.
-    pub fn reconstruct(&self, page: PageId, lsn: Lsn) -> (Page, u32) {
-        let (base_lsn, mut out) = match self.newest_image(page, lsn) {
-            Some((l, p)) => (l, p.clone()),
-            None => (Lsn::ZERO, Page::zeroed()),
+    /// The page as of `lsn`: the newest image at or below it plus the records after it (from
+    /// the newest that initialises the page). Returns the page and what the read cost.
+    pub fn reconstruct(&self, page: PageId, lsn: Lsn) -> (Page, ReadCost) {
+        let image = self.newest_image(page, lsn);
+        let base_lsn = image.map_or(Lsn::ZERO, |(l, _)| l);
+        let chain = self.chain(page, base_lsn, lsn);
+        let from_image = image.is_some() && chain.first().is_none_or(|(_, r)| !will_init(r));
+        let mut out = match image {
+            Some((_, p)) if from_image => p.clone(),
+            _ => Page::zeroed(),
         };
-        let mut applied = 0;
-        for (end, rec) in self.deltas_after(page, base_lsn, lsn) {
-            apply(rec, *end, &mut out);
-            applied += 1;
+        let mut cost = ReadCost::default();
+        for (end, rec) in &chain {
+            apply(rec, **end, &mut out);
+            cost.records += 1;
+            cost.bytes += rec.encoded_len() as u64;
         }
+        let start = chain
+            .first()
+            .map_or(base_lsn, |(end, r)| Lsn(end.0 - r.encoded_len() as u64));
+        cost.layers = self.layers_between(start, lsn) + u32::from(from_image);
+        cost.bytes += if from_image { PAGE_SIZE as u64 } else { 0 };
         assert!(
             out.lsn() <= lsn,
             "page-reconstruction: page at {} is newer than the request at {lsn}",
             out.lsn()
         );
+        assert!(
+            chain.iter().all(|(end, _)| **end <= lsn),
+            "page-reconstruction: a read at {lsn} applied a later record"
+        );
         out.seal();
-        (out, applied)
+        (out, cost)
+    }
+
+    /// Delta layers a read from `start` (exclusive) to `lsn` visits: each file ending in
+    /// between, and the one that holds `lsn` (a file, or the open layer).
+    fn layers_between(&self, start: Lsn, lsn: Lsn) -> u32 {
+        if start >= lsn {
+            return 0;
+        }
+        let within = self.delta_layer_ends.range(Lsn(start.0 + 1)..lsn).count();
+        within as u32 + 1
     }
 
     /// The end LSN of the newest record of `page` at or below `lsn`.
@@ -316,7 +395,7 @@ mod tests {
         }
         let lsn = map.last_change(PageId(7), Lsn(u64::MAX)).unwrap();
         let (page, applied) = map.reconstruct(PageId(7), lsn);
-        assert_eq!(applied, 3);
+        assert_eq!(applied.records, 3);
         let mut bytes = encode_image(PageId(7), lsn, &page);
         assert_eq!(decode_image(&bytes, PageId(7), lsn, true).unwrap(), page);
         bytes[100] ^= 4;
@@ -337,12 +416,43 @@ mod tests {
         let (at_second, _) = map.reconstruct(PageId(7), ends[1]);
         map.add_image(PageId(7), ends[1], at_second.clone());
         let (page, applied) = map.reconstruct(PageId(7), ends[2]);
-        assert_eq!(applied, 1, "one delta after the image");
+        assert_eq!(applied.records, 1, "one delta after the image");
         assert_eq!(page.contents()[0], 3);
         let (old, applied) = map.reconstruct(PageId(7), ends[0]);
-        assert_eq!((old.contents()[0], applied), (1, 1));
+        assert_eq!((old.contents()[0], applied.records), (1, 1));
         assert_eq!(map.reconstruct(PageId(7), ends[1]).0, at_second);
         assert_eq!(map.chain_len(PageId(7), ends[2]), 1);
+    }
+
+    #[test]
+    fn a_read_starts_at_the_newest_record_that_initialises_the_page() {
+        let mut map = LayerMap::default();
+        let (_, recs) = stream();
+        let mut last = Lsn::ZERO;
+        for (lsn, rec) in recs {
+            last = lsn.advance(rec.encoded_len() as u64);
+            map.add_record(lsn, rec);
+        }
+        let init = WalRecord {
+            xid: Xid(2),
+            prev_lsn: Lsn::ZERO,
+            body: RecordBody::PageInit { page: PageId(7) },
+        };
+        let init_end = last.advance(init.encoded_len() as u64);
+        map.add_record(last, init);
+        let after = delta(7, 9, last);
+        let end = init_end.advance(after.encoded_len() as u64);
+        map.add_record(init_end, after);
+        let (page, cost) = map.reconstruct(PageId(7), end);
+        assert_eq!(cost.records, 2, "the init and the delta after it");
+        assert_eq!(page.contents()[..4], [9; 4]);
+        assert_eq!(map.chain_len(PageId(7), end), 2);
+        map.add_delta_layer(last);
+        assert_eq!(
+            map.reconstruct(PageId(7), end).1.layers,
+            1,
+            "the read never goes below the init"
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The pageserver: ingests committed WAL from the safekeepers, keeps it in layers, makes page
-//! images itself once a page's delta chain passes `image_creation_threshold` (so compute can
-//! run with `full_page_writes` off), serves GetPage@LSN and basebackups, uploads its layers to
-//! the object store, and tells every safekeeper how far its layers reach (feedback), so that
-//! they can remove the WAL below its `remote_consistent_lsn`.
+//! images itself by its image policy (so compute can run with `full_page_writes` off:
+//! `compaction`), serves GetPage@LSN and basebackups, uploads its layers to the object store,
+//! and tells every safekeeper how far its layers reach (feedback), so that they can remove the
+//! WAL below its `remote_consistent_lsn`. GetPage answers take the time the cost model says
+//! (layer reads and a single walredo process), and each one is reported with what it cost.
 //!
 //! Guarantees:
 //! - it ingests only committed WAL, in order, never skipping or repeating a record, whichever
@@ -13,6 +14,7 @@
 //! - GetPage@LSN never answers with a page older than the LSN asked for: it waits, bounded, for
 //!   ingest, and otherwise fails with a clear error (`getpage`).
 
+pub mod compaction;
 pub mod getpage;
 pub mod ingest;
 pub mod layers;
@@ -21,18 +23,18 @@ pub mod startup;
 
 use crate::bugs::{Bug, BugSet};
 use crate::durable::{decode_checked, encode_checked, write_atomic};
-use crate::ids::{Lsn, NodeId, PageId};
+use crate::ids::{Lsn, NodeId};
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
 use crate::proto::Message;
 use lakesim_faults::Disk;
-use layers::{encode_delta, encode_image, LayerMap};
+use layers::{encode_delta, LayerMap};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Flush the open (in-memory) layer once it holds this much WAL, or after `FLUSH_INTERVAL`.
-const FLUSH_BYTES: usize = 32 * 1024;
+/// Flush the open (in-memory) layer after this long even when it holds less than
+/// `checkpoint_distance_bytes`.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(10);
 /// How often every safekeeper hears how far this pageserver's layers reach.
@@ -49,8 +51,25 @@ pub struct PageserverConfig {
     pub bugs: BugSet,
     pub observer: Arc<dyn Observer>,
     pub duplicate_probability: f64,
-    pub image_creation_threshold: usize,
+    pub image_policy: compaction::ImagePolicy,
+    /// Flush the open layer to a delta layer file once it holds this much WAL (Neon:
+    /// `checkpoint_distance`).
+    pub checkpoint_distance_bytes: usize,
+    pub cost: PageserverCost,
     pub buggify: bool,
+}
+
+/// What a GetPage costs on the simulated clock. All zero (the default): answers go out at once.
+#[derive(Clone, Debug, Default)]
+pub struct PageserverCost {
+    /// Per layer file a read visits.
+    pub layer_visit: Duration,
+    /// Per byte read from layers.
+    pub ns_per_byte_read: f64,
+    /// Per reconstruction that applies records (a request to the walredo process).
+    pub walredo_fixed: Duration,
+    /// Per record the walredo process applies.
+    pub walredo_per_record: Duration,
 }
 
 /// What the pageserver persists besides its layers (Neon: `metadata`).
@@ -91,6 +110,9 @@ pub struct Pageserver {
     remote: remote::Uploader,
     since_flush: Duration,
     since_feedback: Duration,
+    layer_counts: compaction::LayerCounts,
+    /// When the walredo process (one per tenant, as Neon's) is free again.
+    walredo_free: madsim::time::Instant,
 }
 
 /// Runs a pageserver until the process is killed.
@@ -107,6 +129,8 @@ pub async fn run(cfg: PageserverConfig) {
             env = ps.net.recv() => {
                 let env = env.expect("network");
                 ps.on_message(env.from, env.msg);
+                ps.make_images_after_ingest().await;
+                ps.answer_waiters();
             }
             _ = tick.tick() => ps.on_tick().await,
         }
@@ -120,9 +144,16 @@ impl Pageserver {
 
     fn on_message(&mut self, from: NodeId, msg: Message) {
         match msg {
-            Message::CommittedWal { start, wal, .. } => {
+            Message::CommittedWal {
+                start,
+                wal,
+                commit_lsn,
+            } => {
                 let ingested = self.ingest.on_wal(from, start, &wal, &mut self.map);
                 if let Some(bytes) = ingested {
+                    if self.last_record_lsn() < commit_lsn {
+                        self.ingest.request(&self.net);
+                    }
                     self.open_layer.extend_from_slice(bytes.as_slice());
                     let lsn = self.last_record_lsn();
                     debug_assert_eq!(
@@ -134,7 +165,6 @@ impl Pageserver {
                     self.cfg
                         .observer
                         .observe(self.cfg.id, Observation::Ingested { lsn });
-                    self.answer_waiters();
                 }
             }
             Message::WalRemoved { start, wal_start } => {
@@ -163,11 +193,12 @@ impl Pageserver {
             self.send_feedback();
         }
         self.since_flush += TICK;
-        let due = self.open_layer.len() >= FLUSH_BYTES
+        let due = self.open_layer.len() >= self.cfg.checkpoint_distance_bytes
             || (!self.open_layer.is_empty() && self.since_flush >= FLUSH_INTERVAL);
         if due {
             self.flush_open_layer().await;
         }
+
         self.remote.tick(&self.net, self.cfg.object_store);
         self.expire_waiters();
     }
@@ -200,8 +231,10 @@ impl Pageserver {
         };
         self.persist_metadata(next).await;
         self.open_layer.clear();
+        self.map.add_delta_layer(end);
         self.remote.enqueue(&name, bytes, Some(next));
-        self.create_images(end).await;
+        let images = self.pages_to_image(end);
+        self.create_images(images).await;
         self.report_flushed();
     }
 
@@ -210,55 +243,11 @@ impl Pageserver {
         self.consistent = metadata;
     }
 
-    /// Image layers for every page whose delta chain at `upto` passes the threshold, each made
-    /// by reconstructing the page at its last change.
-    async fn create_images(&mut self, upto: Lsn) {
-        let pages: Vec<PageId> = self
-            .map
-            .pages()
-            .filter(|p| self.map.chain_len(*p, upto) > self.cfg.image_creation_threshold)
-            .collect();
-        if pages.is_empty() {
-            return;
-        }
-        let mut names = Vec::with_capacity(pages.len());
-        for page in pages {
-            let lsn = self
-                .map
-                .last_change(page, upto)
-                .expect("a chain has a last change");
-            let (image, _) = self.map.reconstruct(page, lsn);
-            assert_eq!(
-                image.lsn(),
-                lsn,
-                "an image holds the page as of its last change"
-            );
-            // The image-wrong-lsn bug labels the image one record early.
-            let label = match self.cfg.bugs.has(Bug::ImageWrongLsn) {
-                true => self.map.change_before(page, lsn).unwrap_or(lsn),
-                false => lsn,
-            };
-            let name = layers::image_name(page, label);
-            let bytes = encode_image(page, label, &image);
-            self.cfg.disk.create(&name);
-            self.cfg.disk.write(&name, 0, &bytes).expect("write image");
-            self.cfg.disk.sync(&name).await.expect("sync image");
-            let page_crc = crc32c::crc32c(image.as_bytes());
-            self.map.add_image(page, label, image);
-            self.cfg.observer.observe(
-                self.cfg.id,
-                Observation::ImageCreated {
-                    page,
-                    lsn: label,
-                    page_crc,
-                },
-            );
-            names.push((name, bytes));
-        }
-        self.cfg.disk.sync_dir().await.expect("sync dir");
-        for (name, bytes) in names {
-            self.remote.enqueue(&name, bytes, None);
-        }
+    /// The `per-page-records` images the WAL ingested since the last call calls for.
+    async fn make_images_after_ingest(&mut self) {
+        let upto = self.last_record_lsn();
+        let images = self.pages_over_threshold(upto);
+        self.create_images(images).await;
     }
 
     /// Tells every safekeeper how far the layers reach, locally and in the object store.

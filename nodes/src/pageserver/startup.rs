@@ -63,6 +63,8 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
         remote,
         since_flush: Duration::ZERO,
         since_feedback: Duration::ZERO,
+        layer_counts: Default::default(),
+        walredo_free: madsim::time::Instant::now(),
     };
     ps.report_flushed();
     let lsn = ps.last_record_lsn();
@@ -238,6 +240,7 @@ async fn load_layers(
                 for (lsn, rec) in records {
                     map.add_record(lsn, rec);
                 }
+                map.add_delta_layer(end);
             }
             Err(_) => {
                 consistent = consistent.min(start);

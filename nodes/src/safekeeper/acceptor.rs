@@ -11,24 +11,46 @@
 //!   of every pageserver (so one that loses its disk can rebuild from the object store and the
 //!   WAL after it), the proposer's `truncate_lsn` (so every acceptor can still be caught up),
 //!   and our own commit LSN; the new WAL start is durable before any segment goes.
+//!
+//! Appends that arrive together are group-committed: written, then one flush covers them all
+//! and each sender hears the new flush LSN once (`process_batch`). An append that arrives
+//! ahead of the WAL it continues (the network reorders) is held, bounded, until the gap fills;
+//! it is never written out of order. The control file is persisted for the commit LSN or WAL
+//! removal at most every [`PERSIST_INTERVAL`], and always before a vote or a new term is
+//! acknowledged.
 
 use super::control_file::{self, SafekeeperState};
 use super::wal_store::{WalStore, SEGMENT_SIZE};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term};
 use crate::observe::{Observation, Observer};
-use crate::proto::{Message, ProposerId, TermHistory};
+use crate::proto::{Envelope, Message, ProposerId, TermHistory};
 use crate::wal::decode_stream;
 use lakesim_faults::Disk;
 use std::collections::BTreeMap;
 use std::io::Result;
 use std::sync::Arc;
 
+/// What writing an append led to.
+enum Appended {
+    /// Written to the cache: acknowledge it after the next flush, carrying this commit LSN.
+    Written { commit_lsn: Lsn },
+    /// Refused or ignored, with the answer to send now, if any.
+    Reply(Option<Message>),
+}
+
 /// Largest chunk of committed WAL sent to a pageserver at once.
-const READ_COMMITTED_MAX_BYTES: u64 = 64 * 1024;
+const READ_COMMITTED_MAX_BYTES: u64 = 1024 * 1024;
+
+/// Appends held until the WAL before them arrives.
+const MAX_EARLY_APPENDS: usize = 32;
 
 /// Persist the commit LSN when it has moved this far since the last persist.
 const COMMIT_LSN_PERSIST_BYTES: u64 = 32 * 1024;
+/// Persist the control file for the commit LSN or WAL removal at most this often: each persist
+/// is a write, two fsyncs and a rename, and at a high WAL rate the byte threshold alone would
+/// have the safekeeper doing little else.
+const PERSIST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub struct Acceptor {
     id: NodeId,
@@ -48,6 +70,12 @@ pub struct Acceptor {
     feedback: BTreeMap<NodeId, (Lsn, Lsn)>,
     /// The highest `truncate_lsn` a proposer sent: WAL every acceptor has flushed.
     peer_horizon: Lsn,
+    /// When the control file was last persisted.
+    last_persist: madsim::time::Instant,
+    /// Appends of the current term that arrived before the WAL they continue, by begin LSN.
+    early: BTreeMap<Lsn, (Term, Arc<Vec<u8>>)>,
+    /// The state last reported: (term, last-log term, flush, commit, persisted commit).
+    reported: Option<(Term, Term, Lsn, Lsn, Lsn)>,
 }
 
 impl Acceptor {
@@ -76,7 +104,7 @@ impl Acceptor {
             "durability: acceptor {id} removed WAL it had not seen committed"
         );
         let commit_lsn = state.commit_lsn;
-        let acceptor = Acceptor {
+        let mut acceptor = Acceptor {
             id,
             disk,
             durable: state.clone(),
@@ -89,6 +117,9 @@ impl Acceptor {
             pageservers: Vec::new(),
             feedback: BTreeMap::new(),
             peer_horizon: Lsn::ZERO,
+            last_persist: madsim::time::Instant::now(),
+            early: BTreeMap::new(),
+            reported: None,
         };
         acceptor.report();
         Ok(acceptor)
@@ -107,13 +138,25 @@ impl Acceptor {
         self
     }
 
-    fn report(&self) {
+    /// Reports the acceptor's state when it changed since the last report.
+    fn report(&mut self) {
+        let state = (
+            self.durable.term,
+            self.durable.term_history.term_at(self.wal.flush_lsn()),
+            self.wal.flush_lsn(),
+            self.commit_lsn,
+            self.durable.commit_lsn,
+        );
+        if self.reported == Some(state) {
+            return;
+        }
+        self.reported = Some(state);
         let obs = Observation::Acceptor {
-            term: self.durable.term,
-            last_log_term: self.durable.term_history.term_at(self.wal.flush_lsn()),
-            flush_lsn: self.wal.flush_lsn(),
-            commit_lsn: self.commit_lsn,
-            durable_commit_lsn: self.durable.commit_lsn,
+            term: state.0,
+            last_log_term: state.1,
+            flush_lsn: state.2,
+            commit_lsn: state.3,
+            durable_commit_lsn: state.4,
         };
         self.observer.observe(self.id, obs);
     }
@@ -122,12 +165,57 @@ impl Acceptor {
         let unsynced = self.bugs.has(Bug::ControlFileUnsynced);
         control_file::persist(&self.disk, &self.state, unsynced).await?;
         self.durable = self.state.clone();
+        self.last_persist = madsim::time::Instant::now();
         self.report();
         Ok(())
     }
 
-    /// Handles one message from `from`; returns the reply, if any.
-    pub async fn process_msg(&mut self, from: NodeId, msg: &Message) -> Result<Option<Message>> {
+    /// Handles a batch of messages that arrived together, in order, and returns the replies.
+    /// Appends are group-committed: consecutive ones are written, then one fsync covers them
+    /// all and each sender gets one acknowledgement (Neon's safekeeper flushes once per batch
+    /// of received messages the same way). Any other message first flushes what is written.
+    pub async fn process_batch(&mut self, batch: &[Envelope]) -> Result<Vec<(NodeId, Message)>> {
+        let mut replies = Vec::new();
+        let mut written: Option<Lsn> = None;
+        let mut waiting: Vec<NodeId> = Vec::new();
+        for env in batch {
+            if let Message::AppendRequest {
+                term,
+                begin_lsn,
+                wal,
+                commit_lsn,
+                truncate_lsn,
+            } = &env.msg
+            {
+                match self.write_append(*term, *begin_lsn, wal, *commit_lsn, *truncate_lsn)? {
+                    Appended::Written { commit_lsn } => {
+                        written = Some(written.map_or(commit_lsn, |c| c.max(commit_lsn)));
+                        if !waiting.contains(&env.from) {
+                            waiting.push(env.from);
+                        }
+                    }
+                    Appended::Reply(reply) => replies.extend(reply.map(|r| (env.from, r))),
+                }
+                continue;
+            }
+            if let Some(commit_lsn) = written.take() {
+                self.flush_appends(commit_lsn, &mut waiting, &mut replies)
+                    .await?;
+            }
+            if let Some(reply) = self.process_msg(env.from, &env.msg).await? {
+                replies.push((env.from, reply));
+            }
+        }
+        if let Some(commit_lsn) = written {
+            self.flush_appends(commit_lsn, &mut waiting, &mut replies)
+                .await?;
+        }
+        debug_assert!(waiting.is_empty(), "every append written is acknowledged");
+        Ok(replies)
+    }
+
+    /// Handles one message from `from` that is not an append; returns the reply, if any.
+    async fn process_msg(&mut self, from: NodeId, msg: &Message) -> Result<Option<Message>> {
         match msg {
             Message::VoteRequest { term, proposer_id } => self
                 .handle_vote_request(*proposer_id, *term)
@@ -141,19 +229,6 @@ impl Acceptor {
             } => {
                 self.handle_elected(*proposer_id, *term, *start_streaming_at, term_history)
                     .await
-            }
-            Message::AppendRequest {
-                term,
-                begin_lsn,
-                wal,
-                commit_lsn,
-                truncate_lsn,
-            } => {
-                let reply = self
-                    .handle_append(*term, *begin_lsn, wal, *commit_lsn, *truncate_lsn)
-                    .await?;
-                self.remove_old_wal().await?;
-                Ok(reply)
             }
             Message::PageserverFeedback {
                 disk_consistent_lsn,
@@ -236,6 +311,14 @@ impl Acceptor {
             self.id,
             self.wal.start().0
         );
+        // Every log a proposer adopts holds the committed WAL, so the point where ours
+        // diverges from it is never below what we know is committed.
+        assert!(
+            start >= self.durable.commit_lsn.min(self.wal.flush_lsn()),
+            "wal-agreement: acceptor {} told to truncate at {start}, below its persisted commit LSN {}",
+            self.id,
+            self.durable.commit_lsn
+        );
         if start < self.wal.write_lsn() && !self.bugs.has(Bug::SkipTruncateOnElect) {
             self.wal.truncate(start).await?;
             self.observer
@@ -245,6 +328,7 @@ impl Acceptor {
             // The proposer promised a start we do not reach: it will stream from our end.
             tracing::debug!(node = %self.id, %start, "elected start past our WAL end");
         }
+        self.early.clear();
         self.state.term = term;
         self.state.voted_for = Some(from);
         self.state.term_history = history.clone();
@@ -253,35 +337,82 @@ impl Acceptor {
         Ok(Some(self.append_response()))
     }
 
-    async fn handle_append(
+    /// Writes an append into the WAL's cache; it is acknowledged once flushed.
+    fn write_append(
         &mut self,
         term: Term,
         begin: Lsn,
         bytes: &[u8],
         commit_lsn: Lsn,
         truncate_lsn: Lsn,
-    ) -> Result<Option<Message>> {
+    ) -> Result<Appended> {
         if term < self.state.term {
-            return Ok(Some(self.append_response()));
+            return Ok(Appended::Reply(Some(self.append_response())));
         }
         if term > self.state.term || self.state.term_history.last_log_term() != term {
             // No ProposerElected from this term yet: the proposer will resend it.
-            return Ok(None);
+            return Ok(Appended::Reply(None));
         }
         self.peer_horizon = self.peer_horizon.max(truncate_lsn);
+        if begin > self.wal.write_lsn() {
+            self.hold_early(term, begin, bytes);
+        } else {
+            self.write_from(begin, bytes)?;
+        }
+        // Appends that arrived ahead of this one may continue it now.
+        while let Some(entry) = self.early.first_entry() {
+            if *entry.key() > self.wal.write_lsn() {
+                break;
+            }
+            let (begin, (held_term, held)) = entry.remove_entry();
+            if held_term == term {
+                self.write_from(begin, &held)?;
+            }
+        }
+        Ok(Appended::Written { commit_lsn })
+    }
+
+    /// Writes the part of an append from `begin` that lies past the write position.
+    fn write_from(&mut self, begin: Lsn, bytes: &[u8]) -> Result<()> {
         let write_lsn = self.wal.write_lsn();
         let end = begin.advance(bytes.len() as u64);
         if begin <= write_lsn && end > write_lsn {
             let skip = write_lsn.bytes_since(begin) as usize;
             self.wal.write(write_lsn, &bytes[skip..])?;
         }
+        Ok(())
+    }
+
+    /// Holds an append that arrived before the one it continues (the network reorders; a
+    /// proposer streams several at once), so that one late datagram does not stall the stream
+    /// until the proposer resends. Bounded: past [`MAX_EARLY_APPENDS`] the latest are dropped,
+    /// and the proposer resends them.
+    fn hold_early(&mut self, term: Term, begin: Lsn, bytes: &[u8]) {
+        if self.early.len() < MAX_EARLY_APPENDS {
+            self.early.insert(begin, (term, Arc::new(bytes.to_vec())));
+        }
+        assert!(self.early.len() <= MAX_EARLY_APPENDS);
+    }
+
+    /// One fsync for every append written since the last: then the commit LSN may move, old
+    /// WAL may go, and every sender that waits hears the new flush LSN.
+    async fn flush_appends(
+        &mut self,
+        commit_lsn: Lsn,
+        waiting: &mut Vec<NodeId>,
+        replies: &mut Vec<(NodeId, Message)>,
+    ) -> Result<()> {
         let flushed = if self.bugs.has(Bug::AckBeforeFsync) {
             self.wal.pretend_flushed()
         } else {
             self.wal.flush().await?
         };
+        assert_eq!(flushed, self.wal.write_lsn(), "a flush covers every write");
         self.advance_commit_lsn(commit_lsn.min(flushed)).await?;
-        Ok(Some(self.append_response()))
+        self.remove_old_wal().await?;
+        let reply = self.append_response();
+        replies.extend(waiting.drain(..).map(|to| (to, reply.clone())));
+        Ok(())
     }
 
     async fn advance_commit_lsn(&mut self, commit_lsn: Lsn) -> Result<()> {
@@ -295,7 +426,8 @@ impl Acceptor {
             "commit LSN past flush LSN"
         );
         // BUGGIFY: persisting the commit LSN early or late must be equally safe.
-        let due = commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES;
+        let due = commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES
+            && self.last_persist.elapsed() >= PERSIST_INTERVAL;
         if due || crate::buggify::buggify(self.buggify, 0.05) {
             self.state.commit_lsn = commit_lsn;
             self.persist().await?;
@@ -339,6 +471,9 @@ impl Acceptor {
         let (start, start_prev) = self.wal.start();
         if horizon.0 / SEGMENT_SIZE <= start.0 / SEGMENT_SIZE {
             return Ok(()); // no whole segment to remove
+        }
+        if self.last_persist.elapsed() < PERSIST_INTERVAL {
+            return Ok(()); // later, with more segments at once
         }
         let decoded = decode_stream(&self.wal.read(start, horizon)?, start, Some(start_prev));
         assert_eq!(
@@ -403,5 +538,122 @@ impl Acceptor {
             prev_lsn,
             wal,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Xid;
+    use crate::observe::NoObserver;
+    use crate::proto::TermSwitch;
+    use crate::wal::{RecordBody, WalRecord};
+    use lakesim_faults::DiskConfig;
+
+    const PROPOSER: NodeId = NodeId(101);
+
+    /// Three chained commit records from LSN 0, each as its own append: (begin, bytes).
+    fn appends() -> Vec<(Lsn, Vec<u8>)> {
+        let (mut out, mut prev, mut lsn) = (Vec::new(), Lsn::ZERO, Lsn::ZERO);
+        for xid in 1..=3 {
+            let rec = WalRecord {
+                xid: Xid(xid),
+                prev_lsn: prev,
+                body: RecordBody::Commit,
+            };
+            out.push((lsn, rec.encode()));
+            prev = lsn;
+            lsn = lsn.advance(rec.encoded_len() as u64);
+        }
+        out
+    }
+
+    fn append(term: Term, begin: Lsn, wal: &[u8]) -> Envelope {
+        Envelope {
+            from: PROPOSER,
+            msg: Message::AppendRequest {
+                term,
+                begin_lsn: begin,
+                wal: Arc::new(wal.to_vec()),
+                commit_lsn: Lsn::ZERO,
+                truncate_lsn: Lsn::ZERO,
+            },
+        }
+    }
+
+    /// An acceptor that voted for and accepted a proposer in term 1.
+    async fn elected() -> Acceptor {
+        let disk = Disk::new(1, DiskConfig::default(), 1, None);
+        let mut a = Acceptor::open(NodeId(1), disk, BugSet::none(), Arc::new(NoObserver))
+            .await
+            .unwrap();
+        let id = ProposerId(7);
+        let history = TermHistory(vec![TermSwitch {
+            term: Term(1),
+            lsn: Lsn::ZERO,
+        }]);
+        let greet = [
+            Message::VoteRequest {
+                term: Term(1),
+                proposer_id: id,
+            },
+            Message::ProposerElected {
+                term: Term(1),
+                proposer_id: id,
+                start_streaming_at: Lsn::ZERO,
+                term_history: history,
+            },
+        ];
+        for msg in greet {
+            let env = Envelope {
+                from: PROPOSER,
+                msg,
+            };
+            a.process_batch(std::slice::from_ref(&env)).await.unwrap();
+        }
+        a
+    }
+
+    #[test]
+    fn appends_that_arrive_together_share_one_flush_and_one_reply() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let mut a = elected().await;
+            let batch: Vec<Envelope> = appends()
+                .iter()
+                .map(|(begin, wal)| append(Term(1), *begin, wal))
+                .collect();
+            let replies = a.process_batch(&batch).await.unwrap();
+            let end = appends().last().map(|(l, w)| l.advance(w.len() as u64)).unwrap();
+            assert_eq!(replies.len(), 1, "one acknowledgement for the batch");
+            assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
+        });
+    }
+
+    #[test]
+    fn an_append_ahead_of_its_gap_is_held_until_the_gap_fills() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(2, madsim::Config::default());
+        rt.block_on(async {
+            let mut a = elected().await;
+            let parts = appends();
+            let end = parts
+                .last()
+                .map(|(l, w)| l.advance(w.len() as u64))
+                .unwrap();
+            // The third and second arrive first: nothing can be written yet.
+            for i in [2, 1] {
+                let (begin, wal) = &parts[i];
+                a.process_batch(&[append(Term(1), *begin, wal)])
+                    .await
+                    .unwrap();
+                assert_eq!(a.wal.flush_lsn(), Lsn::ZERO, "written out of order");
+            }
+            let (begin, wal) = &parts[0];
+            a.process_batch(&[append(Term(1), *begin, wal)])
+                .await
+                .unwrap();
+            assert_eq!(a.wal.flush_lsn(), end, "the held appends follow the first");
+            assert!(a.early.is_empty());
+        });
     }
 }

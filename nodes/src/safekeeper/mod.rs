@@ -1,4 +1,6 @@
-//! The safekeeper node: an acceptor behind a network loop.
+//! The safekeeper node: an acceptor behind a network loop. The loop hands the acceptor every
+//! message that has arrived, at most [`MAX_BATCH`] at a time, so that appends that arrive
+//! together are made durable by one fsync (group commit).
 
 pub mod acceptor;
 pub mod control_file;
@@ -11,6 +13,9 @@ use crate::observe::{Observation, Observer};
 use acceptor::Acceptor;
 use lakesim_faults::Disk;
 use std::sync::Arc;
+
+/// Messages handled as one batch: the appends among them share one fsync (group commit).
+const MAX_BATCH: usize = 64;
 
 /// Everything a safekeeper process starts with.
 #[derive(Clone)]
@@ -43,14 +48,22 @@ pub async fn run(cfg: SafekeeperConfig) {
     let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
         .await
         .expect("bind");
+    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        let env = net.recv().await.expect("network");
-        let reply = acceptor
-            .process_msg(env.from, &env.msg)
+        batch.push(net.recv().await.expect("network"));
+        while batch.len() < MAX_BATCH {
+            match net.try_recv() {
+                Some(env) => batch.push(env),
+                None => break,
+            }
+        }
+        let replies = acceptor
+            .process_batch(&batch)
             .await
             .expect("safekeeper disk I/O failed");
-        if let Some(reply) = reply {
-            net.send(env.from, reply);
+        batch.clear();
+        for (to, reply) in replies {
+            net.send(to, reply);
         }
     }
 }

@@ -146,14 +146,18 @@ impl WalStore {
         Ok(())
     }
 
-    /// Makes everything written durable and returns the new flush LSN.
+    /// Makes everything written durable and returns the new flush LSN. The segments and the
+    /// directory (when a segment was created) are synced in parallel, as a safekeeper issues
+    /// them; the flush LSN moves only once every one of them is durable.
     pub async fn flush(&mut self) -> Result<Lsn> {
-        for segno in std::mem::take(&mut self.unsynced) {
-            self.disk.sync(&segment_name(segno)).await?;
-        }
+        let mut names: Vec<Option<String>> = std::mem::take(&mut self.unsynced)
+            .into_iter()
+            .map(|segno| Some(segment_name(segno)))
+            .collect();
         if std::mem::take(&mut self.created) {
-            self.disk.sync_dir().await?;
+            names.push(None);
         }
+        crate::durable::sync_all(&self.disk, names).await?;
         self.flush_lsn = self.write_lsn;
         Ok(self.flush_lsn)
     }

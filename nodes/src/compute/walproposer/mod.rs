@@ -16,11 +16,18 @@
 //!   are abandoned, its appends are refused, and it campaigns again only after a pause;
 //! - `truncate_lsn` (sent with every append) is committed WAL every acceptor has flushed: no
 //!   acceptor can need it again, so it bounds what the proposer and the safekeepers keep.
+//!
+//! The client runs open loop (one piece of work per `txn_interval`) or closed loop (N clients,
+//! each starting its next transaction when its last is acknowledged, as pgbench's). A
+//! checkpoint is logged when `checkpoint_timeout` passed or enough WAL was written, as
+//! Postgres's checkpointer does. With a cost model ([`ComputeCost`]), work runs on vCPUs on the
+//! simulated clock (its WAL is streamed once it is done) and appends share the compute's link
+//! to the safekeepers (a saturated link delays them by its backlog).
 
 mod recovery;
 
 use super::reader::Reader;
-use super::workload::{Client, Database};
+use super::workload::{Client, Database, WorkItem};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term, Xid};
 use crate::net::Net;
@@ -44,6 +51,47 @@ const BASEBACKUP_RETRY: Duration = Duration::from_millis(250);
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Drop WAL below `truncate_lsn` from memory once this much can go.
 const TRIM_BYTES: u64 = 256 * 1024;
+
+/// What running transactions costs the compute, on the simulated clock, and how it is
+/// driven. All zero (the default) costs nothing: WAL is streamable the moment it is logged.
+#[derive(Clone, Debug, Default)]
+pub struct ComputeCost {
+    /// Clients that each run their next transaction when the last one is acknowledged, as
+    /// pgbench's do; 0 runs one transaction every `txn_interval` instead (open loop).
+    pub clients: usize,
+    /// vCPUs that run transactions in parallel.
+    pub vcpus: usize,
+    /// CPU time of one transaction, besides its WAL.
+    pub cpu_per_txn: Duration,
+    /// CPU nanoseconds per WAL byte inserted (copying it into the WAL buffers, its CRC).
+    pub cpu_ns_per_wal_byte: f64,
+    /// Bytes per second the compute's link carries to the safekeepers (0: unlimited). Each
+    /// safekeeper gets its own copy of the WAL over it.
+    pub link_bytes_per_s: f64,
+    /// A checkpoint once this long has passed since the last (Postgres: `checkpoint_timeout`).
+    pub checkpoint_timeout: Duration,
+    /// A checkpoint once this much WAL was written since the last. Postgres starts one at
+    /// `max_wal_size / (1 + checkpoint_completion_target)`; the caller passes that.
+    pub checkpoint_wal_bytes: u64,
+}
+
+impl ComputeCost {
+    /// CPU time of a piece of work: a transaction's fixed cost (none for records outside a
+    /// transaction or a checkpoint) plus its WAL.
+    fn cpu_time(&self, txn: bool, wal_bytes: usize) -> Duration {
+        let ns = wal_bytes as f64 * self.cpu_ns_per_wal_byte;
+        let fixed = if txn {
+            self.cpu_per_txn
+        } else {
+            Duration::ZERO
+        };
+        fixed + Duration::from_nanos(ns as u64)
+    }
+
+    fn models_cpu(&self) -> bool {
+        self.vcpus > 0 && (self.cpu_per_txn > Duration::ZERO || self.cpu_ns_per_wal_byte > 0.0)
+    }
+}
 
 /// Timing of the proposer, in simulated time.
 #[derive(Clone, Debug)]
@@ -130,6 +178,16 @@ pub struct Proposer {
     truncate_lsn: Lsn,
     pending: VecDeque<(Xid, Lsn, Lsn)>,
     client_done: bool,
+
+    cost: ComputeCost,
+    /// When each vCPU is next free.
+    cpu_free: Vec<madsim::time::Instant>,
+    /// Transactions still running on a vCPU: when each finishes and where its WAL starts.
+    /// WAL from the first one's start is not streamable yet.
+    running: VecDeque<(madsim::time::Instant, Lsn)>,
+    /// When the link to the safekeepers has sent everything put on it.
+    link_free: madsim::time::Instant,
+    last_checkpoint_at: madsim::time::Instant,
 }
 
 impl Proposer {
@@ -173,7 +231,20 @@ impl Proposer {
             truncate_lsn: Lsn::ZERO,
             pending: VecDeque::new(),
             client_done: false,
+            cost: ComputeCost::default(),
+            cpu_free: Vec::new(),
+            running: VecDeque::new(),
+            link_free: madsim::time::Instant::now(),
+            last_checkpoint_at: madsim::time::Instant::now(),
         }
+    }
+
+    /// Charges transactions and WAL to the compute's CPU and link, and drives the client
+    /// closed-loop when `cost.clients > 0`.
+    pub fn with_cost(mut self, cost: ComputeCost) -> Proposer {
+        self.cpu_free = vec![madsim::time::Instant::now(); cost.vcpus];
+        self.cost = cost;
+        self
     }
 
     /// Turns the BUGGIFY points on.
@@ -184,8 +255,13 @@ impl Proposer {
 
     /// Sends the client's GetPage@LSN reads (and basebackup requests) to `pageservers`, one
     /// read every `interval`.
-    pub fn with_reads(mut self, pageservers: Vec<NodeId>, interval: Duration) -> Proposer {
-        self.reader = Reader::new(pageservers.clone());
+    pub fn with_reads(
+        mut self,
+        pageservers: Vec<NodeId>,
+        interval: Duration,
+        hot_read: Option<(crate::ids::PageId, f64)>,
+    ) -> Proposer {
+        self.reader = Reader::new(pageservers.clone(), hot_read);
         self.pageservers = pageservers;
         self.read_interval = interval;
         self
@@ -202,6 +278,12 @@ impl Proposer {
         let mut txn = madsim::time::interval(self.timing.txn_interval);
         let mut read = madsim::time::interval(self.read_interval);
         loop {
+            // A sleep made afresh each turn never fires while other events come faster than
+            // madsim's 1 ms sleep floor: a due wake is also handled here, on any event.
+            let wake = self.wake_at();
+            if wake.is_some_and(|at| at <= madsim::time::Instant::now()) {
+                self.on_wake();
+            }
             tokio::select! {
                 biased;
                 env = self.net.recv() => {
@@ -211,8 +293,34 @@ impl Proposer {
                 _ = tick.tick() => self.on_tick(),
                 _ = txn.tick() => self.on_txn(),
                 _ = read.tick() => self.on_read(),
+                _ = sleep_until(wake) => self.on_wake(),
             }
         }
+    }
+
+    /// When the first running transaction finishes, if one runs.
+    fn wake_at(&self) -> Option<madsim::time::Instant> {
+        self.running.front().map(|(at, _)| *at)
+    }
+
+    fn on_wake(&mut self) {
+        let now = madsim::time::Instant::now();
+        while self.running.front().is_some_and(|(at, _)| *at <= now) {
+            self.running.pop_front();
+        }
+        if matches!(self.phase, Phase::Leader) {
+            for i in 0..self.acceptors.len() {
+                self.stream_to(self.acceptors[i]);
+            }
+        }
+    }
+
+    /// The end of the WAL the safekeepers may have: WAL of transactions still running on a
+    /// vCPU is not inserted yet.
+    fn stream_end(&self) -> Lsn {
+        self.running
+            .front()
+            .map_or(self.db.end_lsn(), |(_, start)| *start)
     }
 
     fn campaign(&mut self) {
@@ -224,6 +332,7 @@ impl Proposer {
             .collect();
         self.phase = Phase::Campaign { started_ticks: 0 };
         self.pending.clear();
+        self.running.clear();
         for a in self.acceptors.clone() {
             self.net.send(
                 a,
@@ -244,9 +353,16 @@ impl Proposer {
         } = &msg
         {
             let observer = self.observer.clone();
-            return self
-                .reader
-                .on_response(self.id, &observer, *request_id, *page, *lsn, result);
+            let elapsed = self.started.elapsed();
+            return self.reader.on_response(
+                self.id,
+                &observer,
+                *request_id,
+                *page,
+                *lsn,
+                result,
+                elapsed,
+            );
         }
         if let Message::BasebackupResponse { lsn, result, .. } = msg {
             return self.on_basebackup(lsn, result);
@@ -311,6 +427,7 @@ impl Proposer {
                 wait_ticks: wait_ticks as u32,
             };
             self.pending.clear();
+            self.running.clear();
         } else {
             self.campaign();
         }
@@ -441,12 +558,15 @@ impl Proposer {
             );
             self.reader.commit_acked(end);
         }
+        if self.cost.clients > 0 && !self.client_done {
+            self.start_txns();
+        }
     }
 
     /// Sends the next chunk of WAL to `to`, if it is in sync with us and behind.
     fn stream_to(&mut self, to: NodeId) {
         let peer = &self.peers[&to];
-        if !peer.confirmed || peer.next_lsn >= self.db.end_lsn() {
+        if !peer.confirmed || peer.next_lsn >= self.stream_end() {
             return;
         }
         let begin = peer.next_lsn;
@@ -467,6 +587,7 @@ impl Proposer {
         let peer = self.peers.get_mut(&to).unwrap();
         (peer.next_lsn, peer.commit_sent, peer.idle_ticks) = (end, commit_lsn, 0);
         let wal = Arc::new(self.wal_range(begin, end).to_vec());
+        let delay = self.charge_link(wal.len());
         let msg = Message::AppendRequest {
             term: self.term,
             begin_lsn: begin,
@@ -474,7 +595,26 @@ impl Proposer {
             commit_lsn: self.commit_lsn,
             truncate_lsn: self.truncate_lsn,
         };
-        self.net.send(to, msg);
+        self.net.send_after(to, msg, delay);
+    }
+
+    /// Puts `bytes` on the link to the safekeepers and returns how long until they have left:
+    /// the backlog ahead of them plus their own transmission. Below madsim's 1 ms sleep floor
+    /// the message goes at once (its transmission hides in the network's latency); the
+    /// backlog still counts every byte, so a saturated link delays sends by what it carries.
+    fn charge_link(&mut self, bytes: usize) -> Duration {
+        if self.cost.link_bytes_per_s <= 0.0 {
+            return Duration::ZERO;
+        }
+        let now = madsim::time::Instant::now();
+        let busy = Duration::from_secs_f64(bytes as f64 / self.cost.link_bytes_per_s);
+        self.link_free = self.link_free.max(now) + busy;
+        let delay = self.link_free - now;
+        if delay < Duration::from_millis(1) {
+            Duration::ZERO
+        } else {
+            delay
+        }
     }
 
     /// Where an append from `begin` of at most `max` bytes ends: always at a record boundary
@@ -482,7 +622,7 @@ impl Proposer {
     /// always decodes to whole records.
     fn chunk_end(&self, begin: Lsn, max: usize) -> Lsn {
         let base = self.wal_start.0 as usize;
-        let wal_end = base + self.wal.len();
+        let wal_end = self.stream_end().0 as usize;
         let mut end = begin.0 as usize;
         while end < wal_end {
             let at = end - base;
@@ -578,7 +718,7 @@ impl Proposer {
     /// Retries what got lost: votes and ProposerElected to acceptors not yet with us, and the
     /// WAL stream from the last acknowledged point where it stalled.
     fn leader_tick(&mut self) {
-        let wal_end = self.db.end_lsn();
+        let wal_end = self.stream_end();
         for i in 0..self.acceptors.len() {
             let id = self.acceptors[i];
             let peer = &self.peers[&id];
@@ -615,6 +755,8 @@ impl Proposer {
         let elapsed = self.started.elapsed();
         let db = &self.db;
         self.reader.tick(
+            self.id,
+            &self.observer,
             &self.net,
             elapsed,
             db.page_count(),
@@ -623,27 +765,108 @@ impl Proposer {
         );
     }
 
-    /// Runs the client's next piece of work, unless too many commits wait for acknowledgement.
+    /// Open loop: runs the client's next piece of work, unless too many commits wait for
+    /// acknowledgement. Closed loop: starts work for every idle client.
     fn on_txn(&mut self) {
         if !matches!(self.phase, Phase::Leader) || self.client_done {
             return;
         }
+        if self.cost.clients > 0 {
+            return self.start_txns();
+        }
         if self.pending.len() >= MAX_IN_FLIGHT {
             return;
         }
+        self.run_next_item();
+        self.stream_all();
+    }
+
+    /// Closed loop: every client without a transaction in flight starts its next one.
+    fn start_txns(&mut self) {
+        if !matches!(self.phase, Phase::Leader) {
+            return;
+        }
+        let before = self.db.end_lsn();
+        while !self.client_done && self.pending.len() < self.cost.clients {
+            self.run_next_item();
+        }
+        if self.db.end_lsn() > before {
+            self.stream_all();
+        }
+    }
+
+    fn stream_all(&mut self) {
+        for i in 0..self.acceptors.len() {
+            self.stream_to(self.acceptors[i]);
+        }
+    }
+
+    /// Logs the client's next piece of work (after a checkpoint, when one is due) and charges
+    /// it to a vCPU: its WAL is streamable once the vCPU finishes it.
+    fn run_next_item(&mut self) {
         let Some(item) = self.client.next() else {
             self.client_done = true;
             return;
         };
-        if let Some(commit) = self.db.execute(item, self.full_page_writes, &mut self.wal) {
-            self.pending.push_back(commit);
-        }
+        let start = self.db.end_lsn();
+        self.checkpoint_if_due();
+        let commit = self.db.execute(&item, self.full_page_writes, &mut self.wal);
         debug_assert_eq!(
             self.wal_start.advance(self.wal.len() as u64),
             self.db.end_lsn()
         );
-        for i in 0..self.acceptors.len() {
-            self.stream_to(self.acceptors[i]);
+        if self.cost.models_cpu() {
+            let wal_bytes = self.db.end_lsn().bytes_since(start) as usize;
+            self.charge_cpu(start, self.cost.cpu_time(commit.is_some(), wal_bytes));
         }
+        if let Some(commit) = commit {
+            self.pending.push_back(commit);
+        }
+    }
+
+    /// Postgres's checkpointer: a checkpoint once `checkpoint_timeout` has passed or enough WAL
+    /// was written since the last one. Its record resets which pages need a full-page image.
+    fn checkpoint_if_due(&mut self) {
+        let now = madsim::time::Instant::now();
+        let by_time = !self.cost.checkpoint_timeout.is_zero()
+            && now - self.last_checkpoint_at >= self.cost.checkpoint_timeout;
+        let by_volume = self.cost.checkpoint_wal_bytes > 0
+            && self.db.wal_since_checkpoint() >= self.cost.checkpoint_wal_bytes;
+        if by_time || by_volume {
+            self.db
+                .execute(&WorkItem::Checkpoint, self.full_page_writes, &mut self.wal);
+            self.last_checkpoint_at = now;
+            assert_eq!(
+                self.db.wal_since_checkpoint() as usize,
+                crate::wal::HEADER_LEN
+            );
+        }
+    }
+
+    /// Runs `cpu` of work whose WAL starts at `start` on the vCPU free first.
+    fn charge_cpu(&mut self, start: Lsn, cpu: Duration) {
+        let now = madsim::time::Instant::now();
+        let (i, free) = self
+            .cpu_free
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|(_, at)| *at)
+            .expect("a compute has vCPUs");
+        let mut done = free.max(now) + cpu;
+        // WAL is inserted in order: a transaction's WAL waits for the one before it.
+        if let Some((last, _)) = self.running.back() {
+            done = done.max(*last);
+        }
+        self.cpu_free[i] = done;
+        self.running.push_back((done, start));
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<madsim::time::Instant>) {
+    match at {
+        Some(at) => madsim::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
