@@ -112,6 +112,9 @@ pub enum Message {
         term: Term,
         flush_lsn: Lsn,
         commit_lsn: Lsn,
+        /// The lowest WAL position every pageserver reported it ingested (Neon: the pageserver
+        /// feedback a safekeeper relays to the compute); `Lsn::ZERO` until all have reported.
+        ps_ingested_lsn: Lsn,
     },
     /// Asks for the acceptor's WAL in `[start, end)` (a proposer recovering from a donor).
     ReadWal {
@@ -149,6 +152,8 @@ pub enum Message {
     /// (`disk_consistent_lsn`) and in the object store (`remote_consistent_lsn`). Safekeepers
     /// keep WAL from the lowest `remote_consistent_lsn` on (Neon: pageserver feedback).
     PageserverFeedback {
+        /// How far it ingested (its last record's end).
+        last_record_lsn: Lsn,
         disk_consistent_lsn: Lsn,
         remote_consistent_lsn: Lsn,
     },

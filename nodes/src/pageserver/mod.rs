@@ -254,6 +254,7 @@ impl Pageserver {
     fn send_feedback(&self) {
         for sk in &self.cfg.safekeepers {
             let msg = Message::PageserverFeedback {
+                last_record_lsn: self.last_record_lsn(),
                 disk_consistent_lsn: self.consistent.disk_consistent_lsn,
                 remote_consistent_lsn: self.remote.remote_consistent_lsn(),
             };

@@ -31,6 +31,15 @@ use std::collections::BTreeMap;
 use std::io::Result;
 use std::sync::Arc;
 
+/// What a pageserver last told us: how far it ingested, and how far its layers reach on its
+/// disk and in the object store. Each only grows while the WAL is needed.
+#[derive(Clone, Copy, Default)]
+struct Feedback {
+    ingested: Lsn,
+    disk: Lsn,
+    remote: Lsn,
+}
+
 /// What writing an append led to.
 enum Appended {
     /// Written to the cache: acknowledge it after the next flush, carrying this commit LSN.
@@ -67,7 +76,7 @@ pub struct Acceptor {
     /// The pageservers whose WAL needs hold back removal, and the feedback last heard from
     /// each: `(disk_consistent_lsn, remote_consistent_lsn)`, highest seen.
     pageservers: Vec<NodeId>,
-    feedback: BTreeMap<NodeId, (Lsn, Lsn)>,
+    feedback: BTreeMap<NodeId, Feedback>,
     /// The highest `truncate_lsn` a proposer sent: WAL every acceptor has flushed.
     peer_horizon: Lsn,
     /// When the control file was last persisted.
@@ -231,10 +240,16 @@ impl Acceptor {
                     .await
             }
             Message::PageserverFeedback {
+                last_record_lsn,
                 disk_consistent_lsn,
                 remote_consistent_lsn,
             } => {
-                self.on_feedback(from, *disk_consistent_lsn, *remote_consistent_lsn);
+                let report = Feedback {
+                    ingested: *last_record_lsn,
+                    disk: *disk_consistent_lsn,
+                    remote: *remote_consistent_lsn,
+                };
+                self.on_feedback(from, report);
                 self.remove_old_wal().await?;
                 Ok(None)
             }
@@ -261,6 +276,7 @@ impl Acceptor {
             term: self.state.term,
             flush_lsn: self.wal.flush_lsn(),
             commit_lsn: self.commit_lsn,
+            ps_ingested_lsn: self.ps_ingested_lsn(),
         }
     }
 
@@ -437,25 +453,38 @@ impl Acceptor {
         Ok(())
     }
 
-    fn on_feedback(&mut self, from: NodeId, disk: Lsn, remote: Lsn) {
+    fn on_feedback(&mut self, from: NodeId, report: Feedback) {
         if !self.pageservers.contains(&from) {
             return;
         }
-        // Feedback may arrive late or twice; both LSNs only grow while the WAL is needed.
+        // Feedback may arrive late or twice; the LSNs only grow while the WAL is needed.
         let seen = self.feedback.entry(from).or_default();
-        *seen = (seen.0.max(disk), seen.1.max(remote));
+        *seen = Feedback {
+            ingested: seen.ingested.max(report.ingested),
+            disk: seen.disk.max(report.disk),
+            remote: seen.remote.max(report.remote),
+        };
+    }
+
+    /// The lowest ingest position among the pageservers, once every one has reported.
+    fn ps_ingested_lsn(&self) -> Lsn {
+        let reported = self.pageservers.iter().map(|ps| self.feedback.get(ps));
+        reported
+            .map(|f| f.map_or(Lsn::ZERO, |f| f.ingested))
+            .min()
+            .unwrap_or(Lsn(u64::MAX))
     }
 
     /// The WAL below this no one can need again, once every pageserver has reported.
     fn removal_horizon(&self) -> Option<Lsn> {
         let mut horizon = self.commit_lsn.min(self.peer_horizon);
         for ps in &self.pageservers {
-            let (disk, remote) = self.feedback.get(ps)?;
+            let seen = self.feedback.get(ps)?;
             // The wal-removed-before-upload bug trusts the pageserver's local disk, which a
             // disk loss takes away.
             let needed = match self.bugs.has(Bug::WalRemovedBeforeUpload) {
-                true => *disk,
-                false => *remote,
+                true => seen.disk,
+                false => seen.remote,
             };
             horizon = horizon.min(needed);
         }

@@ -318,11 +318,12 @@ fn report(
         })
     };
     let ((x_lo, r_lo), (x_hi, r_hi)) = (at(lowest), at(highest));
-    let holds94: Vec<f64> = pairs
+    let mut holds94: Vec<f64> = pairs
         .iter()
         .filter(|p| p.part() == 1 && ratio(p.on, p.off, "wal_bytes_per_txn").mean >= 1.0 / 0.06)
         .map(|p| p.x())
         .collect();
+    holds94.sort_by(f64::total_cmp);
     let gains: Vec<(f64, f64, f64)> = pairs
         .iter()
         .filter(|p| p.part() == 2)
@@ -365,7 +366,7 @@ fn report(
             vec![
                 "write throughput up to 5x (HammerDB TPROC-C: +20% at 4 vCPU, 2.8x at 16, 4.5x at 32)".into(),
                 format!("{}x at 32 vCPUs on a 1 Gbit/s link (WAL-bound); {}x at 1 vCPU on 10 Gbit/s (CPU-bound)", fmt_num(wal_bound), fmt_num(cpu_bound)),
-                "the WAL path (the compute's link to the safekeepers, their disks) is the bottleneck: more vCPUs make more WAL than it carries with images on".into(),
+                "the WAL path is the bottleneck: the compute's link to the safekeepers (1 Gbit/s carries 125 MB/s, a third of it per safekeeper copy), their disks, or the pageservers' ingest (the compute stops starting work while they lag 16 MiB behind, as Neon's does at max_replication_write_lag): more vCPUs make more WAL than it carries with images on".into(),
                 "CPU or fsync latency bounds throughput: full-page images cost only their copy and CRC (about 8 us each here), so the gain is near 1x".into(),
             ],
         ],
@@ -396,6 +397,6 @@ fn report(
         ],
         tput_rows,
     );
-    s += "\nPlots: `throughput.svg`, `throughput_gain.svg`.\n\n## Where the complexity moved\n\nWith FPW off the pageservers make the images the compute no longer logs: see `lakesim experiment images` for the bytes they write per WAL byte and what reads pay for chains.\n\n## Reproduce\n\nEvery point's config is in `configs/`; `runs.csv` lists every run's seed and trace hash: `lakesim run --seed S --config configs/POINT.toml --json` gives the same numbers.\n";
+    s += "\nWhere FPW-on throughput stops growing with vCPUs, the WAL path is full: on 1 Gbit/s the link (each of the three safekeepers gets its own copy), on 10 Gbit/s the pageservers' ingest, which backpressure holds the compute to. With FPW off the same vCPUs stay CPU-bound much longer, which is where a gain of several times comes from; with one vCPU both are CPU-bound and the gain is the images' copy and CRC cost only.\n\nPlots: `throughput.svg`, `throughput_gain.svg`.\n\n## Where the complexity moved\n\nWith FPW off the pageservers make the images the compute no longer logs: see `lakesim experiment images` for the bytes they write per WAL byte and what reads pay for chains.\n\n## Reproduce\n\nEvery point's config is in `configs/`; `runs.csv` lists every run's seed and trace hash: `lakesim run --seed S --config configs/POINT.toml --json` gives the same numbers.\n";
     s
 }

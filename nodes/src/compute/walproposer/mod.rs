@@ -22,7 +22,9 @@
 //! checkpoint is logged when `checkpoint_timeout` passed or enough WAL was written, as
 //! Postgres's checkpointer does. With a cost model ([`ComputeCost`]), work runs on vCPUs on the
 //! simulated clock (its WAL is streamed once it is done) and appends share the compute's link
-//! to the safekeepers (a saturated link delays them by its backlog).
+//! to the safekeepers (a saturated link delays them by its backlog). No new work starts while
+//! the pageservers' ingest, as the safekeepers relay it, lags the WAL by more than
+//! [`MAX_REPLICATION_WRITE_LAG`] (backpressure, as Neon's compute applies).
 
 mod recovery;
 
@@ -49,6 +51,11 @@ const BASEBACKUP_RETRY: Duration = Duration::from_millis(250);
 /// Give up on a basebackup (and campaign again) after this long: a pageserver behind the WAL
 /// start may take a while to catch up, and until then this compute cannot lead.
 const BASEBACKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// Start no new work while the pageservers' ingest lags our WAL by more than this (Neon's
+/// compute throttles at `max_replication_write_lag`, 500 MB by default; runs here last
+/// seconds, so the bound is smaller): WAL the pageservers cannot keep up with would leave reads
+/// waiting and safekeepers holding it.
+const MAX_REPLICATION_WRITE_LAG: u64 = 16 * 1024 * 1024;
 /// Drop WAL below `truncate_lsn` from memory once this much can go.
 const TRIM_BYTES: u64 = 256 * 1024;
 
@@ -185,6 +192,8 @@ pub struct Proposer {
     /// Transactions still running on a vCPU: when each finishes and where its WAL starts.
     /// WAL from the first one's start is not streamable yet.
     running: VecDeque<(madsim::time::Instant, Lsn)>,
+    /// How far every pageserver has ingested, as the safekeepers relay it.
+    ps_ingested_lsn: Lsn,
     /// When the link to the safekeepers has sent everything put on it.
     link_free: madsim::time::Instant,
     last_checkpoint_at: madsim::time::Instant,
@@ -235,6 +244,7 @@ impl Proposer {
             cpu_free: Vec::new(),
             running: VecDeque::new(),
             link_free: madsim::time::Instant::now(),
+            ps_ingested_lsn: Lsn::ZERO,
             last_checkpoint_at: madsim::time::Instant::now(),
         }
     }
@@ -399,11 +409,15 @@ impl Proposer {
                 self.on_donor_wal(from, term, start, prev_lsn, wal);
             }
             Message::AppendResponse {
-                term, flush_lsn, ..
+                term,
+                flush_lsn,
+                ps_ingested_lsn,
+                ..
             } => {
                 if term > self.term {
                     return self.higher_term(term);
                 }
+                self.ps_ingested_lsn = self.ps_ingested_lsn.max(ps_ingested_lsn);
                 if term == self.term && matches!(self.phase, Phase::Leader) {
                     self.on_append_response(from, flush_lsn);
                 }
@@ -774,7 +788,7 @@ impl Proposer {
         if self.cost.clients > 0 {
             return self.start_txns();
         }
-        if self.pending.len() >= MAX_IN_FLIGHT {
+        if self.pending.len() >= MAX_IN_FLIGHT || self.throttled() {
             return;
         }
         self.run_next_item();
@@ -787,12 +801,17 @@ impl Proposer {
             return;
         }
         let before = self.db.end_lsn();
-        while !self.client_done && self.pending.len() < self.cost.clients {
+        while !self.client_done && self.pending.len() < self.cost.clients && !self.throttled() {
             self.run_next_item();
         }
         if self.db.end_lsn() > before {
             self.stream_all();
         }
+    }
+
+    /// Backpressure: the pageservers are too far behind our WAL to take more now.
+    fn throttled(&self) -> bool {
+        self.db.end_lsn().0.saturating_sub(self.ps_ingested_lsn.0) > MAX_REPLICATION_WRITE_LAG
     }
 
     fn stream_all(&mut self) {
