@@ -217,6 +217,7 @@ fn plots(o: &Options, timelines: &[Timeline]) -> Result<()> {
             y_label: "records applied",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &line(&|b| b.1),
     )?;
@@ -228,6 +229,7 @@ fn plots(o: &Options, timelines: &[Timeline]) -> Result<()> {
             y_label: "latency (us, simulated)",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &line(&|b| b.2),
     )

@@ -230,6 +230,7 @@ fn plots(o: &Options, pairs: &[Pair]) -> Result<()> {
             y_label: "WAL bytes per transaction",
             log_x: true,
             log_y: true,
+            legend_left: false,
         },
         &wal,
     )?;
@@ -241,6 +242,7 @@ fn plots(o: &Options, pairs: &[Pair]) -> Result<()> {
             y_label: "WAL on / WAL off",
             log_x: true,
             log_y: false,
+            legend_left: false,
         },
         &amp,
     )?;
@@ -282,6 +284,7 @@ fn plots(o: &Options, pairs: &[Pair]) -> Result<()> {
             y_label: "commits/s",
             log_x: true,
             log_y: true,
+            legend_left: true,
         },
         &tput,
     )?;
@@ -293,6 +296,7 @@ fn plots(o: &Options, pairs: &[Pair]) -> Result<()> {
             y_label: "commits/s off / on",
             log_x: true,
             log_y: false,
+            legend_left: true,
         },
         &gain,
     )

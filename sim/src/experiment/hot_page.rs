@@ -136,6 +136,7 @@ fn plots(o: &Options, series: &[HotSeries]) -> Result<()> {
             y_label: "records applied",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &line(&|b| b.1),
     )?;
@@ -147,6 +148,7 @@ fn plots(o: &Options, series: &[HotSeries]) -> Result<()> {
             y_label: "latency (us, simulated)",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &line(&|b| b.2),
     )

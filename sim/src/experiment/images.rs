@@ -117,6 +117,7 @@ fn plots(o: &Options, measured: &[Measured]) -> Result<()> {
             y_label: "latency (us, simulated)",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &latency,
     )?;
@@ -128,6 +129,7 @@ fn plots(o: &Options, measured: &[Measured]) -> Result<()> {
             y_label: "records applied (p99)",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &bar("records_p99"),
     )?;
@@ -139,6 +141,7 @@ fn plots(o: &Options, measured: &[Measured]) -> Result<()> {
             y_label: "bytes written / WAL byte",
             log_x: false,
             log_y: false,
+            legend_left: false,
         },
         &bar("storage_bytes_per_wal_byte"),
     )

@@ -121,6 +121,7 @@ fn plots(o: &Options, measured: &[Measured]) -> Result<()> {
             y_label: "latency (us, simulated)",
             log_x: false,
             log_y: true,
+            legend_left: false,
         },
         &series,
     )

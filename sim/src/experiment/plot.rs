@@ -19,6 +19,8 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     pub log_x: bool,
     pub log_y: bool,
+    /// Put the legend in the upper left corner (else the upper right).
+    pub legend_left: bool,
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -100,9 +102,15 @@ where
         .x_label_area_size(48)
         .y_label_area_size(80)
         .build_cartesian_2d(x, y)?;
+    let label = |v: &f64| super::fmt_num(*v);
     ctx.configure_mesh()
         .x_desc(chart.x_label)
         .y_desc(chart.y_label)
+        .x_labels(10)
+        .y_labels(10)
+        .max_light_lines(1)
+        .x_label_formatter(&label)
+        .y_label_formatter(&label)
         .draw()?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -123,7 +131,10 @@ where
     ctx.configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(match chart.legend_left {
+            true => SeriesLabelPosition::UpperLeft,
+            false => SeriesLabelPosition::UpperRight,
+        })
         .draw()?;
     Ok(())
 }
