@@ -86,29 +86,7 @@ fn plots(o: &Options, measured: &[Measured]) -> Result<()> {
             })
             .collect()
     };
-    let mut latency = Vec::new();
-    for (q, metric) in [
-        ("p50", "latency_us_p50"),
-        ("p99", "latency_us_p99"),
-        ("p99.9", "latency_us_p999"),
-    ] {
-        latency.push(Series {
-            name: format!("GetPage latency {q}"),
-            points: measured
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let s = m.get(metric);
-                    (
-                        i as f64 + 1.0,
-                        s.mean.max(1e-3),
-                        s.min.max(1e-3),
-                        s.max.max(1e-3),
-                    )
-                })
-                .collect(),
-        });
-    }
+    let latency = super::latency_by_case(measured);
     line_chart(
         &o.out.join("getpage_latency.svg"),
         &Chart {

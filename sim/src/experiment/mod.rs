@@ -71,13 +71,9 @@ pub struct Spread {
     pub sd: f64,
 }
 
-impl Measured {
-    pub fn get(&self, metric: &str) -> Spread {
-        let v: Vec<f64> = self
-            .runs
-            .iter()
-            .filter_map(|r| r.metrics.get(metric).copied())
-            .collect();
+impl Spread {
+    /// Mean, min, max and standard deviation of `v` (all zero when it is empty).
+    pub fn of(v: &[f64]) -> Spread {
         if v.is_empty() {
             return Spread::default();
         }
@@ -89,6 +85,17 @@ impl Measured {
             max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             sd: var.sqrt(),
         }
+    }
+}
+
+impl Measured {
+    pub fn get(&self, metric: &str) -> Spread {
+        let v: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.metrics.get(metric).copied())
+            .collect();
+        Spread::of(&v)
     }
 
     pub fn param(&self, name: &str) -> f64 {
@@ -533,17 +540,31 @@ pub fn ratio(a: &Measured, b: &Measured, metric: &str) -> Spread {
             (*y > 0.0).then(|| x / y)
         })
         .collect();
-    if v.is_empty() {
-        return Spread::default();
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
-    Spread {
-        mean,
-        min: v.iter().copied().fold(f64::INFINITY, f64::min),
-        max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        sd: var.sqrt(),
-    }
+    Spread::of(&v)
+}
+
+/// One line per GetPage latency percentile over the points, in order (x = 1, 2, ...), for
+/// the experiments that compare cases side by side.
+pub fn latency_by_case(measured: &[Measured]) -> Vec<plot::Series> {
+    [
+        ("p50", "latency_us_p50"),
+        ("p99", "latency_us_p99"),
+        ("p99.9", "latency_us_p999"),
+    ]
+    .iter()
+    .map(|(q, metric)| plot::Series {
+        name: format!("GetPage latency {q}"),
+        points: measured
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let s = m.get(metric);
+                let floor = |v: f64| v.max(1e-3);
+                (i as f64 + 1.0, floor(s.mean), floor(s.min), floor(s.max))
+            })
+            .collect(),
+    })
+    .collect()
 }
 
 /// `mean (min-max)` of a spread.

@@ -2,7 +2,7 @@
 //! traces (`traces/`, captured by `scripts/capture-pg-trace.sh` on PostgreSQL 15), replayed
 //! record for record. WAL per transaction is set beside what the captured run wrote.
 
-use super::plot::{line_chart, Chart, Series};
+use super::plot::{line_chart, Chart};
 use super::{
     base_config, cell, cost_section, fmt_num, md_table, measure, write_atomic, write_results,
     Measured, Options, Point,
@@ -94,25 +94,7 @@ pub fn captured_per_txn(trace: &Trace) -> (f64, f64) {
 }
 
 fn plots(o: &Options, measured: &[Measured]) -> Result<()> {
-    let series: Vec<Series> = ["latency_us_p50", "latency_us_p99", "latency_us_p999"]
-        .iter()
-        .map(|metric| Series {
-            name: metric.replace("latency_us_", "GetPage "),
-            points: measured
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    let s = m.get(metric);
-                    (
-                        i as f64 + 1.0,
-                        s.mean.max(1e-3),
-                        s.min.max(1e-3),
-                        s.max.max(1e-3),
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let series = super::latency_by_case(measured);
     line_chart(
         &o.out.join("getpage_latency.svg"),
         &Chart {
