@@ -199,14 +199,7 @@ fn plots(o: &Options, timelines: &[Timeline]) -> Result<()> {
     let line = |f: &dyn Fn(&Bucket) -> f64| -> Vec<Series> {
         timelines
             .iter()
-            .map(|t| Series {
-                name: t.name.clone(),
-                points: t
-                    .buckets
-                    .iter()
-                    .map(|b| (b.0 / 1e3, f(b).max(0.5), f(b).max(0.5), f(b).max(0.5)))
-                    .collect(),
-            })
+            .map(|t| Series::over_time(&t.name, t.buckets.iter().map(|b| (b.0, f(b)))))
             .collect()
     };
     line_chart(

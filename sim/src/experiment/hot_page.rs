@@ -118,14 +118,7 @@ fn plots(o: &Options, series: &[HotSeries]) -> Result<()> {
     let line = |f: &dyn Fn(&(f64, f64, f64)) -> f64| -> Vec<Series> {
         series
             .iter()
-            .map(|s| Series {
-                name: s.policy.clone(),
-                points: s
-                    .buckets
-                    .iter()
-                    .map(|b| (b.0 / 1e3, f(b).max(0.5), f(b).max(0.5), f(b).max(0.5)))
-                    .collect(),
-            })
+            .map(|s| Series::over_time(&s.policy, s.buckets.iter().map(|b| (b.0, f(b)))))
             .collect()
     };
     line_chart(

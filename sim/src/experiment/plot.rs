@@ -12,6 +12,19 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64, f64)>,
 }
 
+impl Series {
+    /// A line over simulated time from `(ms, value)` points, on seconds, without whiskers;
+    /// values are floored at 0.5 so that a log axis can show a zero.
+    pub fn over_time(name: &str, points: impl Iterator<Item = (f64, f64)>) -> Series {
+        Series {
+            name: name.to_string(),
+            points: points
+                .map(|(ms, v)| (ms / 1e3, v.max(0.5), v.max(0.5), v.max(0.5)))
+                .collect(),
+        }
+    }
+}
+
 /// What a chart shows.
 pub struct Chart<'a> {
     pub title: &'a str,
