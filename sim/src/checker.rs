@@ -64,6 +64,8 @@ struct State {
     client_reads: Vec<(f64, u64)>,
     /// When each GetPage failed or went unanswered (ms).
     failed_read_times: Vec<f64>,
+    /// The LSN of every image layer made.
+    image_lsns: Vec<Lsn>,
     commits_acked: u64,
     elections: u64,
     oracle: Oracle,
@@ -200,7 +202,7 @@ impl Checker {
             &acks,
             &s.served,
             &s.client_reads,
-            s.pages.image_bytes,
+            &s.image_lsns,
         );
         Stats {
             metrics,
@@ -705,6 +707,7 @@ impl Observer for Checker {
                     .record(n, "image-created", u64::from(page.0), lsn.0);
                 s.pages.images_created += 1;
                 s.pages.image_bytes += lakesim_nodes::page::PAGE_SIZE as u64;
+                s.image_lsns.push(lsn);
                 self.on_page(&mut s, node, page, lsn, page_crc, PageSource::ImageLayer);
             }
             Observation::Ingested { lsn } => {

@@ -37,12 +37,13 @@ pub struct Metrics {
     /// GetPage latency as the compute saw it (network and any wait for ingest included), us.
     pub client_read_us_p50: f64,
     pub client_read_us_p99: f64,
-    /// Image layer bytes the pageservers wrote.
+    /// Bytes of the image layers made in the measured range.
     pub image_bytes: u64,
-    /// Bytes written to the safekeepers' and the pageservers' disks (whole run).
+    /// Bytes written to the safekeepers' and the pageservers' disks in the measured range (from
+    /// the first sample of the disks' counters, taken every 100 ms, at or past its start).
     pub safekeeper_bytes_written: u64,
     pub pageserver_bytes_written: u64,
-    /// All of it per committed WAL byte: the write amplification storage pays.
+    /// Both per committed WAL byte in the measured range: the write amplification storage pays.
     pub storage_bytes_per_wal_byte: f64,
 }
 
@@ -82,12 +83,13 @@ impl Metrics {
         acks: &[(Lsn, Duration)],
         served: &[Served],
         client_reads: &[(f64, u64)],
-        image_bytes: u64,
+        image_lsns: &[Lsn],
     ) -> Metrics {
         let from = load_txns.map_or(Lsn::ZERO, |n| end_of_load(records, n));
+        let images = image_lsns.iter().filter(|l| **l >= from).count() as u64;
         let mut m = Metrics {
             measured_from_lsn: from.0,
-            image_bytes,
+            image_bytes: images * lakesim_nodes::page::PAGE_SIZE as u64,
             ..Metrics::default()
         };
         for (_, rec) in records.iter().filter(|(l, _)| *l >= from) {
@@ -126,12 +128,18 @@ impl Metrics {
         m
     }
 
-    /// Fills in what the disks wrote (the runner reads them after the run).
-    pub fn set_storage_writes(&mut self, safekeepers: u64, pageservers: u64, committed: u64) {
-        self.safekeeper_bytes_written = safekeepers;
-        self.pageserver_bytes_written = pageservers;
-        self.storage_bytes_per_wal_byte =
-            (safekeepers + pageservers) as f64 / committed.max(1) as f64;
+    /// Fills in what the disks wrote in the measured range: `samples` are `(committed LSN,
+    /// safekeeper bytes, pageserver bytes)` as the run went, `end` the counters at its end.
+    pub fn set_storage_writes(&mut self, samples: &[(Lsn, u64, u64)], end: (u64, u64)) {
+        let from = Lsn(self.measured_from_lsn);
+        let (sk0, ps0) = samples
+            .iter()
+            .find(|(committed, _, _)| *committed >= from)
+            .map_or(end, |(_, sk, ps)| (*sk, *ps));
+        self.safekeeper_bytes_written = end.0.saturating_sub(sk0);
+        self.pageserver_bytes_written = end.1.saturating_sub(ps0);
+        let written = self.safekeeper_bytes_written + self.pageserver_bytes_written;
+        self.storage_bytes_per_wal_byte = written as f64 / self.wal_bytes.max(1) as f64;
     }
 }
 

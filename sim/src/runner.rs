@@ -187,10 +187,11 @@ async fn simulate(
         checker.clone(),
         registry,
     );
+    let mut storage = StorageSamples::new(config, disks_for_stats.clone());
     let start = madsim::time::Instant::now();
     for event in &plan.faults {
         let at = start + Duration::from_millis(event.at_ms);
-        if !wait_until(at, &checker).await {
+        if !wait_until(at, &checker, &mut storage).await {
             break;
         }
         cluster.apply(event);
@@ -198,18 +199,13 @@ async fn simulate(
     let healed_at = trace.elapsed();
     let committed_at_heal = checker.committed_lsn();
     let end = start + Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
-    if wait_until(end, &checker).await {
+    if wait_until(end, &checker, &mut storage).await {
         checker.check_end(healed_at, committed_at_heal);
     }
     let mut stats = checker.stats(plan.workload.load_txns());
     stats.bytes_fsynced = disks_for_stats.values().map(|d| d.stats().1).sum();
-    let written =
-        |ids: Vec<u32>| -> u64 { ids.iter().map(|id| disks_for_stats[id].stats().0).sum() };
-    stats.metrics.set_storage_writes(
-        written(crate::plan::safekeeper_ids(config.safekeepers)),
-        written(crate::plan::pageserver_ids(config.pageservers)),
-        stats.committed_bytes,
-    );
+    let (_, sk, ps) = storage.sample(&checker);
+    stats.metrics.set_storage_writes(&storage.samples, (sk, ps));
     let outcome = RunOutcome {
         seed,
         trace_hash: trace.hash(),
@@ -225,12 +221,48 @@ async fn simulate(
     outcome
 }
 
-/// Sleeps until `at`, waking to look for violations; false when one was found.
-async fn wait_until(at: madsim::time::Instant, checker: &Checker) -> bool {
+/// What the safekeepers' and the pageservers' disks have written, sampled as the run goes
+/// with the committed LSN, so that metrics can count the writes of the measured range only.
+struct StorageSamples {
+    disks: std::collections::BTreeMap<u32, lakesim_faults::Disk>,
+    safekeepers: Vec<u32>,
+    pageservers: Vec<u32>,
+    samples: Vec<(lakesim_nodes::Lsn, u64, u64)>,
+}
+
+impl StorageSamples {
+    fn new(config: &Config, disks: std::collections::BTreeMap<u32, lakesim_faults::Disk>) -> Self {
+        StorageSamples {
+            disks,
+            safekeepers: crate::plan::safekeeper_ids(config.safekeepers),
+            pageservers: crate::plan::pageserver_ids(config.pageservers),
+            samples: Vec::new(),
+        }
+    }
+
+    fn sample(&self, checker: &Checker) -> (lakesim_nodes::Lsn, u64, u64) {
+        let written = |ids: &[u32]| ids.iter().map(|id| self.disks[id].stats().0).sum();
+        (
+            checker.committed_lsn(),
+            written(&self.safekeepers),
+            written(&self.pageservers),
+        )
+    }
+}
+
+/// Sleeps until `at`, waking to look for violations (and to sample the disks); false when one
+/// was found.
+async fn wait_until(
+    at: madsim::time::Instant,
+    checker: &Checker,
+    storage: &mut StorageSamples,
+) -> bool {
     loop {
         if checker.violation().is_some() {
             return false;
         }
+        let sample = storage.sample(checker);
+        storage.samples.push(sample);
         let now = madsim::time::Instant::now();
         if now >= at {
             return true;

@@ -7,7 +7,9 @@
 //!
 //! An answer goes out once the cost model's time has passed: the layer reads, then the redo
 //! in the one walredo process, which serves requests in turn (so long chains delay the reads
-//! behind them). Each answer is reported with its records, layers, bytes and latency.
+//! behind them); madsim cannot sleep under 1 ms, so a shorter time is reported but the answer
+//! goes at once. Each answer is reported with its records, layers, bytes, its wait for
+//! ingest and its latency.
 
 use super::layers::ReadCost;
 use super::Pageserver;

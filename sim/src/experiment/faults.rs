@@ -131,41 +131,51 @@ struct Timeline {
 }
 
 fn timeline(m: &Measured) -> Timeline {
-    type Acc = (f64, f64, f64, u32);
+    /// Per bucket over seeds: the sums and counts of the seeds that had reads there (a seed
+    /// whose reads all failed adds no zero to the chain or latency), and failures.
+    #[derive(Default)]
+    struct Acc {
+        records: (f64, u32),
+        latency_us: (f64, u32),
+        failed: f64,
+    }
     let mut buckets: std::collections::BTreeMap<u64, Acc> = Default::default();
     let bucket = |t: f64| (t / BUCKET_MS) as u64;
     for r in &m.runs {
-        let mut per: std::collections::BTreeMap<u64, (u32, u64, u32)> = Default::default();
+        type Seen = (Option<u32>, Option<u64>, u32);
+        let mut per: std::collections::BTreeMap<u64, Seen> = Default::default();
         for s in &r.stats.served {
             let b = per.entry(bucket(s.time_ms)).or_default();
-            b.0 = b.0.max(s.records);
+            b.0 = Some(b.0.unwrap_or(0).max(s.records));
         }
         for (t, latency) in &r.stats.client_reads {
             let b = per.entry(bucket(*t)).or_default();
-            b.1 = b.1.max(*latency);
+            b.1 = Some(b.1.unwrap_or(0).max(*latency));
         }
         for t in &r.stats.failed_read_times {
             per.entry(bucket(*t)).or_default().2 += 1;
         }
         for (b, (rec, lat, failed)) in per {
             let e = buckets.entry(b).or_default();
-            *e = (
-                e.0 + f64::from(rec),
-                e.1 + lat as f64 / 1e3,
-                e.2 + f64::from(failed),
-                e.3 + 1,
-            );
+            if let Some(rec) = rec {
+                e.records = (e.records.0 + f64::from(rec), e.records.1 + 1);
+            }
+            if let Some(lat) = lat {
+                e.latency_us = (e.latency_us.0 + lat as f64 / 1e3, e.latency_us.1 + 1);
+            }
+            e.failed += f64::from(failed);
         }
     }
     let seeds = m.runs.len().max(1) as f64;
-    let buckets: Vec<(f64, f64, f64, f64)> = buckets
+    let mean = |(sum, n): (f64, u32)| if n == 0 { 0.0 } else { sum / f64::from(n) };
+    let buckets: Vec<Bucket> = buckets
         .into_iter()
-        .map(|(b, (r, l, f, n))| {
+        .map(|(b, acc)| {
             (
                 b as f64 * BUCKET_MS,
-                r / f64::from(n),
-                l / f64::from(n),
-                f / seeds,
+                mean(acc.records),
+                mean(acc.latency_us),
+                acc.failed / seeds,
             )
         })
         .collect();

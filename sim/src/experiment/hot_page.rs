@@ -177,7 +177,7 @@ fn report(
             ]
         })
         .collect();
-    let mut s = format!("# Experiment hot-page: one page every transaction updates\n\nWorkload: tpcb at scale 1 on 2 vCPUs with 64 clients: page {hot} (pgbench_branches, one row) takes an update in every transaction, several thousand a second. Half the reads go to it. per-page-records:{N} is checked after every chunk of WAL ingest takes, so a read applies at most {N} records, plus those of a chunk whose images are not made yet when the read is answered (a read that waited for its LSN is answered as the chunk arrives). layer-count:3 makes images once 3 delta layers (1 MiB each here, 256 MiB in Neon) cover the page since its last image; none never does.\n\n");
+    let mut s = format!("# Experiment hot-page: one page every transaction updates\n\nWorkload: tpcb at scale 1 on 2 vCPUs with 64 clients: page {hot} (pgbench_branches, one row) takes an update in every transaction, several thousand a second. Half the reads go to it. per-page-records:{N} is checked after every chunk of WAL ingest takes, before the reads waiting for that WAL are answered; a page changed more than {N} times gets an image at its last change, so a read applies at most {N} records plus the page's records in the last chunk. layer-count:3 makes images once 3 delta layers (1 MiB each here, 256 MiB in Neon) cover the page since its last image; none never does.\n\n");
     s += &cost_section(base);
     s += "\n## Results\n\n";
     s += &md_table(

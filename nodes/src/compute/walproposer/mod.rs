@@ -613,9 +613,8 @@ impl Proposer {
     }
 
     /// Puts `bytes` on the link to the safekeepers and returns how long until they have left:
-    /// the backlog ahead of them plus their own transmission. Below madsim's 1 ms sleep floor
-    /// the message goes at once (its transmission hides in the network's latency); the
-    /// backlog still counts every byte, so a saturated link delays sends by what it carries.
+    /// the backlog ahead of them plus their own transmission. Every byte counts, so a
+    /// saturated link delays sends by what it carries (under 1 ms, `send_after` sends at once).
     fn charge_link(&mut self, bytes: usize) -> Duration {
         if self.cost.link_bytes_per_s <= 0.0 {
             return Duration::ZERO;
@@ -623,12 +622,7 @@ impl Proposer {
         let now = madsim::time::Instant::now();
         let busy = Duration::from_secs_f64(bytes as f64 / self.cost.link_bytes_per_s);
         self.link_free = self.link_free.max(now) + busy;
-        let delay = self.link_free - now;
-        if delay < Duration::from_millis(1) {
-            Duration::ZERO
-        } else {
-            delay
-        }
+        self.link_free - now
     }
 
     /// Where an append from `begin` of at most `max` bytes ends: always at a record boundary
@@ -872,13 +866,15 @@ impl Proposer {
             .enumerate()
             .min_by_key(|(_, at)| *at)
             .expect("a compute has vCPUs");
-        let mut done = free.max(now) + cpu;
-        // WAL is inserted in order: a transaction's WAL waits for the one before it.
-        if let Some((last, _)) = self.running.back() {
-            done = done.max(*last);
-        }
-        self.cpu_free[i] = done;
-        self.running.push_back((done, start));
+        let finished = free.max(now) + cpu;
+        self.cpu_free[i] = finished;
+        // WAL is inserted in order: a transaction's WAL is streamable once it and the one
+        // before it are done (the vCPU itself is free at once).
+        let streamable = self
+            .running
+            .back()
+            .map_or(finished, |(last, _)| finished.max(*last));
+        self.running.push_back((streamable, start));
     }
 }
 
