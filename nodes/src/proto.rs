@@ -84,6 +84,9 @@ pub enum Message {
     },
     /// Acceptor's answer, with what the proposer needs to find the most advanced log.
     VoteResponse {
+        /// The proposer that asked: a restarted compute listens at the same address, and must
+        /// not count votes its earlier incarnation asked for in the same term.
+        proposer_id: ProposerId,
         term: Term,
         vote_given: bool,
         flush_lsn: Lsn,

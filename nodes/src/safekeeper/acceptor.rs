@@ -261,8 +261,9 @@ impl Acceptor {
         }
     }
 
-    fn vote_response(&self, vote_given: bool) -> Message {
+    fn vote_response(&self, to: ProposerId, vote_given: bool) -> Message {
         Message::VoteResponse {
+            proposer_id: to,
             term: self.state.term,
             vote_given,
             flush_lsn: self.wal.flush_lsn(),
@@ -283,7 +284,7 @@ impl Acceptor {
     async fn handle_vote_request(&mut self, from: ProposerId, term: Term) -> Result<Message> {
         let again = term == self.state.term && self.state.voted_for == Some(from);
         if term <= self.state.term && !again {
-            return Ok(self.vote_response(false));
+            return Ok(self.vote_response(from, false));
         }
         if !again {
             self.state.term = term;
@@ -297,7 +298,7 @@ impl Acceptor {
             self.bugs.has(Bug::VoteBeforePersist) || self.durable.voted_for == Some(from),
             "vote given without a durable term"
         );
-        Ok(self.vote_response(true))
+        Ok(self.vote_response(from, true))
     }
 
     async fn handle_elected(

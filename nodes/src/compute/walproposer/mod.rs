@@ -382,12 +382,18 @@ impl Proposer {
         }
         match msg {
             Message::VoteResponse {
+                proposer_id,
                 term,
                 vote_given,
                 flush_lsn,
                 term_history,
                 ..
             } => {
+                // An answer to an earlier incarnation of this compute (same address, same
+                // term number) is not a vote for this one.
+                if proposer_id != self.proposer_id {
+                    return;
+                }
                 if term > self.term {
                     return self.higher_term(term);
                 }
