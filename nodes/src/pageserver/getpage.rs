@@ -147,6 +147,9 @@ impl Pageserver {
 
     /// Answers the requests that ingest has caught up with.
     pub(super) fn answer_waiters(&mut self) {
+        if self.getpage.0.is_empty() {
+            return;
+        }
         let ingested = self.last_record_lsn();
         let (ready, waiting): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.getpage.0)
             .into_iter()

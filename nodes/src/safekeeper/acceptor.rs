@@ -611,9 +611,10 @@ mod tests {
         }
     }
 
-    /// An acceptor that voted for and accepted a proposer in term 1.
-    async fn elected() -> Acceptor {
-        let disk = Disk::new(1, DiskConfig::default(), 1, None);
+    /// An acceptor that voted for and accepted a proposer in term 1, its disk recording into
+    /// `trace`.
+    async fn elected_with(trace: Option<lakesim_faults::Trace>) -> Acceptor {
+        let disk = Disk::new(1, DiskConfig::default(), 1, trace);
         let mut a = Acceptor::open(NodeId(1), disk, BugSet::none(), Arc::new(NoObserver))
             .await
             .unwrap();
@@ -644,11 +645,21 @@ mod tests {
         a
     }
 
+    async fn elected() -> Acceptor {
+        elected_with(None).await
+    }
+
     #[test]
     fn appends_that_arrive_together_share_one_flush_and_one_reply() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.block_on(async {
-            let mut a = elected().await;
+            let trace = lakesim_faults::Trace::new(true);
+            let mut a = elected_with(Some(trace.clone())).await;
+            let syncs = |t: &lakesim_faults::Trace| {
+                let events = t.events().expect("kept");
+                events.iter().filter(|e| e.kind == "disk.sync").count()
+            };
+            let before = syncs(&trace);
             let batch: Vec<Envelope> = appends()
                 .iter()
                 .map(|(begin, wal)| append(Term(1), *begin, wal))
@@ -656,6 +667,7 @@ mod tests {
             let replies = a.process_batch(&batch).await.unwrap();
             let end = appends().last().map(|(l, w)| l.advance(w.len() as u64)).unwrap();
             assert_eq!(replies.len(), 1, "one acknowledgement for the batch");
+            assert_eq!(syncs(&trace) - before, 1, "one fsync for the three appends");
             assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
         });
     }

@@ -3,7 +3,7 @@
 //! from the safekeepers: how long chains and read latency get while images lag, how many
 //! reads fail, and how long after the fault chains are back to normal.
 
-use super::plot::{line_chart, Chart, Series};
+use super::plot::{time_chart, Series};
 use super::{
     base_config, cost_section, fmt_num, md_table, measure, write_atomic, write_results, Measured,
     Options, Point,
@@ -212,28 +212,16 @@ fn plots(o: &Options, timelines: &[Timeline]) -> Result<()> {
             .map(|t| Series::over_time(&t.name, t.buckets.iter().map(|b| (b.0, f(b)))))
             .collect()
     };
-    line_chart(
+    time_chart(
         &o.out.join("chain_over_time.svg"),
-        &Chart {
-            title: "Longest chain a GetPage applied (per 100 ms)",
-            x_label: "simulated time (s)",
-            y_label: "records applied",
-            log_x: false,
-            log_y: true,
-            legend_left: false,
-        },
+        "Longest chain a GetPage applied (per 100 ms)",
+        "records applied",
         &line(&|b| b.1),
     )?;
-    line_chart(
+    time_chart(
         &o.out.join("latency_over_time.svg"),
-        &Chart {
-            title: "Slowest GetPage as the compute saw it (per 100 ms)",
-            x_label: "simulated time (s)",
-            y_label: "latency (us, simulated)",
-            log_x: false,
-            log_y: true,
-            legend_left: false,
-        },
+        "Slowest GetPage as the compute saw it (per 100 ms)",
+        "latency (us, simulated)",
         &line(&|b| b.2),
     )
 }

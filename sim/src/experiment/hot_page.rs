@@ -2,7 +2,7 @@
 //! it) read all the time, under each image policy: its chain length and GetPage latency over
 //! time.
 
-use super::plot::{line_chart, Chart, Series};
+use super::plot::{time_chart, Series};
 use super::{
     base_config, cost_section, fmt_num, md_table, measure, write_atomic, write_results, Measured,
     Options, Point,
@@ -121,28 +121,16 @@ fn plots(o: &Options, series: &[HotSeries]) -> Result<()> {
             .map(|s| Series::over_time(&s.policy, s.buckets.iter().map(|b| (b.0, f(b)))))
             .collect()
     };
-    line_chart(
+    time_chart(
         &o.out.join("hot_page_chain.svg"),
-        &Chart {
-            title: "Hot page: records applied per GetPage (max per 100 ms)",
-            x_label: "simulated time (s)",
-            y_label: "records applied",
-            log_x: false,
-            log_y: true,
-            legend_left: false,
-        },
+        "Hot page: records applied per GetPage (max per 100 ms)",
+        "records applied",
         &line(&|b| b.1),
     )?;
-    line_chart(
+    time_chart(
         &o.out.join("hot_page_latency.svg"),
-        &Chart {
-            title: "Hot page: GetPage latency (max per 100 ms)",
-            x_label: "simulated time (s)",
-            y_label: "latency (us, simulated)",
-            log_x: false,
-            log_y: true,
-            legend_left: false,
-        },
+        "Hot page: GetPage latency (max per 100 ms)",
+        "latency (us, simulated)",
         &line(&|b| b.2),
     )
 }

@@ -47,6 +47,19 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(23, 190, 207),
 ];
 
+/// A chart of lines over simulated time on a log scale: the experiments' timelines.
+pub fn time_chart(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()> {
+    let chart = Chart {
+        title,
+        x_label: "simulated time (s)",
+        y_label,
+        log_x: false,
+        log_y: true,
+        legend_left: false,
+    };
+    line_chart(path, &chart, series)
+}
+
 /// Draws `series` into an SVG file at `path`.
 pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
     let all = || series.iter().flat_map(|s| s.points.iter());
