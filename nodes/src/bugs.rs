@@ -21,10 +21,16 @@ pub enum Bug {
     ConsistentLsnBeforeSync,
     IngestSkipOnSwitch,
     WalRemovedBeforeUpload,
+    IngestNeverSwitch,
+    ImageLoadUnverified,
+    VoteTwiceInTerm,
+    RedoOffsetOffByOne,
+    ReadLsnTooOld,
+    TxnWriteLost,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 18] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -37,6 +43,12 @@ impl Bug {
         Bug::ConsistentLsnBeforeSync,
         Bug::IngestSkipOnSwitch,
         Bug::WalRemovedBeforeUpload,
+        Bug::IngestNeverSwitch,
+        Bug::ImageLoadUnverified,
+        Bug::VoteTwiceInTerm,
+        Bug::RedoOffsetOffByOne,
+        Bug::ReadLsnTooOld,
+        Bug::TxnWriteLost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,14 +65,24 @@ impl Bug {
             Bug::ConsistentLsnBeforeSync => "consistent-lsn-before-sync",
             Bug::IngestSkipOnSwitch => "ingest-skip-on-switch",
             Bug::WalRemovedBeforeUpload => "wal-removed-before-upload",
+            Bug::IngestNeverSwitch => "ingest-never-switch",
+            Bug::ImageLoadUnverified => "image-load-unverified",
+            Bug::VoteTwiceInTerm => "vote-twice-in-term",
+            Bug::RedoOffsetOffByOne => "redo-offset-off-by-one",
+            Bug::ReadLsnTooOld => "read-lsn-too-old",
+            Bug::TxnWriteLost => "txn-write-lost",
         }
     }
 
     /// What the bug does, for `lakesim list`.
     pub fn describe(self) -> &'static str {
         match self {
-            Bug::AckBeforeFsync => "acceptor acknowledges an append before its fsync",
-            Bug::VoteBeforePersist => "acceptor grants a vote before its new term is durable",
+            Bug::AckBeforeFsync => {
+                "acceptor acknowledges appends before the fsync that follows them"
+            }
+            Bug::VoteBeforePersist => {
+                "acceptor grants a vote before the persist of its new term that follows it"
+            }
             Bug::SkipTruncateOnElect => "acceptor keeps its divergent WAL suffix on election",
             Bug::ElectByFlushLsn => "proposer picks the highest flush LSN, ignoring last-log term",
             Bug::CommitOldTerm => "proposer counts acks below its term's start LSN toward commit",
@@ -69,13 +91,33 @@ impl Bug {
                 "pageserver answers GetPage from what it has when the LSN is not yet ingested"
             }
             Bug::ImageWrongLsn => "image layer labelled one record before the state it holds",
-            Bug::SkipLayerChecksum => "pageserver loads layers without checking their checksums",
+            Bug::SkipLayerChecksum => {
+                "pageserver loads layer files without checking the layer checksum"
+            }
             Bug::ConsistentLsnBeforeSync => {
-                "disk_consistent_lsn moves before the layer file is durable"
+                "disk_consistent_lsn moves before the layer file's sync that follows it"
             }
             Bug::IngestSkipOnSwitch => "pageserver drops one record when it switches safekeeper",
             Bug::WalRemovedBeforeUpload => {
                 "safekeepers remove WAL below a pageserver's disk_consistent_lsn, not its remote_consistent_lsn"
+            }
+            Bug::IngestNeverSwitch => {
+                "pageserver keeps streaming from its first safekeeper, even when that one is gone"
+            }
+            Bug::ImageLoadUnverified => {
+                "pageserver serves a stored image layer without verifying its checksums"
+            }
+            Bug::VoteTwiceInTerm => {
+                "acceptor grants a second proposer its vote in a term it already voted in"
+            }
+            Bug::RedoOffsetOffByOne => {
+                "walredo (compute and pageserver alike) writes a page delta one byte past its offset"
+            }
+            Bug::ReadLsnTooOld => {
+                "compute reads the latest page version at the commit before its last acknowledged one"
+            }
+            Bug::TxnWriteLost => {
+                "compute drops the last write of every 16th transaction from the WAL but logs its commit"
             }
         }
     }

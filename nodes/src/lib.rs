@@ -2,11 +2,15 @@
 //! messages between them. Written as real services: a node sees its disk, its network and its
 //! config, never the harness.
 
+#[macro_use]
+pub mod invariant;
 pub mod ids;
 pub mod page;
+pub mod redo;
 pub mod wal;
 
 pub use ids::{Lsn, NodeId, PageId, Term, Xid};
+pub use invariant::Invariant;
 pub mod buggify;
 pub mod bugs;
 pub mod compute;

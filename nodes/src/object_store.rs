@@ -15,6 +15,12 @@ use std::sync::{Arc, Mutex};
 pub struct Bucket(Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>);
 
 impl Bucket {
+    /// The object under `key`, if the store holds it (for the harness, which reads the bucket
+    /// as the durable truth).
+    pub fn object(&self, key: &str) -> Option<Arc<Vec<u8>>> {
+        self.0.lock().unwrap().get(key).cloned()
+    }
+
     fn apply(&self, msg: &Message) -> Option<Message> {
         let mut objects = self.0.lock().unwrap();
         let (request_id, data, keys) = match msg {

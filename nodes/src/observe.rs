@@ -30,17 +30,34 @@ pub enum Observation {
     Truncated { lsn: Lsn },
     /// The node started (or restarted) and recovered its state from disk.
     Started,
-    /// The proposer won an election in `term`; its log starts the term at `epoch_start_lsn`.
-    Elected { term: Term, epoch_start_lsn: Lsn },
+    /// The proposer incarnation `proposer` won an election in `term`; its log starts the term
+    /// at `epoch_start_lsn`.
+    Elected {
+        term: Term,
+        epoch_start_lsn: Lsn,
+        proposer: u64,
+    },
     /// The proposer left `term` because an acceptor is in a higher one.
     Deposed { term: Term },
-    /// A client commit was acknowledged: its commit record spans `[lsn, end_lsn)`.
-    CommitAcked { xid: Xid, lsn: Lsn, end_lsn: Lsn },
-    /// The compute read `page` at `lsn` through GetPage: the page's CRC32C, whether its own
-    /// checksum held, and how many records the pageserver applied to build it.
+    /// The client's request `request` (its number in the client's sequence) committed as
+    /// `xid` and was acknowledged: its commit record spans `[lsn, end_lsn)`.
+    CommitAcked {
+        request: u64,
+        xid: Xid,
+        lsn: Lsn,
+        end_lsn: Lsn,
+    },
+    /// The compute sent a GetPage for `page` at `lsn`: the latest version (`latest`, which
+    /// must see every commit acknowledged before) or an older acknowledged one.
+    GetPageSent { page: PageId, lsn: Lsn, latest: bool },
+    /// The compute got an answer to its GetPage for `page` at `lsn` (what it asked); the
+    /// answer was labelled `answered_page` at `answered_lsn`. Then the page's CRC32C, whether
+    /// its own checksum held, and how many records the pageserver applied to build it.
     PageRead {
         page: PageId,
         lsn: Lsn,
+        answered_page: PageId,
+        answered_lsn: Lsn,
         page_crc: u32,
         checksum_ok: bool,
         records_applied: u32,
@@ -59,14 +76,15 @@ pub enum Observation {
         wait_ns: u64,
     },
     /// A GetPage request failed (not yet ingested, pageserver starting, ...) or got no answer
-    /// in time.
-    PageReadFailed { page: PageId, lsn: Lsn },
-    /// The pageserver wrote an image layer of `page` labelled `lsn`.
-    ImageCreated {
+    /// in time; it was sent `waited_ns` before.
+    PageReadFailed {
         page: PageId,
         lsn: Lsn,
-        page_crc: u32,
+        waited_ns: u64,
     },
+    /// The pageserver wrote an image layer of `page` labelled `lsn` (the harness reads the
+    /// file itself).
+    ImageCreated { page: PageId, lsn: Lsn },
     /// The pageserver has ingested committed WAL up to `lsn`.
     Ingested { lsn: Lsn },
     /// The pageserver made WAL up to `disk_consistent_lsn` durable in layer files, and the

@@ -1,14 +1,12 @@
-//! The 8 KiB page and the redo function that applies a WAL record to it.
+//! The 8 KiB page: its layout, checksum and free-space hole. Redo lives in [`crate::redo`].
 //!
 //! Layout, as in Postgres's page header: bytes 0..8 hold the page LSN (the end LSN of the last
 //! record applied), 8..12 a CRC32C checksum of everything else, and 12.. the contents.
 //!
-//! Guarantees: [`apply`] is a pure function of the page and the record, so the oracle, the
-//! pageserver and an image layer all reconstruct the same bytes from the same WAL; a page's
-//! checksum is always current after `apply` (checked by [`Page::verify`]).
+//! Guarantees: a sealed page's checksum is current (checked by [`Page::verify`]); a page
+//! changed through [`Page::bytes_mut`] cannot be read until it is sealed again.
 
 use crate::ids::Lsn;
-use crate::wal::{RecordBody, WalRecord};
 
 pub const PAGE_SIZE: usize = 8192;
 /// Offset of the contents: a delta's `offset` counts from here.
@@ -94,6 +92,12 @@ impl Page {
         self.sealed && self.stored_checksum() == self.computed_checksum()
     }
 
+    /// The page's bytes for redo to change; the checksum is stale until [`Page::seal`].
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        self.sealed = false;
+        &mut self.bytes
+    }
+
     /// Brings the checksum up to date after redo.
     pub fn seal(&mut self) -> &mut Page {
         if !self.sealed {
@@ -126,116 +130,25 @@ pub fn free_space_hole(contents: &[u8]) -> (u16, u16) {
     (best.0 as u16, best.1 as u16)
 }
 
-/// Applies `record`, which ends at `end_lsn`, to `page`. Records that touch no page leave it as
-/// it is. Redo never moves a page backwards: `end_lsn` must be past the page's LSN. The page
-/// must be sealed again before its bytes are read.
-pub fn apply(record: &WalRecord, end_lsn: Lsn, page: &mut Page) {
-    assert!(
-        end_lsn > page.lsn(),
-        "page-reconstruction: redo of a record ending at {end_lsn} onto a page already at {}",
-        page.lsn()
-    );
-    match &record.body {
-        RecordBody::PageInit { .. } => page.bytes.fill(0),
-        RecordBody::PageDelta { offset, bytes, .. } => {
-            let at = CONTENT_OFFSET + *offset as usize;
-            assert!(
-                at + bytes.len() <= PAGE_SIZE,
-                "delta past the end of the page"
-            );
-            page.bytes[at..at + bytes.len()].copy_from_slice(bytes);
-        }
-        RecordBody::FullPageImage {
-            hole_offset,
-            hole_len,
-            image,
-            ..
-        } => {
-            let (at, len) = (*hole_offset as usize, *hole_len as usize);
-            assert_eq!(image.len() + len, CONTENT_SIZE, "an image fills the page");
-            let contents = &mut page.bytes[CONTENT_OFFSET..];
-            contents[..at].copy_from_slice(&image[..at]);
-            contents[at..at + len].fill(0);
-            contents[at + len..].copy_from_slice(&image[at..]);
-        }
-        RecordBody::Commit | RecordBody::Checkpoint => return,
-    }
-    page.bytes[..8].copy_from_slice(&end_lsn.0.to_le_bytes());
-    page.sealed = false;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{PageId, Xid};
-
-    fn delta(offset: u16, bytes: &[u8]) -> WalRecord {
-        let body = RecordBody::PageDelta {
-            page: PageId(1),
-            offset,
-            bytes: bytes.to_vec(),
-        };
-        WalRecord {
-            xid: Xid(1),
-            prev_lsn: Lsn::ZERO,
-            body,
-        }
-    }
-
-    #[test]
-    fn apply_writes_the_delta_and_stamps_the_lsn() {
-        let mut page = Page::zeroed();
-        apply(&delta(5, b"abc"), Lsn(100), &mut page);
-        assert_eq!(&page.contents()[5..8], b"abc");
-        assert_eq!(page.lsn(), Lsn(100));
-        assert!(!page.verify(), "unsealed after redo");
-        assert!(page.seal().verify());
-    }
 
     #[test]
     fn a_flipped_bit_fails_the_checksum() {
         let mut page = Page::zeroed();
-        apply(&delta(0, b"x"), Lsn(10), &mut page);
+        page.bytes_mut()[100] = 7;
         let mut bytes = page.seal().as_bytes().to_vec();
+        assert!(Page::from_bytes(&bytes).unwrap().verify());
         bytes[4000] ^= 0x10;
         assert!(!Page::from_bytes(&bytes).unwrap().verify());
     }
 
     #[test]
-    fn an_image_without_its_hole_rebuilds_the_page() {
-        let mut page = Page::zeroed();
-        apply(&delta(0, &[7; 100]), Lsn(10), &mut page);
-        apply(&delta(8000, &[9; 180]), Lsn(20), &mut page);
-        let contents = page.seal().contents().to_vec();
-        let (at, len) = free_space_hole(&contents);
-        assert_eq!(
-            (at, len),
-            (100, 7900),
-            "the longest zero run lies between the writes"
-        );
-        let mut image = contents[..at as usize].to_vec();
-        image.extend_from_slice(&contents[(at + len) as usize..]);
-        let fpi = WalRecord {
-            xid: Xid(2),
-            prev_lsn: Lsn::ZERO,
-            body: RecordBody::FullPageImage {
-                page: PageId(1),
-                hole_offset: at,
-                hole_len: len,
-                image: image.into_boxed_slice(),
-            },
-        };
-        let mut rebuilt = Page::zeroed();
-        apply(&delta(50, &[1; 10]), Lsn(5), &mut rebuilt);
-        apply(&fpi, Lsn(30), &mut rebuilt);
-        assert_eq!(rebuilt.seal().contents(), &contents[..]);
-    }
-
-    #[test]
-    #[should_panic(expected = "page-reconstruction: redo of a record")]
-    fn redo_never_moves_a_page_backwards() {
-        let mut page = Page::zeroed();
-        apply(&delta(0, b"x"), Lsn(10), &mut page);
-        apply(&delta(0, b"y"), Lsn(5), &mut page);
+    fn the_hole_is_the_longest_zero_run() {
+        let mut contents = vec![0u8; CONTENT_SIZE];
+        contents[..100].fill(7);
+        contents[8000..].fill(9);
+        assert_eq!(free_space_hole(&contents), (100, 7900));
     }
 }

@@ -1,6 +1,7 @@
 //! The messages between compute (the walproposer), safekeepers (acceptors) and, later,
 //! pageservers. Names follow Neon's safekeeper protocol.
 
+use crate::invariant::Invariant;
 use crate::ids::{Lsn, NodeId, PageId, Term};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -51,9 +52,13 @@ impl TermHistory {
             return Lsn::ZERO;
         }
         let i = common - 1;
-        assert_eq!(
-            self.0[i].lsn, prop.0[i].lsn,
-            "wal-agreement: one term began at two LSNs (two proposers in one term)"
+        invariant!(
+            Invariant::WalAgreement,
+            self.0[i].lsn == prop.0[i].lsn,
+            "term {} began at two LSNs, {} and {} (two proposers in one term)",
+            self.0[i].term,
+            self.0[i].lsn,
+            prop.0[i].lsn
         );
         // Past the last common term, each log moved on (or ended) at its own point.
         let mine_end = self

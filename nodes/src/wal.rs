@@ -232,6 +232,11 @@ pub enum Decoded {
 /// Decodes the record at the start of `buf`. `expect_prev`, when given, is the start LSN the
 /// record's `prev_lsn` must name.
 pub fn decode_one(buf: &[u8], expect_prev: Option<Lsn>) -> Decoded {
+    decode_one_with(buf, expect_prev, true)
+}
+
+/// [`decode_one`], checking the record's CRC only when `verify_crc`.
+fn decode_one_with(buf: &[u8], expect_prev: Option<Lsn>, verify_crc: bool) -> Decoded {
     if buf.len() < 4 {
         return Decoded::End(if buf.iter().all(|b| *b == 0) {
             Tail::Clean
@@ -251,7 +256,7 @@ pub fn decode_one(buf: &[u8], expect_prev: Option<Lsn>) -> Decoded {
     }
     let rec = &buf[..total];
     let crc = u32::from_le_bytes(rec[HEADER_LEN - 4..HEADER_LEN].try_into().unwrap());
-    if crc != record_crc(rec) {
+    if verify_crc && crc != record_crc(rec) {
         return Decoded::End(Tail::Corrupt);
     }
     let xid = Xid(u64::from_le_bytes(rec[5..13].try_into().unwrap()));
@@ -322,11 +327,26 @@ pub struct DecodedStream {
 /// Decodes the WAL bytes `buf`, which begin at `start`. `prev` is the start LSN of the record
 /// before `start`, when known, so that the chain is checked from the first record on.
 pub fn decode_stream(buf: &[u8], start: Lsn, prev: Option<Lsn>) -> DecodedStream {
+    decode_stream_with(buf, start, prev, true)
+}
+
+/// [`decode_stream`] for bytes a container's checksum already vouches for (a layer file):
+/// lengths, kinds and the `prev_lsn` chain are checked, the records' own CRCs are not.
+pub fn decode_vouched(buf: &[u8], start: Lsn, prev: Option<Lsn>) -> DecodedStream {
+    decode_stream_with(buf, start, prev, false)
+}
+
+fn decode_stream_with(
+    buf: &[u8],
+    start: Lsn,
+    prev: Option<Lsn>,
+    verify_crc: bool,
+) -> DecodedStream {
     let mut records = Vec::new();
     let mut pos = 0usize;
     let mut last = prev;
     let tail = loop {
-        match decode_one(&buf[pos..], last) {
+        match decode_one_with(&buf[pos..], last, verify_crc) {
             Decoded::Record(rec, len) => {
                 let lsn = start.advance(pos as u64);
                 records.push((lsn, rec));

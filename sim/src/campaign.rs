@@ -214,16 +214,17 @@ impl Campaign {
         let mut s = shared.summary.lock().unwrap();
         s.failures += 1;
         *s.failures_by_invariant
-            .entry(v.invariant.clone())
+            .entry(v.invariant.to_string())
             .or_default() += 1;
         s.first_failure
-            .entry(v.invariant.clone())
+            .entry(v.invariant.to_string())
             .or_insert((outcome.seed, seeds_so_far));
         let line = match saved {
             Ok(()) => format!(
-                "FAIL seed {}: {} ({}); saved {}; replay: lakesim replay {}",
+                "FAIL seed {}: {} caught by {} ({}); saved {}; replay: lakesim replay {}",
                 outcome.seed,
                 v.invariant,
+                v.caught_by,
                 v.detail,
                 path.display(),
                 path.display()

@@ -358,6 +358,7 @@ pub fn describe_faults(plan: &Plan) -> String {
         ("torn writes", frac(f.torn_write_probability)),
         ("duplicates", frac(f.duplicate_probability)),
         ("second compute", on(f.second_compute)),
+        ("safekeeper lost", on(f.safekeeper_loss)),
         ("buggify", on(f.buggify)),
     ];
     let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -381,6 +382,7 @@ pub fn print_outcome(o: &RunOutcome, replay: &str) {
                 },
                 v.detail
             );
+            println!("caught by: {}", v.caught_by);
             println!("last events before it:");
             for e in &o.recent {
                 println!("  {e}");
@@ -483,7 +485,7 @@ fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
     }
     let expected = match f.expect {
         Expect::Pass => "pass".to_string(),
-        Expect::Fail => format!("fail with {}", f.invariant.as_deref().unwrap_or("?")),
+        Expect::Fail => format!("fail with {}", f.invariant.map_or("?", |i| i.name())),
     };
     println!(
         "expected: {expected}; {}",
@@ -549,7 +551,7 @@ fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
                 .outcome
                 .violation
                 .as_ref()
-                .map_or("pass".to_string(), |v| v.invariant.clone());
+                .map_or("pass".to_string(), |v| v.invariant.to_string());
             println!(
                 "{}: no longer as expected (got {got}); left unchanged",
                 path.display()

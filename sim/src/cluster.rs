@@ -10,7 +10,7 @@ use crate::plan::{
 use lakesim_faults::{Disk, DiskConfig, Trace};
 use lakesim_nodes::bugs::BugSet;
 use lakesim_nodes::compute::walproposer::{ComputeCost, ProposerTiming};
-use lakesim_nodes::compute::workload::Client;
+use lakesim_nodes::compute::workload::{Client, WorkSource};
 use lakesim_nodes::compute::{self, ComputeConfig};
 use lakesim_nodes::net::ip_of;
 use lakesim_nodes::object_store::{self, Bucket, ObjectStoreConfig};
@@ -35,8 +35,18 @@ pub struct Cluster {
     trace: Trace,
     nodes: BTreeMap<u32, NodeHandle>,
     down: BTreeSet<u32>,
+    /// Nodes lost for good: nothing restarts them.
+    retired: BTreeSet<u32>,
     disks: BTreeMap<u32, Disk>,
     compute_template: ComputeConfig,
+}
+
+/// What outlives the nodes' processes and the harness can read: the disks, the object store's
+/// bucket, and the client's work.
+pub struct World {
+    pub disks: BTreeMap<u32, Disk>,
+    pub bucket: Bucket,
+    pub work: Box<dyn WorkSource>,
 }
 
 /// The disks of a run, made before the checker so that it can read committed WAL.
@@ -83,10 +93,15 @@ impl Cluster {
         plan: &Plan,
         bugs: &BugSet,
         trace: Trace,
-        disks: BTreeMap<u32, Disk>,
+        world: World,
         checker: Arc<Checker>,
         registry: NodeRegistry,
     ) -> Cluster {
+        let World {
+            disks,
+            bucket,
+            work,
+        } = world;
         let observer: Arc<dyn Observer> = checker.clone();
         let handle = Handle::current();
         let dup = plan.faults_chosen.duplicate_probability;
@@ -120,7 +135,6 @@ impl Cluster {
             registry.lock().unwrap().push(node.id());
             nodes.insert(id, node);
         }
-        let bucket = Bucket::default();
         let store_cfg = ObjectStoreConfig {
             id: NodeId(OBJECT_STORE),
             bucket: bucket.clone(),
@@ -172,7 +186,7 @@ impl Cluster {
                 election_timeout: Duration::from_millis(config.timing.election_timeout_ms),
                 txn_interval: Duration::from_millis(config.workload.txn_interval_ms),
             },
-            client: Arc::new(Client::new(plan.workload.source())),
+            client: Arc::new(Client::new(work)),
             buggify: plan.faults_chosen.buggify,
             hot_read: config
                 .workload
@@ -187,6 +201,7 @@ impl Cluster {
             trace,
             nodes,
             down: BTreeSet::new(),
+            retired: BTreeSet::new(),
             disks,
             compute_template,
         };
@@ -223,6 +238,11 @@ impl Cluster {
         let net = NetSim::current();
         match event.action {
             FaultAction::Crash { node } => self.crash(node),
+            FaultAction::Retire { node } => {
+                self.crash(node);
+                self.retired.insert(node);
+                self.trace.record(node, "retire", 0, 0);
+            }
             FaultAction::Restart { node } => self.restart(node),
             FaultAction::Isolate { node } => {
                 if let Some(id) = self.sim_id(node) {
@@ -277,16 +297,15 @@ impl Cluster {
         self.handle.kill(id);
         if let Some(disk) = self.disks.get(&node) {
             disk.crash();
-            if (FIRST_PAGESERVER..OBJECT_STORE).contains(&node) {
-                self.checker.check_layers_survived(NodeId(node), disk);
-            }
+            self.checker.note_crash(NodeId(node));
+            self.checker.check_layers_survived(NodeId(node));
         }
         self.trace.record(node, "crash", 0, 0);
     }
 
     fn restart(&mut self, node: u32) {
         let Some(id) = self.sim_id(node) else { return };
-        if !self.down.remove(&node) {
+        if self.retired.contains(&node) || !self.down.remove(&node) {
             return;
         }
         self.handle.restart(id);

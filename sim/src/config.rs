@@ -112,6 +112,9 @@ pub struct FaultConfig {
     pub duplicate_probability: f64,
     /// Let the plan start a second compute while the first is cut off but alive.
     pub second_compute: bool,
+    /// Let the plan lose one safekeeper for good (a minority: the rest must stay live, and
+    /// pageservers must stream from the others).
+    pub safekeeper_loss: bool,
     /// Let each seed choose which of the above are on (swarm testing).
     pub swarm: bool,
     /// Share of seeds that run with BUGGIFY points on (0 to 1).
@@ -243,6 +246,7 @@ impl Default for FaultConfig {
             torn_write_probability: 0.0,
             duplicate_probability: 0.0,
             second_compute: false,
+            safekeeper_loss: false,
             swarm: false,
             buggify_share: 0.0,
         }

@@ -1,67 +1,229 @@
-//! The oracle: replays the committed WAL from the start and knows every page at every LSN.
+//! The oracle: replays the committed WAL from LSN 0 and knows every page at every LSN, and
+//! every committed transaction's writes.
 //!
-//! It applies the same pure redo function as the pageserver, but to nothing but the committed
-//! WAL, in order, with no layers, images or caches in between: a page the pageserver serves
-//! must equal the oracle's, byte for byte (compared by CRC32C).
+//! It shares no code with the nodes: it decodes the record format and applies records to pages
+//! with its own few lines, written from the formats documented in `nodes/src/wal.rs` and
+//! `nodes/src/page.rs`. A bug in the node crate's decoder or redo (which the compute and the
+//! pageserver share, and so agree on) cannot hide here by being shared.
+//!
+//! Guarantees: [`Oracle::advance`] takes the committed WAL as a whole; committed WAL is whole
+//! records, so bytes that stop decoding are themselves a finding ([`Oracle::stalled`]), never
+//! silently skipped.
 
-use lakesim_nodes::page::{apply, Page};
-use lakesim_nodes::wal::{decode_stream, RecordBody};
-use lakesim_nodes::{Lsn, PageId};
-use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
+
+/// The record header: total_len u32 | kind u8 | xid u64 | prev_lsn u64 | crc u32.
+const HEADER: usize = 25;
+const PAGE: usize = 8192;
+/// Page header: LSN u64, checksum u32; the contents follow.
+const CONTENTS_AT: usize = 12;
+const CONTENTS: usize = PAGE - CONTENTS_AT;
+const KIND_PAGE_INIT: u8 = 1;
+const KIND_PAGE_DELTA: u8 = 2;
+const KIND_FULL_PAGE_IMAGE: u8 = 3;
+const KIND_COMMIT: u8 = 4;
+const KIND_CHECKPOINT: u8 = 5;
+
+/// One write of a transaction, as the committed WAL holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub page: u32,
+    pub offset: u16,
+    pub len: u16,
+    /// CRC32C of the bytes written.
+    pub crc: u32,
+}
+
+/// A commit record in the committed WAL and the writes of its transaction before it.
+#[derive(Clone, Debug, Default)]
+pub struct Committed {
+    pub xid: u64,
+    pub writes: Vec<Write>,
+}
 
 #[derive(Default)]
 pub struct Oracle {
-    pages: BTreeMap<PageId, Page>,
+    pages: BTreeMap<u32, Vec<u8>>,
     /// Every version of every page: (end LSN of the record that made it, CRC32C of the page).
-    history: BTreeMap<PageId, Vec<(Lsn, u32)>>,
-    end: Lsn,
-    last_record: Option<Lsn>,
+    history: BTreeMap<u32, Vec<(u64, u32)>>,
+    end: u64,
+    last_start: u64,
     /// The first `PageInit` of a page that already existed: the compute that wrote it had lost
     /// the page from its view of the database (say, from a basebackup that lacked it).
-    reinit: Option<(PageId, Lsn)>,
+    reinit: Option<(u32, u64)>,
+    /// Where the committed WAL stopped decoding, and why.
+    stall: Option<(u64, &'static str)>,
+    /// Writes of transactions not committed yet, by xid.
+    open: BTreeMap<u64, Vec<Write>>,
+    /// Every commit record, by its LSN.
+    commits: BTreeMap<u64, Committed>,
+}
+
+/// A page never written: zero contents at LSN 0, with its checksum.
+fn zero_page_crc() -> u32 {
+    let mut page = vec![0u8; PAGE];
+    seal(&mut page);
+    crc32c::crc32c(&page)
+}
+
+/// Writes the page checksum: CRC32C of the LSN and the contents (the checksum field left out).
+fn seal(page: &mut [u8]) {
+    let sum = crc32c::crc32c_append(crc32c::crc32c(&page[..8]), &page[CONTENTS_AT..]);
+    page[8..12].copy_from_slice(&sum.to_le_bytes());
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+/// What one record does to pages, decoded from its payload.
+enum Effect<'a> {
+    Init(u32),
+    Delta(u32, u16, &'a [u8]),
+    Image(u32, u16, u16, &'a [u8]),
+    Commit,
+    Nothing,
+}
+
+fn decode_effect(kind: u8, p: &[u8]) -> Option<Effect<'_>> {
+    Some(match kind {
+        KIND_PAGE_INIT if p.len() == 4 => Effect::Init(u32_at(p, 0)),
+        KIND_PAGE_DELTA if p.len() >= 8 && p.len() == 8 + usize::from(u16_at(p, 6)) => {
+            let offset = u16_at(p, 4);
+            if usize::from(offset) + p.len() - 8 > CONTENTS {
+                return None;
+            }
+            Effect::Delta(u32_at(p, 0), offset, &p[8..])
+        }
+        KIND_FULL_PAGE_IMAGE if p.len() >= 8 => {
+            let (at, len) = (u16_at(p, 4), u16_at(p, 6));
+            let fits = usize::from(at) + usize::from(len) <= CONTENTS;
+            if !fits || p.len() - 8 + usize::from(len) != CONTENTS {
+                return None;
+            }
+            Effect::Image(u32_at(p, 0), at, len, &p[8..])
+        }
+        KIND_COMMIT if p.is_empty() => Effect::Commit,
+        KIND_CHECKPOINT if p.is_empty() => Effect::Nothing,
+        _ => return None,
+    })
 }
 
 impl Oracle {
     /// How far the oracle has replayed.
-    pub fn end(&self) -> Lsn {
+    pub fn end(&self) -> u64 {
         self.end
     }
 
-    /// Replays `wal` (the committed WAL from LSN 0) past where the oracle stands.
+    /// Replays `wal` (the committed WAL from LSN 0) past where the oracle stands. Every byte
+    /// of it must decode: where one does not, the oracle stops there for good.
     pub fn advance(&mut self, wal: &[u8]) {
-        if (wal.len() as u64) <= self.end.0 {
-            return;
-        }
-        let from = self.end.0 as usize;
-        let prev = self.last_record.or(Some(Lsn::ZERO));
-        let decoded = decode_stream(&wal[from..], self.end, prev);
-        for (lsn, rec) in &decoded.records {
-            let Some(page_id) = rec.body.page() else {
-                continue;
-            };
-            let end = lsn.advance(rec.encoded_len() as u64);
-            let entry = self.pages.entry(page_id);
-            let exists = matches!(entry, Entry::Occupied(_));
-            if exists && matches!(rec.body, RecordBody::PageInit { .. }) {
-                self.reinit = self.reinit.or(Some((page_id, *lsn)));
+        while self.stall.is_none() && (self.end as usize) < wal.len() {
+            let at = self.end as usize;
+            if let Err(why) = self.replay_one(&wal[at..]) {
+                self.stall = Some((self.end, why));
             }
-            let page = entry.or_default();
-            apply(rec, end, page);
-            let crc = crc32c::crc32c(page.seal().as_bytes());
-            self.history.entry(page_id).or_default().push((end, crc));
         }
-        self.last_record = decoded.last_lsn.or(self.last_record);
-        self.end = decoded.end_lsn;
+    }
+
+    fn replay_one(&mut self, buf: &[u8]) -> Result<(), &'static str> {
+        if buf.len() < HEADER {
+            return Err("a record header is cut short");
+        }
+        let total = u32_at(buf, 0) as usize;
+        if total < HEADER || total > buf.len() {
+            return Err("a record's length runs past the committed WAL");
+        }
+        let rec = &buf[..total];
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&rec[..HEADER - 4]), &rec[HEADER..]);
+        if crc != u32_at(rec, HEADER - 4) {
+            return Err("a record fails its CRC");
+        }
+        if u64_at(rec, 13) != self.last_start {
+            return Err("a record does not name the one before it");
+        }
+        let xid = u64_at(rec, 5);
+        let effect = decode_effect(rec[4], &rec[HEADER..]).ok_or("a record's payload is malformed")?;
+        let (start, end) = (self.end, self.end + total as u64);
+        self.apply(xid, start, end, effect);
+        (self.last_start, self.end) = (start, end);
+        Ok(())
+    }
+
+    fn apply(&mut self, xid: u64, start: u64, end: u64, effect: Effect<'_>) {
+        let page_id = match effect {
+            Effect::Init(p) | Effect::Delta(p, ..) | Effect::Image(p, ..) => p,
+            Effect::Commit => {
+                let writes = self.open.remove(&xid).unwrap_or_default();
+                self.commits.insert(start, Committed { xid, writes });
+                return;
+            }
+            Effect::Nothing => return,
+        };
+        let exists = self.pages.contains_key(&page_id);
+        let page = self
+            .pages
+            .entry(page_id)
+            .or_insert_with(|| vec![0u8; PAGE]);
+        match effect {
+            Effect::Init(_) => {
+                if exists {
+                    self.reinit = self.reinit.or(Some((page_id, start)));
+                }
+                page.fill(0);
+            }
+            Effect::Delta(_, offset, bytes) => {
+                let at = CONTENTS_AT + usize::from(offset);
+                page[at..at + bytes.len()].copy_from_slice(bytes);
+                if xid != 0 {
+                    self.open.entry(xid).or_default().push(Write {
+                        page: page_id,
+                        offset,
+                        len: bytes.len() as u16,
+                        crc: crc32c::crc32c(bytes),
+                    });
+                }
+            }
+            Effect::Image(_, hole_at, hole_len, image) => {
+                let (at, len) = (usize::from(hole_at), usize::from(hole_len));
+                let contents = &mut page[CONTENTS_AT..];
+                contents[..at].copy_from_slice(&image[..at]);
+                contents[at..at + len].fill(0);
+                contents[at + len..].copy_from_slice(&image[at..]);
+            }
+            Effect::Commit | Effect::Nothing => unreachable!("no page"),
+        }
+        page[..8].copy_from_slice(&end.to_le_bytes());
+        seal(page);
+        let crc = crc32c::crc32c(page);
+        self.history.entry(page_id).or_default().push((end, crc));
     }
 
     /// A page the committed WAL initialised twice, and where the second time was.
-    pub fn reinitialised(&self) -> Option<(PageId, Lsn)> {
+    pub fn reinitialised(&self) -> Option<(u32, u64)> {
         self.reinit
     }
 
+    /// Where the committed WAL stopped decoding, and why.
+    pub fn stalled(&self) -> Option<(u64, &'static str)> {
+        self.stall
+    }
+
+    /// The commit record at `lsn`, with its transaction's writes.
+    pub fn commit_at(&self, lsn: u64) -> Option<&Committed> {
+        self.commits.get(&lsn)
+    }
+
     /// The LSNs at which `page` changed, up to `lsn` (for failure reports).
-    pub fn changes(&self, page: PageId, lsn: Lsn) -> Vec<Lsn> {
+    pub fn changes(&self, page: u32, lsn: u64) -> Vec<u64> {
         let versions = self.history.get(&page).map(Vec::as_slice).unwrap_or(&[]);
         versions
             .iter()
@@ -71,14 +233,14 @@ impl Oracle {
     }
 
     /// CRC32C of `page` as of `lsn`; `None` when `lsn` is past what the oracle has replayed.
-    pub fn page_crc_at(&self, page: PageId, lsn: Lsn) -> Option<u32> {
+    pub fn page_crc_at(&self, page: u32, lsn: u64) -> Option<u32> {
         if lsn > self.end {
             return None;
         }
         let versions = self.history.get(&page).map(Vec::as_slice).unwrap_or(&[]);
         let i = versions.partition_point(|(end, _)| *end <= lsn);
         Some(match i {
-            0 => crc32c::crc32c(Page::zeroed().as_bytes()),
+            0 => zero_page_crc(),
             _ => versions[i - 1].1,
         })
     }
@@ -87,68 +249,88 @@ impl Oracle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lakesim_nodes::wal::WalRecord;
-    use lakesim_nodes::Xid;
+    use lakesim_nodes::page::Page;
+    use lakesim_nodes::redo::apply;
+    use lakesim_nodes::wal::{RecordBody, WalRecord};
+    use lakesim_nodes::{Lsn, PageId, Xid};
 
-    #[test]
-    fn knows_every_version_of_a_page() {
-        let mut wal = Vec::new();
-        let mut prev = Lsn::ZERO;
-        let mut ends = Vec::new();
-        for b in [5u8, 6] {
-            let body = RecordBody::PageDelta {
-                page: PageId(1),
-                offset: 0,
-                bytes: vec![b],
-            };
+    /// Encodes records with the node crate (the format under test) and returns the WAL and
+    /// each record's end LSN.
+    fn wal_of(bodies: Vec<(u64, RecordBody)>) -> (Vec<u8>, Vec<u64>) {
+        let (mut wal, mut prev, mut ends) = (Vec::new(), Lsn::ZERO, Vec::new());
+        for (xid, body) in bodies {
             let rec = WalRecord {
-                xid: Xid(1),
+                xid: Xid(xid),
                 prev_lsn: prev,
                 body,
             };
             prev = Lsn(wal.len() as u64);
             rec.encode_into(&mut wal);
-            ends.push(Lsn(wal.len() as u64));
+            ends.push(wal.len() as u64);
         }
+        (wal, ends)
+    }
+
+    fn delta(page: u32, offset: u16, bytes: &[u8]) -> RecordBody {
+        RecordBody::PageDelta {
+            page: PageId(page),
+            offset,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_node_redo_on_every_version() {
+        let (wal, ends) = wal_of(vec![
+            (1, RecordBody::PageInit { page: PageId(1) }),
+            (1, delta(1, 0, &[5, 6, 7])),
+            (1, RecordBody::Commit),
+            (2, delta(1, 8170, &[9; 10])),
+        ]);
         let mut oracle = Oracle::default();
-        oracle.advance(&wal[..ends[0].0 as usize]);
-        assert_eq!(
-            oracle.page_crc_at(PageId(1), ends[1]),
-            None,
-            "not replayed that far yet"
-        );
+        oracle.advance(&wal[..ends[1] as usize]);
+        assert_eq!(oracle.page_crc_at(1, ends[3]), None, "not replayed that far");
         oracle.advance(&wal);
-        let zero = crc32c::crc32c(Page::zeroed().as_bytes());
-        assert_eq!(oracle.page_crc_at(PageId(1), Lsn(1)), Some(zero));
-        let first = oracle.page_crc_at(PageId(1), ends[0]).unwrap();
-        let second = oracle.page_crc_at(PageId(1), ends[1]).unwrap();
-        assert_ne!(first, second);
-        assert_eq!(oracle.changes(PageId(1), ends[1]), ends);
+        assert_eq!(oracle.stalled(), None);
+        let mut page = Page::zeroed();
+        let decoded = lakesim_nodes::wal::decode_stream(&wal, Lsn::ZERO, Some(Lsn::ZERO));
+        assert_eq!(
+            oracle.page_crc_at(1, 0),
+            Some(crc32c::crc32c(page.as_bytes()))
+        );
+        for ((lsn, rec), end) in decoded.records.iter().zip(&ends) {
+            apply(rec, Lsn(*end), &mut page);
+            let want = crc32c::crc32c(page.seal().as_bytes());
+            assert_eq!(oracle.page_crc_at(1, *end), Some(want), "after the record at {lsn}");
+        }
+        assert_eq!(oracle.changes(1, ends[3]), vec![ends[0], ends[1], ends[3]]);
+        let commit = oracle.commit_at(ends[1]).expect("a commit at its LSN");
+        assert_eq!(commit.xid, 1);
+        assert_eq!(commit.writes.len(), 1);
+        assert_eq!(commit.writes[0].crc, crc32c::crc32c(&[5, 6, 7]));
+    }
+
+    #[test]
+    fn committed_wal_that_does_not_decode_stalls_it() {
+        let (mut wal, ends) = wal_of(vec![(1, delta(2, 0, &[1])), (1, delta(2, 1, &[2]))]);
+        wal[ends[0] as usize + 30] ^= 1;
+        let mut oracle = Oracle::default();
+        oracle.advance(&wal);
+        assert_eq!(oracle.stalled(), Some((ends[0], "a record fails its CRC")));
+        assert_eq!(oracle.end(), ends[0]);
     }
 
     #[test]
     fn notices_a_page_initialised_twice() {
-        let mut wal = Vec::new();
-        let mut prev = Lsn::ZERO;
-        let mut second = Lsn::ZERO;
-        for body in [
-            RecordBody::PageInit { page: PageId(3) },
-            RecordBody::PageInit { page: PageId(4) },
-            RecordBody::PageInit { page: PageId(3) },
-        ] {
-            let rec = WalRecord {
-                xid: Xid(1),
-                prev_lsn: prev,
-                body,
-            };
-            prev = Lsn(wal.len() as u64);
-            second = prev;
-            rec.encode_into(&mut wal);
-        }
+        let (wal, ends) = wal_of(vec![
+            (1, RecordBody::PageInit { page: PageId(3) }),
+            (1, RecordBody::PageInit { page: PageId(4) }),
+            (1, RecordBody::PageInit { page: PageId(3) }),
+        ]);
         let mut oracle = Oracle::default();
-        oracle.advance(&wal[..second.0 as usize]);
+        oracle.advance(&wal[..ends[1] as usize]);
         assert_eq!(oracle.reinitialised(), None);
         oracle.advance(&wal);
-        assert_eq!(oracle.reinitialised(), Some((PageId(3), second)));
+        assert_eq!(oracle.reinitialised(), Some((3, ends[1])));
     }
 }

@@ -48,6 +48,9 @@ pub struct FaultMix {
     pub torn_write_probability: f64,
     pub duplicate_probability: f64,
     pub second_compute: bool,
+    /// One safekeeper is lost for good.
+    #[serde(default)]
+    pub safekeeper_loss: bool,
     /// BUGGIFY points in node code are on for this seed.
     pub buggify: bool,
 }
@@ -65,6 +68,11 @@ pub struct FaultEvent {
 pub enum FaultAction {
     /// Kill the node's process; its disk loses what was not durable.
     Crash {
+        node: u32,
+    },
+    /// Kill the node's process for good: nothing restarts it (a minority of safekeepers may
+    /// be lost this way; the rest of the system must stay live).
+    Retire {
         node: u32,
     },
     /// Start the node's process again from its disk.
@@ -198,11 +206,13 @@ fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
         torn_write_probability: pick(f.torn_write_probability).min(1.0),
         duplicate_probability: pick(f.duplicate_probability).min(0.5),
         second_compute: f.second_compute,
+        safekeeper_loss: f.safekeeper_loss,
         buggify: false,
     };
     FaultMix {
         second_compute: mix.second_compute && (!f.swarm || rng.gen_bool(0.5)),
         buggify: rng.gen_bool(f.buggify_share),
+        safekeeper_loss: mix.safekeeper_loss && (!f.swarm || rng.gen_bool(0.5)),
         ..mix
     }
 }
@@ -362,6 +372,10 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
                 FaultAction::PacketLoss { rate: 0.0 },
             );
         }
+    }
+    if mix.safekeeper_loss {
+        let node = sks[rng.gen_range(0..sks.len())];
+        push(rng.gen_range(window / 4..window * 3 / 4), FaultAction::Retire { node });
     }
     push(window, FaultAction::HealAll);
     events.retain(|e| e.at_ms <= window);

@@ -2,14 +2,17 @@
 //!
 //! Each run gets its own OS thread (std's `HashMap` seeds are per thread, and madsim's runtime
 //! must not be shared), and a panic anywhere in it, node or harness, is caught and becomes a
-//! `panic` violation rather than taking the process down.
+//! violation (the invariant a node assertion names, or `panic`) rather than taking the process
+//! down.
 
-use crate::checker::{Checker, Stats, Violation};
-use crate::cluster::{make_disks, shutdown, Cluster, NodeRegistry};
+use crate::checker::client::ClientLog;
+use crate::checker::{Checker, EndOfRun, Sources, Stats, Violation, LIVENESS_BOUND};
+use crate::cluster::{make_disks, shutdown, Cluster, NodeRegistry, World};
 use crate::config::Config;
 use crate::plan::Plan;
 use lakesim_faults::{Event, Trace};
 use lakesim_nodes::bugs::BugSet;
+use lakesim_nodes::invariant::{Broken, Invariant};
 use lakesim_nodes::NodeId;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -55,39 +58,37 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
+    } else if let Some(b) = payload.downcast_ref::<Broken>() {
+        b.detail.clone()
     } else {
         "panic with a non-string payload".to_string()
     }
 }
 
-/// The invariant a panic stands for. Node code asserts the protocol's invariants where they are
-/// established and names the invariant first (`wal-agreement: ...`), so a bug caught by such an
-/// assertion is reported as that invariant, at its cause. madsim's time limit is the seed's
-/// simulated-time budget: a liveness failure. Any other panic is a `panic`.
-pub fn classify_panic(message: &str) -> &'static str {
-    // `assert_eq!` puts its own words before the message.
-    let message = match message.strip_prefix("assertion `") {
-        Some(rest) => rest.split_once("failed: ").map_or(message, |(_, m)| m),
-        None => message,
+/// The violation a panic stands for. A node assertion of an invariant panics with a typed
+/// [`Broken`] payload, so it is reported as that invariant, at its cause. madsim's time limit
+/// is the seed's simulated-time budget: a liveness failure. Any other panic is a `panic`.
+pub fn classify_panic(
+    payload: &(dyn std::any::Any + Send),
+    at: Option<String>,
+    time_ms: u64,
+) -> Violation {
+    let detail = panic_message(payload);
+    let at = at.unwrap_or_else(|| "an unknown place".into());
+    let (invariant, caught_by) = match payload.downcast_ref::<Broken>() {
+        Some(b) => (b.invariant, format!("assertion at {at}")),
+        None if detail.contains("time limit exceeded") => {
+            (Invariant::Liveness, "time limit".to_string())
+        }
+        None => (Invariant::Panic, format!("panic at {at}")),
     };
-    const NAMED: [&str; 5] = [
-        "durability",
-        "wal-agreement",
-        "liveness",
-        "page-reconstruction",
-        "no-corrupt-page",
-    ];
-    if message.contains("time limit exceeded") {
-        return "liveness";
+    Violation {
+        invariant,
+        caught_by,
+        time_ms,
+        nodes: vec![],
+        detail,
     }
-    NAMED
-        .into_iter()
-        .find(|name| {
-            message
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(':'))
-        })
-        .unwrap_or("panic")
 }
 
 thread_local! {
@@ -130,15 +131,11 @@ fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions
             events: trace.count(),
             sim_time: trace.elapsed_at_last_event(),
             wall_time: Duration::ZERO,
-            violation: Some(Violation {
-                invariant: classify_panic(&panic_message(payload.as_ref())).to_string(),
-                time_ms: trace.elapsed_at_last_event().as_millis() as u64,
-                nodes: vec![],
-                detail: match PANIC_AT.with(|at| at.take()) {
-                    Some(at) => format!("{} (at {at})", panic_message(payload.as_ref())),
-                    None => panic_message(payload.as_ref()),
-                },
-            }),
+            violation: Some(classify_panic(
+                payload.as_ref(),
+                PANIC_AT.with(|at| at.take()),
+                trace.elapsed_at_last_event().as_millis() as u64,
+            )),
             recent: trace.recent(),
             full_trace: trace.events(),
             stats: Stats::default(),
@@ -168,22 +165,31 @@ async fn simulate(
 ) -> RunOutcome {
     let disks = make_disks(seed, config, plan, &trace);
     let disks_for_stats = disks.clone();
-    let checker_disks = disks
-        .iter()
-        .filter(|(id, _)| **id < crate::plan::FIRST_COMPUTE)
-        .map(|(id, d)| (NodeId(*id), d.clone()))
-        .collect();
-    let pageservers = crate::plan::pageserver_ids(config.pageservers)
-        .into_iter()
-        .map(NodeId)
-        .collect();
-    let checker = Arc::new(Checker::new(trace.clone(), checker_disks, pageservers));
+    let disks_of = |ids: Vec<u32>| {
+        ids.into_iter()
+            .map(|id| (NodeId(id), disks[&id].clone()))
+            .collect()
+    };
+    let client = ClientLog::default();
+    let bucket = lakesim_nodes::object_store::Bucket::default();
+    let sources = Sources {
+        safekeeper_disks: disks_of(crate::plan::safekeeper_ids(config.safekeepers)),
+        pageserver_disks: disks_of(crate::plan::pageserver_ids(config.pageservers)),
+        bucket: bucket.clone(),
+        client: client.clone(),
+    };
+    let checker = Arc::new(Checker::new(trace.clone(), sources));
+    let world = World {
+        disks,
+        bucket,
+        work: client.record(plan.workload.source()),
+    };
     let mut cluster = Cluster::start(
         config,
         plan,
         &opts.bugs,
         trace.clone(),
-        disks,
+        world,
         checker.clone(),
         registry,
     );
@@ -197,10 +203,15 @@ async fn simulate(
         cluster.apply(event);
     }
     let healed_at = trace.elapsed();
-    let committed_at_heal = checker.committed_lsn();
     let end = start + Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
-    if wait_until(end, &checker, &mut storage).await {
-        checker.check_end(healed_at, committed_at_heal);
+    if wait_until(end - LIVENESS_BOUND, &checker, &mut storage).await {
+        let catch_up_target = checker.committed_lsn();
+        if wait_until(end, &checker, &mut storage).await {
+            checker.check_end(EndOfRun {
+                healed_at,
+                catch_up_target,
+            });
+        }
     }
     let mut stats = checker.stats(plan.workload.load_txns());
     stats.bytes_fsynced = disks_for_stats.values().map(|d| d.stats().1).sum();
@@ -274,19 +285,26 @@ async fn wait_until(
 #[cfg(test)]
 mod tests {
     use super::classify_panic;
+    use lakesim_nodes::invariant::{Broken, Invariant};
 
     #[test]
-    fn panics_that_name_an_invariant_count_as_it() {
-        assert_eq!(
-            classify_panic("wal-agreement: one term began at two LSNs"),
-            "wal-agreement"
-        );
-        assert_eq!(classify_panic("time limit exceeded: 72s"), "liveness");
-        assert_eq!(
-            classify_panic("assertion `left == right` failed: wal-agreement: two starts\n left: 1"),
-            "wal-agreement"
-        );
-        assert_eq!(classify_panic("index out of bounds"), "panic");
-        assert_eq!(classify_panic("durability-ish words"), "panic");
+    fn a_node_assertion_counts_as_its_invariant_with_its_place() {
+        let payload = Broken {
+            invariant: Invariant::WalAgreement,
+            detail: "one term began at two LSNs".into(),
+        };
+        let v = classify_panic(&payload, Some("nodes/src/proto.rs:56".into()), 7);
+        assert_eq!(v.invariant, Invariant::WalAgreement);
+        assert_eq!(v.caught_by, "assertion at nodes/src/proto.rs:56");
+        assert_eq!(v.detail, "one term began at two LSNs");
+    }
+
+    #[test]
+    fn other_panics_are_panics_and_the_time_limit_is_liveness() {
+        let v = classify_panic(&"time limit exceeded: 72s", None, 0);
+        assert_eq!((v.invariant, v.caught_by.as_str()), (Invariant::Liveness, "time limit"));
+        let v = classify_panic(&String::from("wal-agreement: words"), Some("x.rs:1".into()), 0);
+        assert_eq!(v.invariant, Invariant::Panic, "a string is never parsed for a name");
+        assert_eq!(v.caught_by, "panic at x.rs:1");
     }
 }

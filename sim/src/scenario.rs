@@ -120,6 +120,7 @@ fn storm() -> Config {
             torn_write_probability: 0.5,
             duplicate_probability: 0.05,
             second_compute: true,
+            safekeeper_loss: true,
             swarm: true,
             buggify_share: 0.75,
         },

@@ -9,6 +9,7 @@ use crate::runner::{run_seed, RunOptions, RunOutcome};
 use crate::scenario;
 use anyhow::{bail, Context, Result};
 use lakesim_nodes::bugs::{Bug, BugSet};
+use lakesim_nodes::Invariant;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -39,7 +40,11 @@ pub struct SeedFile {
     pub expect: Expect,
     /// With `expect = "fail"`: the invariant the run must violate.
     #[serde(default)]
-    pub invariant: Option<String>,
+    pub invariant: Option<Invariant>,
+    /// With `expect = "fail"`: what caught it (`check NAME`, or a node's `assertion at
+    /// FILE:LINE`); when given, the replay must be caught the same way.
+    #[serde(default)]
+    pub caught_by: Option<String>,
     #[serde(default)]
     pub detail: Option<String>,
     /// 16 hex digits.
@@ -152,7 +157,14 @@ impl Loaded {
         let outcome = run_seed(self.file.seed, &self.config, &self.plan, &opts);
         let as_expected = match (&self.file.expect, &outcome.violation) {
             (Expect::Pass, None) => true,
-            (Expect::Fail, Some(v)) => self.file.invariant.as_deref() == Some(&v.invariant),
+            (Expect::Fail, Some(v)) => {
+                self.file.invariant == Some(v.invariant)
+                    && self
+                        .file
+                        .caught_by
+                        .as_ref()
+                        .is_none_or(|c| *c == v.caught_by)
+            }
             _ => false,
         };
         let hash_matches = format!("{:016x}", outcome.trace_hash) == self.file.trace_hash;
@@ -186,7 +198,8 @@ pub fn record(
         } else {
             Expect::Pass
         },
-        invariant: outcome.violation.as_ref().map(|v| v.invariant.clone()),
+        invariant: outcome.violation.as_ref().map(|v| v.invariant),
+        caught_by: outcome.violation.as_ref().map(|v| v.caught_by.clone()),
         detail: outcome.violation.as_ref().map(|v| v.detail.clone()),
         trace_hash: format!("{:016x}", outcome.trace_hash),
         plan: plan.map(FaultRecord::of),

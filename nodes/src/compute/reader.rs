@@ -27,13 +27,23 @@ pub struct Reader {
     recent_commits: VecDeque<Lsn>,
     /// A page read with a given probability (the hot-page experiment's reads).
     hot_read: Option<(PageId, f64)>,
+    /// The read-lsn-too-old bug.
+    lsn_too_old: bool,
 }
 
 impl Reader {
-    pub fn new(pageservers: Vec<NodeId>, hot_read: Option<(PageId, f64)>) -> Reader {
+    pub fn new(
+        pageservers: Vec<NodeId>,
+        hot_read: Option<(PageId, f64)>,
+        lsn_too_old: bool,
+    ) -> Reader {
         Reader {
             pageservers,
             hot_read,
+            lsn_too_old,
+            // Ids unique across incarnations: an answer to a request of the process before a
+            // restart must not match a request of this one.
+            next_request_id: u64::from(madsim::rand::random::<u32>()) << 32,
             ..Reader::default()
         }
     }
@@ -65,8 +75,14 @@ impl Reader {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            let (_, page, lsn) = self.in_flight.remove(&id).expect("listed");
-            observer.observe(me, Observation::PageReadFailed { page, lsn });
+            let (sent, page, lsn) = self.in_flight.remove(&id).expect("listed");
+            let waited_ns = elapsed.saturating_sub(sent).as_nanos() as u64;
+            let obs = Observation::PageReadFailed {
+                page,
+                lsn,
+                waited_ns,
+            };
+            observer.observe(me, obs);
         }
         if self.pageservers.is_empty()
             || pages == 0
@@ -80,16 +96,17 @@ impl Reader {
             Some((hot, share)) if rng.gen_bool(share) => hot,
             _ => nth_page(rng.gen_range(0..pages)),
         };
-        let lsn = match self.recent_commits.len() {
+        let (lsn, latest) = match self.recent_commits.len() {
             n if n > 0 && rng.gen_bool(0.3) => {
-                self.recent_commits[rng.gen_range(0..n)].min(commit_lsn)
+                (self.recent_commits[rng.gen_range(0..n)].min(commit_lsn), false)
             }
-            _ => commit_lsn,
+            _ => (self.latest_lsn(commit_lsn), true),
         };
         self.next_request_id += 1;
         let to = self.pageservers[self.next_request_id as usize % self.pageservers.len()];
         self.in_flight
             .insert(self.next_request_id, (elapsed, page, lsn));
+        observer.observe(me, Observation::GetPageSent { page, lsn, latest });
         net.send(
             to,
             Message::GetPage {
@@ -100,7 +117,17 @@ impl Reader {
         );
     }
 
-    /// Reports a GetPage answer.
+    /// The LSN to read the latest version of a page at: the commit LSN. The read-lsn-too-old
+    /// bug reads at the commit before the last acknowledged one, as a stale last-written-LSN
+    /// cache would.
+    fn latest_lsn(&self, commit_lsn: Lsn) -> Lsn {
+        match self.recent_commits.len() {
+            n if self.lsn_too_old && n >= 2 => self.recent_commits[n - 2],
+            _ => commit_lsn,
+        }
+    }
+
+    /// Reports a GetPage answer, judged by the harness against what was asked.
     #[allow(clippy::too_many_arguments)]
     pub fn on_response(
         &mut self,
@@ -112,7 +139,7 @@ impl Reader {
         result: &Result<(Arc<Vec<u8>>, u32), String>,
         elapsed: Duration,
     ) {
-        let Some((sent, _, _)) = self.in_flight.remove(&request_id) else {
+        let Some((sent, asked_page, asked_lsn)) = self.in_flight.remove(&request_id) else {
             return;
         };
         let obs = match result {
@@ -120,15 +147,21 @@ impl Reader {
                 let checksum_ok = Page::from_bytes(bytes).is_some_and(|p| p.verify());
                 let page_crc = crc32c::crc32c(bytes);
                 Observation::PageRead {
-                    page,
-                    lsn,
+                    page: asked_page,
+                    lsn: asked_lsn,
+                    answered_page: page,
+                    answered_lsn: lsn,
                     page_crc,
                     checksum_ok,
                     records_applied: *records_applied,
                     latency_ns: elapsed.saturating_sub(sent).as_nanos() as u64,
                 }
             }
-            Err(_) => Observation::PageReadFailed { page, lsn },
+            Err(_) => Observation::PageReadFailed {
+                page: asked_page,
+                lsn: asked_lsn,
+                waited_ns: elapsed.saturating_sub(sent).as_nanos() as u64,
+            },
         };
         observer.observe(me, obs);
     }

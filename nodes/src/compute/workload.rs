@@ -8,14 +8,15 @@
 //! list, or a generator (tpcb, a replayed Postgres trace) the harness provides.
 
 use crate::ids::{Lsn, PageId, Xid};
-use crate::page::{apply, free_space_hole, Page, CONTENT_SIZE};
+use crate::page::{free_space_hole, Page, CONTENT_SIZE};
+use crate::redo::WalRedo;
 use crate::wal::{RecordBody, WalRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-/// One write of a transaction: `len` bytes at `offset` of `page`'s contents, their values drawn
-/// from `seed`.
+/// One write of a transaction: `len` bytes at `offset` of `page`'s contents (clamped so that
+/// the write fits them); byte `i` is `seed + 31 * i`, modulo 256.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeltaSpec {
     pub page: u32,
@@ -63,15 +64,20 @@ impl WorkSource for Items {
 }
 
 /// The client: a source of work, consumed in order across compute restarts (the client
-/// outlives the compute it talks to).
+/// outlives the compute it talks to). It numbers its requests from 0, so an acknowledgement
+/// names the request it answers.
 pub struct Client {
-    source: Mutex<Box<dyn WorkSource>>,
+    source: Mutex<(Box<dyn WorkSource>, u64)>,
 }
+
+/// The client's number for one piece of work: its position in the client's sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
 
 impl Client {
     pub fn new(source: Box<dyn WorkSource>) -> Client {
         Client {
-            source: Mutex::new(source),
+            source: Mutex::new((source, 0)),
         }
     }
 
@@ -79,9 +85,13 @@ impl Client {
         Client::new(Box::new(Items::new(items)))
     }
 
-    /// The next piece of work, or `None` when the client is done.
-    pub fn next(&self) -> Option<WorkItem> {
-        self.source.lock().expect("client lock").next()
+    /// The next piece of work and its number, or `None` when the client is done.
+    pub fn next(&self) -> Option<(RequestId, WorkItem)> {
+        let mut source = self.source.lock().expect("client lock");
+        let item = source.0.next()?;
+        let id = RequestId(source.1);
+        source.1 += 1;
+        Some((id, item))
     }
 }
 
@@ -103,6 +113,9 @@ pub struct Database {
     next_xid: u64,
     /// Where the last checkpoint record starts (the redo point the next FPIs count from).
     last_checkpoint_lsn: Lsn,
+    redo: WalRedo,
+    /// The txn-write-lost bug: the last write of every 16th transaction is not logged.
+    lose_writes: bool,
 }
 
 impl Database {
@@ -122,6 +135,16 @@ impl Database {
             last_record_lsn: prev,
             next_xid,
             last_checkpoint_lsn: lsn,
+            ..Database::default()
+        }
+    }
+
+    /// The same database, redoing with `redo`; `lose_writes` plants the txn-write-lost bug.
+    pub fn with_redo(self, redo: WalRedo, lose_writes: bool) -> Database {
+        Database {
+            redo,
+            lose_writes,
+            ..self
         }
     }
 
@@ -160,7 +183,7 @@ impl Database {
     fn redo(&mut self, lsn: Lsn, rec: &WalRecord) {
         let end = lsn.advance(rec.encoded_len() as u64);
         if let Some(page) = rec.body.page() {
-            apply(rec, end, self.pages.entry(page).or_default());
+            self.redo.apply(rec, end, self.pages.entry(page).or_default());
         }
         if rec.body == RecordBody::Checkpoint {
             self.imaged.clear();
@@ -202,7 +225,9 @@ impl Database {
             WorkItem::Txn { deltas } => {
                 let xid = Xid(self.next_xid.max(1));
                 self.next_xid = xid.0 + 1;
-                self.write_deltas(xid, deltas, full_page_writes, out);
+                let lost = self.lose_writes && xid.0 % 16 == 0;
+                let logged = &deltas[..deltas.len() - usize::from(lost && !deltas.is_empty())];
+                self.write_deltas(xid, logged, full_page_writes, out);
                 let commit = self.log(xid, RecordBody::Commit, out);
                 Some((xid, commit, self.end_lsn))
             }

@@ -160,16 +160,9 @@ impl Pageserver {
             let bytes = super::layers::encode_image(page, label, &image);
             self.cfg.disk.create(&name);
             self.cfg.disk.write(&name, 0, &bytes).expect("write image");
-            let page_crc = crc32c::crc32c(image.as_bytes());
             self.map.add_image(page, label, image);
-            self.cfg.observer.observe(
-                self.cfg.id,
-                Observation::ImageCreated {
-                    page,
-                    lsn: label,
-                    page_crc,
-                },
-            );
+            let obs = Observation::ImageCreated { page, lsn: label };
+            self.cfg.observer.observe(self.cfg.id, obs);
             names.push((name, bytes));
         }
         // The image files are synced at once, as a real pageserver issues them in parallel;

@@ -48,7 +48,8 @@ pub struct Waiters(Vec<Waiter>);
 
 impl Pageserver {
     pub(super) fn on_request(&mut self, from: NodeId, request_id: u64, what: Request, lsn: Lsn) {
-        if lsn <= self.last_record_lsn() || self.cfg.bugs.has(Bug::GetpageStaleLsn) {
+        let stale = matches!(what, Request::Page(_)) && self.cfg.bugs.has(Bug::GetpageStaleLsn);
+        if lsn <= self.last_record_lsn() || stale {
             return self.answer(from, request_id, what, lsn, madsim::time::Instant::now());
         }
         if self.getpage.0.len() >= MAX_WAITERS {

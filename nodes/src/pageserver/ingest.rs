@@ -6,6 +6,7 @@
 //! `prev_lsn`, so a switch of source can neither skip nor repeat a record. Safekeepers serve
 //! only committed WAL, so ingest never passes the commit LSN.
 
+use crate::invariant::Invariant;
 use super::layers::LayerMap;
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId};
@@ -102,15 +103,19 @@ impl WalReceiver {
             return;
         }
         self.removed.insert(from);
-        assert!(
+        invariant!(
+            Invariant::Durability,
             self.removed.len() < self.safekeepers.len(),
-            "durability: every safekeeper removed the WAL before {wal_start}, but this pageserver \
+            "every safekeeper removed the WAL before {wal_start}, but this pageserver \
              needs it from {start} (its layers reach no further, here or in the object store)"
         );
         self.switch();
     }
 
     fn switch(&mut self) {
+        if self.bugs.has(Bug::IngestNeverSwitch) {
+            return;
+        }
         self.source = (self.source + 1) % self.safekeepers.len();
         self.since_progress = Duration::ZERO;
         self.since_request = None;
@@ -130,9 +135,10 @@ impl WalReceiver {
         }
         self.since_request = None;
         let decoded = decode_stream(wal, start, Some(self.last_record_start));
-        assert!(
+        invariant!(
+            Invariant::WalAgreement,
             decoded.tail != Tail::Corrupt || !decoded.records.is_empty() || wal.is_empty(),
-            "wal-agreement: committed WAL from {from} does not continue the ingested WAL at {start}"
+            "committed WAL from {from} does not continue the ingested WAL at {start}"
         );
         if decoded.records.is_empty() {
             return None;

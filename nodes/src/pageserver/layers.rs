@@ -15,16 +15,20 @@
 //! layer files visited (every delta layer between its start and its LSN, as Neon's L0 layers
 //! each cover every key) and bytes read.
 
+use crate::invariant::Invariant;
 use crate::ids::{Lsn, PageId};
-use crate::page::{apply, Page, PAGE_SIZE};
-use crate::wal::{decode_stream, RecordBody, WalRecord};
+use crate::page::{Page, PAGE_SIZE};
+use crate::redo::WalRedo;
+use crate::bugs::{Bug, BugSet};
+use crate::wal::{decode_vouched, RecordBody, WalRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 const DELTA_MAGIC: u32 = 0xde17_a001;
 const IMAGE_MAGIC: u32 = 0x1a6e_0001;
 const DELTA_HEADER: usize = 4 + 8 + 8 + 8 + 4 + 4;
-const IMAGE_HEADER: usize = 4 + 4 + 8 + 4;
+/// Bytes of an image layer file before the page.
+pub const IMAGE_HEADER: usize = 4 + 4 + 8 + 4;
 
 pub fn delta_name(start: Lsn, end: Lsn) -> String {
     format!("layers/delta_{:016x}_{:016x}", start.0, end.0)
@@ -89,11 +93,46 @@ pub fn encode_delta(start: Lsn, end: Lsn, prev: Lsn, wal: &[u8]) -> Vec<u8> {
 }
 
 /// A delta layer read back: its records with their start LSNs, or why it is unusable.
+/// Which checks loading a layer file makes. The layer checksum alone vouches for a delta
+/// layer's records (their own CRCs are not checked again); an image also carries the page's
+/// own checksum. Planted bugs turn checks off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerChecks {
+    pub layer_checksum: bool,
+    pub page_checksum: bool,
+}
+
+impl LayerChecks {
+    pub const ALL: LayerChecks = LayerChecks {
+        layer_checksum: true,
+        page_checksum: true,
+    };
+
+    /// The checks a pageserver with `bugs` makes: skip-layer-checksum skips the layer
+    /// checksum; image-load-unverified loads images with no check at all.
+    pub fn delta(bugs: &BugSet) -> LayerChecks {
+        LayerChecks {
+            layer_checksum: !bugs.has(Bug::SkipLayerChecksum),
+            page_checksum: true,
+        }
+    }
+
+    pub fn image(bugs: &BugSet) -> LayerChecks {
+        let unverified = bugs.has(Bug::ImageLoadUnverified);
+        LayerChecks {
+            layer_checksum: !bugs.has(Bug::SkipLayerChecksum) && !unverified,
+            page_checksum: !unverified,
+        }
+    }
+}
+
+/// Decodes a delta layer file. Its structure (header, length, record chain, end) is always
+/// checked; its records' bytes only through the layer checksum, when `checks` asks for it.
 pub fn decode_delta(
     bytes: &[u8],
     start: Lsn,
     end: Lsn,
-    check: bool,
+    checks: LayerChecks,
 ) -> Result<Vec<(Lsn, WalRecord)>, String> {
     let word = |at: usize| {
         bytes
@@ -112,12 +151,15 @@ pub fn decode_delta(
     let body = bytes
         .get(DELTA_HEADER..DELTA_HEADER + len)
         .ok_or("truncated body")?;
-    if check && (len as u64 != end.bytes_since(start) || crc32c::crc32c(body) != crc) {
+    if len as u64 != end.bytes_since(start) {
+        return Err("length does not match the file name".into());
+    }
+    if checks.layer_checksum && crc32c::crc32c(body) != crc {
         return Err("checksum mismatch".into());
     }
     let prev = (prev != Lsn::ZERO || start == Lsn::ZERO).then_some(prev);
-    let decoded = decode_stream(body, start, prev.filter(|_| check));
-    if check && decoded.end_lsn != end {
+    let decoded = decode_vouched(body, start, prev);
+    if decoded.end_lsn != end {
         return Err(format!(
             "records end at {} instead of {end}",
             decoded.end_lsn
@@ -136,7 +178,12 @@ pub fn encode_image(page_id: PageId, lsn: Lsn, page: &Page) -> Vec<u8> {
     out
 }
 
-pub fn decode_image(bytes: &[u8], page_id: PageId, lsn: Lsn, check: bool) -> Result<Page, String> {
+pub fn decode_image(
+    bytes: &[u8],
+    page_id: PageId,
+    lsn: Lsn,
+    checks: LayerChecks,
+) -> Result<Page, String> {
     if bytes.len() != IMAGE_HEADER + PAGE_SIZE || bytes[..4] != IMAGE_MAGIC.to_le_bytes() {
         return Err("not an image layer".into());
     }
@@ -145,8 +192,11 @@ pub fn decode_image(bytes: &[u8], page_id: PageId, lsn: Lsn, check: bool) -> Res
     }
     let crc = u32::from_le_bytes(bytes[16..20].try_into().unwrap());
     let page = Page::from_bytes(&bytes[IMAGE_HEADER..]).ok_or("bad page size")?;
-    if check && (crc32c::crc32c(page.as_bytes()) != crc || !page.verify()) {
+    if checks.layer_checksum && crc32c::crc32c(page.as_bytes()) != crc {
         return Err("checksum mismatch".into());
+    }
+    if checks.page_checksum && !page.verify() {
+        return Err("page checksum mismatch".into());
     }
     Ok(page)
 }
@@ -164,6 +214,7 @@ pub struct LayerMap {
     changed: BTreeSet<PageId>,
     /// The highest transaction id of any record added.
     max_xid: u64,
+    redo: WalRedo,
 }
 
 /// What one reconstruction read and did, for the cost model and the metrics.
@@ -187,6 +238,14 @@ fn will_init(rec: &WalRecord) -> bool {
 }
 
 impl LayerMap {
+    /// An empty map whose reads redo with `redo`.
+    pub fn new(redo: WalRedo) -> LayerMap {
+        LayerMap {
+            redo,
+            ..LayerMap::default()
+        }
+    }
+
     /// Adds a record that starts at `lsn`.
     pub fn add_record(&mut self, lsn: Lsn, rec: WalRecord) {
         self.max_xid = self.max_xid.max(rec.xid.0);
@@ -278,7 +337,7 @@ impl LayerMap {
         };
         let mut cost = ReadCost::default();
         for (end, rec) in &chain {
-            apply(rec, **end, &mut out);
+            self.redo.apply(rec, **end, &mut out);
             cost.records += 1;
             cost.bytes += rec.encoded_len() as u64;
         }
@@ -287,14 +346,16 @@ impl LayerMap {
             .map_or(base_lsn, |(end, r)| Lsn(end.0 - r.encoded_len() as u64));
         cost.layers = self.layers_between(start, lsn) + u32::from(from_image);
         cost.bytes += if from_image { PAGE_SIZE as u64 } else { 0 };
-        assert!(
+        invariant!(
+            Invariant::PageReconstruction,
             out.lsn() <= lsn,
-            "page-reconstruction: page at {} is newer than the request at {lsn}",
+            "page at {} is newer than the request at {lsn}",
             out.lsn()
         );
-        assert!(
+        invariant!(
+            Invariant::PageReconstruction,
             chain.iter().all(|(end, _)| **end <= lsn),
-            "page-reconstruction: a read at {lsn} applied a later record"
+            "a read at {lsn} applied a later record"
         );
         out.seal();
         (out, cost)
@@ -380,10 +441,10 @@ mod tests {
         let (wal, recs) = stream();
         let end = Lsn(wal.len() as u64);
         let mut bytes = encode_delta(Lsn::ZERO, end, Lsn::ZERO, &wal);
-        assert_eq!(decode_delta(&bytes, Lsn::ZERO, end, true).unwrap(), recs);
+        assert_eq!(decode_delta(&bytes, Lsn::ZERO, end, LayerChecks::ALL).unwrap(), recs);
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert!(decode_delta(&bytes, Lsn::ZERO, end, true).is_err());
+        assert!(decode_delta(&bytes, Lsn::ZERO, end, LayerChecks::ALL).is_err());
     }
 
     #[test]
@@ -397,9 +458,9 @@ mod tests {
         let (page, applied) = map.reconstruct(PageId(7), lsn);
         assert_eq!(applied.records, 3);
         let mut bytes = encode_image(PageId(7), lsn, &page);
-        assert_eq!(decode_image(&bytes, PageId(7), lsn, true).unwrap(), page);
+        assert_eq!(decode_image(&bytes, PageId(7), lsn, LayerChecks::ALL).unwrap(), page);
         bytes[100] ^= 4;
-        assert!(decode_image(&bytes, PageId(7), lsn, true).is_err());
+        assert!(decode_image(&bytes, PageId(7), lsn, LayerChecks::ALL).is_err());
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    const MAGIC: u32 = 0x9a9e_5e7a;
+    pub const MAGIC: u32 = 0x9a9e_5e7a;
 
     /// Replaces the metadata file crash-safely, checksummed.
     pub async fn persist(&self, disk: &Disk) {
@@ -219,17 +219,22 @@ impl Pageserver {
         let disk = &self.cfg.disk;
         disk.create(&name);
         disk.write(&name, 0, &bytes).expect("write layer");
-        // The consistent-lsn-before-sync bug moves disk_consistent_lsn over a layer that a
-        // crash can still take away.
-        if !self.cfg.bugs.has(Bug::ConsistentLsnBeforeSync) {
-            disk.sync(&name).await.expect("sync layer");
-            disk.sync_dir().await.expect("sync dir");
-        }
         let next = Metadata {
             disk_consistent_lsn: end,
             prev_record_lsn: self.ingest.last_record_start(),
         };
-        self.persist_metadata(next).await;
+        // The consistent-lsn-before-sync bug persists disk_consistent_lsn first, so a crash
+        // before the layer's sync can take away a layer the metadata already counts on.
+        let early = self.cfg.bugs.has(Bug::ConsistentLsnBeforeSync);
+        if early {
+            self.persist_metadata(next).await;
+        }
+        let disk = &self.cfg.disk;
+        disk.sync(&name).await.expect("sync layer");
+        disk.sync_dir().await.expect("sync dir");
+        if !early {
+            self.persist_metadata(next).await;
+        }
         self.open_layer.clear();
         self.map.add_delta_layer(end);
         self.remote.enqueue(&name, bytes, Some(next));

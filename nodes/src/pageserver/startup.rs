@@ -8,11 +8,11 @@
 //! downloaded again instead: the WAL it covers lies below `remote_consistent_lsn`, which the
 //! safekeepers may already have removed.
 
+use crate::invariant::{broken, Invariant};
 use super::ingest::WalReceiver;
-use super::layers::{decode_delta, decode_image, LayerMap, LayerName};
+use super::layers::{decode_delta, decode_image, LayerChecks, LayerMap, LayerName};
 use super::remote::{IndexPart, Uploader, INDEX_KEY};
 use super::{Metadata, Pageserver, PageserverConfig};
-use crate::bugs::Bug;
 use crate::ids::{Lsn, NodeId};
 use crate::net::Net;
 use crate::observe::Observation;
@@ -149,7 +149,10 @@ async fn download(
     let keys: Vec<String> = index.layers.iter().cloned().collect();
     for (name, data) in store.get_all(&keys).await {
         let Some(data) = data else {
-            panic!("durability: the object store lost layer {name} that its index names");
+            broken(
+                Invariant::Durability,
+                format!("the object store lost layer {name} that its index names"),
+            );
         };
         cfg.disk.create(&name);
         cfg.disk.set_len(&name, 0).expect("truncate");
@@ -174,11 +177,17 @@ async fn refetch_delta(
         return None;
     }
     let Some(data) = store.get(name).await else {
-        panic!("durability: the object store lost layer {name} that its index names");
+        broken(
+            Invariant::Durability,
+            format!("the object store lost layer {name} that its index names"),
+        );
     };
     let data = data.to_vec();
-    let records = decode_delta(&data, start, end, true).unwrap_or_else(|why| {
-        panic!("durability: the object store's copy of layer {name} is damaged: {why}")
+    let records = decode_delta(&data, start, end, LayerChecks::ALL).unwrap_or_else(|why| {
+        broken(
+            Invariant::Durability,
+            format!("the object store's copy of layer {name} is damaged: {why}"),
+        )
     });
     // Rewritten in place: a crash that tears it is found, and repaired, at the next start.
     cfg.disk.set_len(name, 0).expect("truncate");
@@ -199,7 +208,6 @@ async fn load_layers(
     metadata: Metadata,
     index: Option<&IndexPart>,
 ) -> (LayerMap, Metadata, Vec<LocalLayer>) {
-    let check = !cfg.bugs.has(Bug::SkipLayerChecksum);
     let disk = &cfg.disk;
     let mut names: Vec<(LayerName, String)> = disk
         .list()
@@ -207,7 +215,7 @@ async fn load_layers(
         .filter_map(|n| LayerName::parse(&n).map(|l| (l, n)))
         .collect();
     names.sort();
-    let mut map = LayerMap::default();
+    let mut map = LayerMap::new(crate::redo::WalRedo::new(&cfg.bugs));
     let mut consistent = metadata.disk_consistent_lsn;
     // Start LSN of the last record of each delta layer, by its end: to resume ingest there.
     let mut last_record_at: BTreeMap<Lsn, Lsn> = BTreeMap::new();
@@ -222,7 +230,7 @@ async fn load_layers(
             continue;
         }
         let mut bytes = disk.read_all(name).expect("listed file");
-        let mut decoded = decode_delta(&bytes, start, end, check);
+        let mut decoded = decode_delta(&bytes, start, end, LayerChecks::delta(&cfg.bugs));
         if let Err(why) = &decoded {
             tracing::debug!(%name, %why, "a delta layer fails its checks");
             if let Some((data, records)) =
@@ -258,7 +266,7 @@ async fn load_layers(
                 let loaded = (lsn <= consistent)
                     .then(|| {
                         let bytes = disk.read_all(name).expect("listed file");
-                        let image = decode_image(&bytes, page, lsn, check).ok()?;
+                        let image = decode_image(&bytes, page, lsn, LayerChecks::image(&cfg.bugs)).ok()?;
                         Some((bytes, image))
                     })
                     .flatten();

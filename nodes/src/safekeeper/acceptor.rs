@@ -19,6 +19,7 @@
 //! removal at most every [`PERSIST_INTERVAL`], and always before a vote or a new term is
 //! acknowledged.
 
+use crate::invariant::Invariant;
 use super::control_file::{self, SafekeeperState};
 use super::wal_store::{WalStore, SEGMENT_SIZE};
 use crate::bugs::{Bug, BugSet};
@@ -85,6 +86,17 @@ pub struct Acceptor {
     early: BTreeMap<Lsn, (Term, Arc<Vec<u8>>)>,
     /// The state last reported: (term, last-log term, flush, commit, persisted commit).
     reported: Option<(Term, Term, Lsn, Lsn, Lsn)>,
+    /// Durability work a planted bug put off until the batch's replies are sent.
+    owed: Owed,
+}
+
+/// What [`Acceptor::settle`] still has to do: the fsync (with the commit LSN the appends
+/// carried) that ack-before-fsync acknowledged ahead of, and the persist of a term that
+/// vote-before-persist voted in ahead of.
+#[derive(Default)]
+struct Owed {
+    flush: Option<Lsn>,
+    persist: bool,
 }
 
 impl Acceptor {
@@ -102,15 +114,17 @@ impl Acceptor {
             observer.observe(id, Observation::Truncated { lsn });
         }
         // Everything below a persisted commit LSN was flushed before it was persisted.
-        assert!(
+        invariant!(
+            Invariant::Durability,
             state.commit_lsn <= wal.flush_lsn(),
-            "durability: acceptor {id} persisted commit LSN {} but holds WAL only to {}",
+            "acceptor {id} persisted commit LSN {} but holds WAL only to {}",
             state.commit_lsn,
             wal.flush_lsn()
         );
-        assert!(
+        invariant!(
+            Invariant::Durability,
             state.wal_start <= state.commit_lsn,
-            "durability: acceptor {id} removed WAL it had not seen committed"
+            "acceptor {id} removed WAL it had not seen committed"
         );
         let commit_lsn = state.commit_lsn;
         let mut acceptor = Acceptor {
@@ -129,6 +143,7 @@ impl Acceptor {
             last_persist: madsim::time::Instant::now(),
             early: BTreeMap::new(),
             reported: None,
+            owed: Owed::default(),
         };
         acceptor.report();
         Ok(acceptor)
@@ -282,20 +297,26 @@ impl Acceptor {
     }
 
     async fn handle_vote_request(&mut self, from: ProposerId, term: Term) -> Result<Message> {
-        let again = term == self.state.term && self.state.voted_for == Some(from);
+        let again = term == self.state.term
+            && (self.state.voted_for == Some(from)
+                || (self.state.voted_for.is_some() && self.bugs.has(Bug::VoteTwiceInTerm)));
         if term <= self.state.term && !again {
             return Ok(self.vote_response(from, false));
         }
         if !again {
             self.state.term = term;
             self.state.voted_for = Some(from);
-            // The vote-before-persist bug answers now and leaves the term to a later persist.
-            if !self.bugs.has(Bug::VoteBeforePersist) {
-                self.persist().await?;
+            // The vote-before-persist bug answers now and persists once the reply is out.
+            match self.bugs.has(Bug::VoteBeforePersist) {
+                true => self.owed.persist = true,
+                false => self.persist().await?,
             }
         }
+        // The one assertion vote-before-persist must skip: the mistake it exists to catch.
         assert!(
-            self.bugs.has(Bug::VoteBeforePersist) || self.durable.voted_for == Some(from),
+            self.bugs.has(Bug::VoteBeforePersist)
+                || self.bugs.has(Bug::VoteTwiceInTerm)
+                || self.durable.voted_for == Some(from),
             "vote given without a durable term"
         );
         Ok(self.vote_response(from, true))
@@ -322,17 +343,19 @@ impl Acceptor {
             return Ok(Some(self.append_response()));
         }
         // Removed WAL was committed, and every log a proposer adopts holds the committed WAL.
-        assert!(
+        invariant!(
+            Invariant::WalAgreement,
             start >= self.wal.start().0,
-            "wal-agreement: acceptor {} told to truncate at {start}, below its removed WAL ({})",
+            "acceptor {} told to truncate at {start}, below its removed WAL ({})",
             self.id,
             self.wal.start().0
         );
         // Every log a proposer adopts holds the committed WAL, so the point where ours
         // diverges from it is never below what we know is committed.
-        assert!(
+        invariant!(
+            Invariant::WalAgreement,
             start >= self.durable.commit_lsn.min(self.wal.flush_lsn()),
-            "wal-agreement: acceptor {} told to truncate at {start}, below its persisted commit LSN {}",
+            "acceptor {} told to truncate at {start}, below its persisted commit LSN {}",
             self.id,
             self.durable.commit_lsn
         );
@@ -419,16 +442,43 @@ impl Acceptor {
         waiting: &mut Vec<NodeId>,
         replies: &mut Vec<(NodeId, Message)>,
     ) -> Result<()> {
-        let flushed = if self.bugs.has(Bug::AckBeforeFsync) {
-            self.wal.pretend_flushed()
-        } else {
-            self.wal.flush().await?
-        };
-        assert_eq!(flushed, self.wal.write_lsn(), "a flush covers every write");
-        self.advance_commit_lsn(commit_lsn.min(flushed)).await?;
-        self.remove_old_wal().await?;
+        if self.bugs.has(Bug::AckBeforeFsync) {
+            // The acknowledgement names the flush LSN the fsync will reach; the fsync, and
+            // what waits for it, run in `settle` once the replies are out.
+            let reply = Message::AppendResponse {
+                term: self.state.term,
+                flush_lsn: self.wal.write_lsn(),
+                commit_lsn: self.commit_lsn,
+                ps_ingested_lsn: self.ps_ingested_lsn(),
+            };
+            replies.extend(waiting.drain(..).map(|to| (to, reply.clone())));
+            self.owed.flush = Some(self.owed.flush.map_or(commit_lsn, |c| c.max(commit_lsn)));
+            return Ok(());
+        }
+        self.flush_and_advance(commit_lsn).await?;
         let reply = self.append_response();
         replies.extend(waiting.drain(..).map(|to| (to, reply.clone())));
+        Ok(())
+    }
+
+    /// Makes every write durable; then the commit LSN may move and old WAL may go.
+    async fn flush_and_advance(&mut self, commit_lsn: Lsn) -> Result<()> {
+        let flushed = self.wal.flush().await?;
+        assert_eq!(flushed, self.wal.write_lsn(), "a flush covers every write");
+        self.advance_commit_lsn(commit_lsn.min(flushed)).await?;
+        self.remove_old_wal().await
+    }
+
+    /// Runs the durability work a planted bug put off until the replies were sent (nothing,
+    /// without one). The safekeeper calls it after sending each batch's replies.
+    pub async fn settle(&mut self) -> Result<()> {
+        let owed = std::mem::take(&mut self.owed);
+        if owed.persist {
+            self.persist().await?;
+        }
+        if let Some(commit_lsn) = owed.flush {
+            self.flush_and_advance(commit_lsn).await?;
+        }
         Ok(())
     }
 
@@ -506,9 +556,10 @@ impl Acceptor {
             return Ok(()); // later, with more segments at once
         }
         let decoded = decode_stream(&self.wal.read(start, horizon)?, start, Some(start_prev));
-        assert_eq!(
-            decoded.end_lsn, horizon,
-            "wal-agreement: removal horizon {horizon} is not a record boundary of the WAL from {start}"
+        invariant!(
+            Invariant::WalAgreement,
+            decoded.end_lsn == horizon,
+            "removal horizon {horizon} is not a record boundary of the WAL from {start}"
         );
         let prev = decoded.last_lsn.unwrap_or(start_prev);
         (self.state.wal_start, self.state.wal_start_prev) = (horizon, prev);

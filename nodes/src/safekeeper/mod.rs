@@ -6,6 +6,7 @@ pub mod acceptor;
 pub mod control_file;
 pub mod wal_store;
 
+use crate::invariant::{broken, Invariant};
 use crate::bugs::BugSet;
 use crate::ids::NodeId;
 use crate::net::Net;
@@ -40,9 +41,9 @@ pub async fn run(cfg: SafekeeperConfig) {
         Ok(acceptor) => acceptor
             .with_buggify(cfg.buggify)
             .with_pageservers(cfg.pageservers.clone()),
-        Err(e) => panic!(
-            "durability: safekeeper {} cannot recover its durable state: {e}",
-            cfg.id
+        Err(e) => broken(
+            Invariant::Durability,
+            format!("safekeeper {} cannot recover its durable state: {e}", cfg.id),
         ),
     };
     let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
@@ -65,5 +66,6 @@ pub async fn run(cfg: SafekeeperConfig) {
         for (to, reply) in replies {
             net.send(to, reply);
         }
+        acceptor.settle().await.expect("safekeeper disk I/O failed");
     }
 }

@@ -9,6 +9,7 @@
 //! `wal_start` only, and the caller persists `wal_start` first: a removal a crash undid leaves
 //! segments recovery ignores, never a hole it would have to explain.
 
+use crate::invariant::Invariant;
 use crate::ids::Lsn;
 use crate::wal::decode_stream;
 use lakesim_faults::Disk;
@@ -162,12 +163,6 @@ impl WalStore {
         Ok(self.flush_lsn)
     }
 
-    /// Claims everything written is durable without syncing it: the `ack-before-fsync` bug.
-    pub fn pretend_flushed(&mut self) -> Lsn {
-        self.flush_lsn = self.write_lsn;
-        self.flush_lsn
-    }
-
     /// Forgets the WAL before `start` (a record boundary; `start_prev` is the record before it)
     /// and removes the segments wholly below it. The caller has already made `start` durable.
     /// The removals need no directory sync: a segment a crash brings back lies below `start`,
@@ -189,9 +184,11 @@ impl WalStore {
 
     /// Cuts the WAL at `lsn`, durably: the segment holding `lsn` is shortened, later ones removed.
     pub async fn truncate(&mut self, lsn: Lsn) -> Result<()> {
-        assert!(
+        invariant!(
+            Invariant::WalAgreement,
             lsn >= self.start,
-            "wal-agreement: truncating below the removed WAL"
+            "truncating at {lsn}, below the removed WAL ({})",
+            self.start
         );
         let keep = lsn.0 / SEGMENT_SIZE;
         let mut removed = false;

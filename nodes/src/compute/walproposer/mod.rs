@@ -28,8 +28,9 @@
 
 mod recovery;
 
+use crate::invariant::Invariant;
 use super::reader::Reader;
-use super::workload::{Client, Database, WorkItem};
+use super::workload::{Client, Database, RequestId, WorkItem};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term, Xid};
 use crate::net::Net;
@@ -183,7 +184,7 @@ pub struct Proposer {
     db: Database,
     commit_lsn: Lsn,
     truncate_lsn: Lsn,
-    pending: VecDeque<(Xid, Lsn, Lsn)>,
+    pending: VecDeque<(RequestId, Xid, Lsn, Lsn)>,
     client_done: bool,
 
     cost: ComputeCost,
@@ -271,7 +272,11 @@ impl Proposer {
         interval: Duration,
         hot_read: Option<(crate::ids::PageId, f64)>,
     ) -> Proposer {
-        self.reader = Reader::new(pageservers.clone(), hot_read);
+        self.reader = Reader::new(
+            pageservers.clone(),
+            hot_read,
+            self.bugs.has(Bug::ReadLsnTooOld),
+        );
         self.pageservers = pageservers;
         self.read_interval = interval;
         self
@@ -506,9 +511,10 @@ impl Proposer {
         let peer = self.peers.get_mut(&from).unwrap();
         peer.confirmed = true;
         peer.flush_lsn = peer.flush_lsn.max(flush_lsn);
-        assert!(
+        invariant!(
+            Invariant::WalAgreement,
             peer.flush_lsn <= wal_end,
-            "wal-agreement: an acceptor flushed past our WAL end in our term"
+            "an acceptor flushed past our WAL end in our term"
         );
         if peer.next_lsn < peer.flush_lsn {
             peer.next_lsn = peer.flush_lsn;
@@ -563,7 +569,7 @@ impl Proposer {
             commit_lsn: quorum_lsn,
         };
         self.observer.observe(self.id, obs);
-        while let Some((xid, lsn, end)) = self.pending.front().copied() {
+        while let Some((request, xid, lsn, end)) = self.pending.front().copied() {
             if end > self.commit_lsn {
                 break;
             }
@@ -571,6 +577,7 @@ impl Proposer {
             self.observer.observe(
                 self.id,
                 Observation::CommitAcked {
+                    request: request.0,
                     xid,
                     lsn,
                     end_lsn: end,
@@ -591,9 +598,10 @@ impl Proposer {
         }
         let begin = peer.next_lsn;
         // Every acceptor flushed the WAL before `wal_start`; one that lost it broke its promise.
-        assert!(
+        invariant!(
+            Invariant::Durability,
             begin >= self.wal_start,
-            "durability: acceptor {to} needs WAL from {begin}, before the WAL start {}",
+            "acceptor {to} needs WAL from {begin}, before the WAL start {}",
             self.wal_start
         );
         // BUGGIFY: small appends push acceptors through many partial, interleaved writes.
@@ -645,9 +653,10 @@ impl Proposer {
             });
             // Every acceptor in our term holds a prefix of our log, so its position is one of
             // our record boundaries; anything else means it kept WAL that is not ours.
-            assert!(
+            invariant!(
+                Invariant::WalAgreement,
                 len >= crate::wal::HEADER_LEN && end + len <= wal_end,
-                "wal-agreement: acceptor position {begin} is not a record boundary of our WAL"
+                "acceptor position {begin} is not a record boundary of our WAL"
             );
             if end + len - begin.0 as usize > max && end > begin.0 as usize {
                 break;
@@ -823,7 +832,7 @@ impl Proposer {
     /// Logs the client's next piece of work (after a checkpoint, when one is due) and charges
     /// it to a vCPU: its WAL is streamable once the vCPU finishes it.
     fn run_next_item(&mut self) {
-        let Some(item) = self.client.next() else {
+        let Some((request, item)) = self.client.next() else {
             self.client_done = true;
             return;
         };
@@ -838,8 +847,8 @@ impl Proposer {
             let wal_bytes = self.db.end_lsn().bytes_since(start) as usize;
             self.charge_cpu(start, self.cost.cpu_time(commit.is_some(), wal_bytes));
         }
-        if let Some(commit) = commit {
-            self.pending.push_back(commit);
+        if let Some((xid, lsn, end)) = commit {
+            self.pending.push_back((request, xid, lsn, end));
         }
     }
 

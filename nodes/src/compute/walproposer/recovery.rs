@@ -5,6 +5,8 @@
 //! from a pageserver's basebackup at the donor's WAL start, whose pages are checked, and the
 //! donor's WAL is replayed on top, as a Neon compute starts from a basebackup.
 
+use crate::redo::WalRedo;
+use crate::invariant::Invariant;
 use super::{DonorWal, Phase, Proposer};
 use crate::bugs::Bug;
 use crate::compute::workload::Database;
@@ -104,9 +106,10 @@ impl Proposer {
         else {
             return;
         };
-        assert!(
+        invariant!(
+            Invariant::Durability,
             !self.pageservers.is_empty(),
-            "durability: the WAL before {} was removed, but there is no pageserver to start from",
+            "the WAL before {} was removed, but there is no pageserver to start from",
             w.start
         );
         self.next_backup_request += 1;
@@ -173,7 +176,11 @@ impl Proposer {
             Some((pages, next_xid)) => {
                 Database::from_basebackup(pages.into_iter(), w.start, w.prev, next_xid)
             }
-        };
+        }
+        .with_redo(
+            WalRedo::new(&self.bugs),
+            self.bugs.has(crate::bugs::Bug::TxnWriteLost),
+        );
         self.db.replay(&w.bytes);
         assert_eq!(
             self.db.end_lsn(),
@@ -188,6 +195,7 @@ impl Proposer {
         let obs = Observation::Elected {
             term: self.term,
             epoch_start_lsn: flush_lsn,
+            proposer: self.proposer_id.0,
         };
         self.observer.observe(self.id, obs);
         let voters: Vec<NodeId> = self

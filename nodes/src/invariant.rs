@@ -1,0 +1,134 @@
+//! The invariants of DESIGN §5, as one type shared by the harness's checkers and the
+//! assertions inside node code.
+//!
+//! A node asserts an invariant where it is established with [`invariant!`]: when the condition
+//! fails, the panic carries a typed [`Broken`] payload (never a string to parse), and the
+//! harness reports it as that invariant, with the assertion's file and line. Any other panic
+//! is reported as [`Invariant::Panic`]: a crash is a failure too, just not a named one.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// One invariant, or a panic outside any assertion of one.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Invariant {
+    /// Every acknowledged commit, its writes included, survives any fault the design covers.
+    Durability,
+    /// Acceptors agree on the committed WAL; terms and commit LSNs never go back; one
+    /// proposer per term.
+    WalAgreement,
+    /// Every page served equals the replay of the committed WAL at the LSN asked for.
+    PageReconstruction,
+    /// A torn or rotted file is detected by checksum and never served as data.
+    NoCorruptPage,
+    /// Once faults heal, commits resume and every pageserver catches up and answers.
+    Liveness,
+    /// Node code panicked outside any invariant's assertion.
+    Panic,
+}
+
+impl Invariant {
+    /// The five invariants (everything but [`Invariant::Panic`]).
+    pub const CHECKED: [Invariant; 5] = [
+        Invariant::Durability,
+        Invariant::WalAgreement,
+        Invariant::PageReconstruction,
+        Invariant::NoCorruptPage,
+        Invariant::Liveness,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::Durability => "durability",
+            Invariant::WalAgreement => "wal-agreement",
+            Invariant::PageReconstruction => "page-reconstruction",
+            Invariant::NoCorruptPage => "no-corrupt-page",
+            Invariant::Liveness => "liveness",
+            Invariant::Panic => "panic",
+        }
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Invariant {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Invariant, String> {
+        let all = Invariant::CHECKED.into_iter().chain([Invariant::Panic]);
+        all.clone().find(|i| i.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = all.map(Invariant::name).collect();
+            format!("unknown invariant '{s}'; known invariants: {}", names.join(", "))
+        })
+    }
+}
+
+/// The payload of a node assertion's panic: which invariant broke, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    pub invariant: Invariant,
+    pub detail: String,
+}
+
+impl fmt::Display for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.invariant, self.detail)
+    }
+}
+
+/// Panics with a [`Broken`] payload; the panic's location is the caller's.
+#[track_caller]
+pub fn broken(invariant: Invariant, detail: String) -> ! {
+    std::panic::panic_any(Broken { invariant, detail })
+}
+
+/// Asserts an invariant in node code: `invariant!(Invariant::WalAgreement, cond, "fmt", args..)`.
+#[macro_export]
+macro_rules! invariant {
+    ($inv:expr, $cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            $crate::invariant::broken($inv, format!($($fmt)+))
+        }
+    };
+}
+
+/// For tests of node code: runs `f` and returns the invariant its assertion broke.
+pub fn catch_broken(f: impl FnOnce() + std::panic::UnwindSafe) -> Option<Broken> {
+    let payload = std::panic::catch_unwind(f).err()?;
+    payload.downcast::<Broken>().ok().map(|b| *b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assertion_carries_its_invariant() {
+        let caught = catch_broken(|| {
+            let lsn = 3;
+            invariant!(Invariant::WalAgreement, lsn < 2, "lsn {lsn} too far");
+        });
+        assert_eq!(
+            caught,
+            Some(Broken {
+                invariant: Invariant::WalAgreement,
+                detail: "lsn 3 too far".into()
+            })
+        );
+        assert_eq!(catch_broken(|| invariant!(Invariant::Liveness, true, "no")), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for i in Invariant::CHECKED {
+            assert_eq!(i.name().parse::<Invariant>(), Ok(i));
+        }
+        assert!("durable".parse::<Invariant>().unwrap_err().contains("durability"));
+    }
+}

@@ -1,0 +1,369 @@
+//! Each check fed a hand-made sequence of observations (and disk contents) that breaks it.
+
+use super::*;
+use lakesim_faults::DiskConfig;
+use lakesim_nodes::compute::workload::{DeltaSpec, WorkItem};
+use lakesim_nodes::wal::{RecordBody, WalRecord};
+
+const SK: [NodeId; 3] = [NodeId(1), NodeId(2), NodeId(3)];
+const PS: NodeId = NodeId(10);
+const COMPUTE: NodeId = NodeId(20);
+
+struct Fixture {
+    checker: Checker,
+    disks: BTreeMap<NodeId, Disk>,
+    client: ClientLog,
+}
+
+fn fixture() -> Fixture {
+    let disk = |id: u32| Disk::new(id, DiskConfig::default(), u64::from(id), None);
+    let disks: BTreeMap<NodeId, Disk> = SK.iter().map(|id| (*id, disk(id.0))).collect();
+    let client = ClientLog::default();
+    let sources = Sources {
+        safekeeper_disks: disks.clone(),
+        pageserver_disks: [(PS, disk(PS.0))].into_iter().collect(),
+        bucket: Bucket::default(),
+        client: client.clone(),
+    };
+    let checker = Checker::new(Trace::new(false), sources);
+    Fixture {
+        checker,
+        disks,
+        client,
+    }
+}
+
+/// Runs `f` inside a madsim runtime (the trace reads the simulated clock) and returns the
+/// check that caught a violation.
+fn caught(f: impl FnOnce(&Fixture) + Send + 'static) -> Option<Check> {
+    let rt = madsim::runtime::Runtime::new();
+    rt.block_on(async move {
+        let fx = fixture();
+        f(&fx);
+        let v = fx.checker.violation()?;
+        Some(check_named(&v.caught_by))
+    })
+}
+
+fn check_named(caught_by: &str) -> Check {
+    use Check::*;
+    let all = [
+        AcceptorMonotonic,
+        CommittedWalAgrees,
+        ElectionSafety,
+        LeaderCompleteness,
+        CommitNeedsQuorum,
+        AckedTxnInWal,
+        ReadYourWrites,
+        RemovalCoveredByStore,
+        LayersSurviveCrash,
+        PageserverLsnOrder,
+        PageMatchesOracle,
+        AnswerAsAsked,
+        ServedWithinCommitted,
+        CommittedWalDecodes,
+        PageInitialisedOnce,
+        PageChecksum,
+        CommitsResume,
+        PageserversCatchUp,
+        GetPageAnswered,
+    ];
+    *all.iter()
+        .find(|c| caught_by == format!("check {}", c.name()))
+        .unwrap_or_else(|| panic!("not a check: {caught_by}"))
+}
+
+/// A WAL of `bodies` (xid 1), and each record's end LSN.
+fn wal_of(bodies: Vec<RecordBody>) -> (Vec<u8>, Vec<Lsn>) {
+    let (mut wal, mut prev, mut ends) = (Vec::new(), Lsn::ZERO, Vec::new());
+    for body in bodies {
+        let rec = WalRecord {
+            xid: Xid(1),
+            prev_lsn: prev,
+            body,
+        };
+        prev = Lsn(wal.len() as u64);
+        rec.encode_into(&mut wal);
+        ends.push(Lsn(wal.len() as u64));
+    }
+    (wal, ends)
+}
+
+fn put_wal(disk: &Disk, wal: &[u8]) {
+    disk.create("wal/00000000");
+    disk.write("wal/00000000", 0, wal).unwrap();
+}
+
+fn acceptor(fx: &Fixture, node: NodeId, term: u64, flush: Lsn, commit: Lsn) {
+    let obs = Observation::Acceptor {
+        term: Term(term),
+        last_log_term: Term(term),
+        flush_lsn: flush,
+        commit_lsn: commit,
+        durable_commit_lsn: Lsn::ZERO,
+    };
+    fx.checker.observe(node, obs);
+}
+
+fn delta(page: u32, bytes: &[u8]) -> RecordBody {
+    RecordBody::PageDelta {
+        page: PageId(page),
+        offset: 0,
+        bytes: bytes.to_vec(),
+    }
+}
+
+/// Three acceptors hold `wal` and report it committed in term 1.
+fn commit_everywhere(fx: &Fixture, wal: &[u8]) -> Lsn {
+    let end = Lsn(wal.len() as u64);
+    for sk in SK {
+        put_wal(&fx.disks[&sk], wal);
+        acceptor(fx, sk, 1, end, end);
+    }
+    end
+}
+
+fn end_of_run(fx: &Fixture) {
+    fx.checker.check_end(EndOfRun {
+        healed_at: Duration::ZERO,
+        catch_up_target: Lsn::ZERO,
+    });
+}
+
+#[test]
+fn a_clean_history_passes() {
+    assert_eq!(
+        caught(|fx| {
+            let (wal, ends) = wal_of(vec![delta(1, b"ab"), RecordBody::Commit]);
+            commit_everywhere(fx, &wal);
+            fx.checker.observe(
+                COMPUTE,
+                Observation::Elected {
+                    term: Term(1),
+                    epoch_start_lsn: Lsn::ZERO,
+                    proposer: 7,
+                },
+            );
+            let obs = Observation::CommitLsn {
+                term: Term(1),
+                commit_lsn: ends[1],
+            };
+            fx.checker.observe(COMPUTE, obs);
+        }),
+        None
+    );
+}
+
+#[test]
+fn a_term_going_back_breaks_monotonicity() {
+    let check = caught(|fx| {
+        acceptor(fx, SK[0], 3, Lsn::ZERO, Lsn::ZERO);
+        acceptor(fx, SK[0], 2, Lsn::ZERO, Lsn::ZERO);
+    });
+    assert_eq!(check, Some(Check::AcceptorMonotonic));
+}
+
+#[test]
+fn acceptors_that_disagree_below_their_commit_lsn_are_caught() {
+    let check = caught(|fx| {
+        let (wal, ends) = wal_of(vec![delta(1, b"ab")]);
+        put_wal(&fx.disks[&SK[0]], &wal);
+        acceptor(fx, SK[0], 1, ends[0], ends[0]);
+        let (other, _) = wal_of(vec![delta(1, b"xy")]);
+        put_wal(&fx.disks[&SK[1]], &other);
+        acceptor(fx, SK[1], 1, ends[0], ends[0]);
+    });
+    assert_eq!(check, Some(Check::CommittedWalAgrees));
+}
+
+#[test]
+fn committed_wal_lost_in_a_clean_crash_is_caught() {
+    let check = caught(|fx| {
+        let (wal, _) = wal_of(vec![delta(1, b"ab"), delta(1, b"cd")]);
+        let end = commit_everywhere(fx, &wal);
+        // Two acceptors lose the tail cleanly (no torn bytes, so no truncation report) and
+        // come back with a lower flush LSN: a majority of them would elect a short log.
+        for sk in &SK[..2] {
+            fx.disks[sk].set_len("wal/00000000", 10).unwrap();
+            fx.checker.note_crash(*sk);
+            acceptor(fx, *sk, 1, Lsn(end.0 - 1), Lsn::ZERO);
+        }
+    });
+    assert_eq!(check, Some(Check::LeaderCompleteness));
+}
+
+#[test]
+fn two_proposers_in_one_term_break_election_safety() {
+    let check = caught(|fx| {
+        for (node, proposer) in [(COMPUTE, 1), (NodeId(21), 2)] {
+            let obs = Observation::Elected {
+                term: Term(4),
+                epoch_start_lsn: Lsn(100),
+                proposer,
+            };
+            fx.checker.observe(node, obs);
+        }
+    });
+    assert_eq!(check, Some(Check::ElectionSafety));
+}
+
+#[test]
+fn a_commit_lsn_past_the_quorum_flush_is_caught() {
+    let check = caught(|fx| {
+        acceptor(fx, SK[0], 2, Lsn(500), Lsn::ZERO);
+        acceptor(fx, SK[1], 2, Lsn(300), Lsn::ZERO);
+        let obs = Observation::CommitLsn {
+            term: Term(2),
+            commit_lsn: Lsn(400),
+        };
+        fx.checker.observe(COMPUTE, obs);
+    });
+    assert_eq!(check, Some(Check::CommitNeedsQuorum));
+}
+
+#[test]
+fn a_latest_read_below_an_acknowledged_commit_is_caught() {
+    let check = caught(|fx| {
+        let ack = Observation::CommitAcked {
+            request: 0,
+            xid: Xid(1),
+            lsn: Lsn(50),
+            end_lsn: Lsn(75),
+        };
+        fx.checker.observe(COMPUTE, ack);
+        let sent = Observation::GetPageSent {
+            page: PageId(1),
+            lsn: Lsn(60),
+            latest: true,
+        };
+        fx.checker.observe(COMPUTE, sent);
+    });
+    assert_eq!(check, Some(Check::ReadYourWrites));
+}
+
+#[test]
+fn an_acknowledged_transaction_missing_a_write_is_caught() {
+    let check = caught(|fx| {
+        let write = DeltaSpec {
+            page: 1,
+            offset: 0,
+            len: 2,
+            seed: 9,
+        };
+        let asked = WorkItem::Txn {
+            deltas: vec![write.clone(), DeltaSpec { seed: 3, ..write }],
+        };
+        let mut source = fx.client.record(Box::new(
+            lakesim_nodes::compute::workload::Items::new(vec![asked]),
+        ));
+        source.next();
+        // The WAL holds the first write and the commit, not the second write.
+        let (wal, ends) = wal_of(vec![delta(1, &[9, 40]), RecordBody::Commit]);
+        commit_everywhere(fx, &wal);
+        let ack = Observation::CommitAcked {
+            request: 0,
+            xid: Xid(1),
+            lsn: ends[0],
+            end_lsn: ends[1],
+        };
+        fx.checker.observe(COMPUTE, ack);
+        end_of_run(fx);
+    });
+    assert_eq!(check, Some(Check::AckedTxnInWal));
+}
+
+fn page_read(fx: &Fixture, asked: (u32, Lsn), answered: (u32, Lsn), crc: u32, ok: bool) {
+    let obs = Observation::PageRead {
+        page: PageId(asked.0),
+        lsn: asked.1,
+        answered_page: PageId(answered.0),
+        answered_lsn: answered.1,
+        page_crc: crc,
+        checksum_ok: ok,
+        records_applied: 0,
+        latency_ns: 0,
+    };
+    fx.checker.observe(COMPUTE, obs);
+}
+
+#[test]
+fn an_answer_for_another_page_is_caught() {
+    let check = caught(|fx| page_read(fx, (1, Lsn(10)), (2, Lsn(10)), 0, true));
+    assert_eq!(check, Some(Check::AnswerAsAsked));
+}
+
+#[test]
+fn a_page_failing_its_checksum_is_caught() {
+    let check = caught(|fx| page_read(fx, (1, Lsn(10)), (1, Lsn(10)), 0, false));
+    assert_eq!(check, Some(Check::PageChecksum));
+}
+
+#[test]
+fn a_page_that_differs_from_the_replay_is_caught() {
+    let check = caught(|fx| {
+        let (wal, ends) = wal_of(vec![delta(1, b"ab")]);
+        commit_everywhere(fx, &wal);
+        page_read(fx, (1, ends[0]), (1, ends[0]), 12345, true);
+    });
+    assert_eq!(check, Some(Check::PageMatchesOracle));
+}
+
+#[test]
+fn a_page_served_beyond_the_committed_wal_is_caught_at_the_end() {
+    let check = caught(|fx| {
+        page_read(fx, (1, Lsn(1000)), (1, Lsn(1000)), 0, true);
+        end_of_run(fx);
+    });
+    assert_eq!(check, Some(Check::ServedWithinCommitted));
+}
+
+#[test]
+fn committed_wal_that_stops_decoding_is_caught() {
+    let check = caught(|fx| {
+        let (mut wal, _) = wal_of(vec![delta(1, b"ab"), delta(1, b"cd")]);
+        let last = wal.len() - 1;
+        wal[last] ^= 0xff;
+        commit_everywhere(fx, &wal);
+    });
+    assert_eq!(check, Some(Check::CommittedWalDecodes));
+}
+
+#[test]
+fn ingest_past_the_committed_wal_is_caught() {
+    let check = caught(|fx| fx.checker.observe(PS, Observation::Ingested { lsn: Lsn(10) }));
+    assert_eq!(check, Some(Check::PageserverLsnOrder));
+}
+
+#[test]
+fn wal_removed_without_an_index_in_the_store_is_caught() {
+    let check = caught(|fx| {
+        let obs = Observation::WalRemoved {
+            wal_start: Lsn(65536),
+            segments: 1,
+        };
+        fx.checker.observe(SK[0], obs);
+    });
+    assert_eq!(check, Some(Check::RemovalCoveredByStore));
+}
+
+#[test]
+fn metadata_ahead_of_the_layers_after_a_crash_is_caught() {
+    let check = caught(|fx| {
+        let metadata = Metadata {
+            disk_consistent_lsn: Lsn(100),
+            prev_record_lsn: Lsn(80),
+        };
+        let disk = fx.checker.src.pageserver_disks[&PS].clone();
+        let bytes = lakesim_nodes::durable::encode_checked(Metadata::MAGIC, &metadata);
+        disk.create("metadata");
+        disk.write("metadata", 0, &bytes).unwrap();
+        fx.checker.check_layers_survived(PS);
+    });
+    assert_eq!(check, Some(Check::LayersSurviveCrash));
+}
+
+#[test]
+fn no_commit_after_the_heal_breaks_liveness() {
+    let check = caught(|fx| end_of_run(fx));
+    assert_eq!(check, Some(Check::CommitsResume));
+}
