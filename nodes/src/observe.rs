@@ -30,6 +30,9 @@ pub enum Observation {
     Truncated { lsn: Lsn },
     /// The node started (or restarted) and recovered its state from disk.
     Started,
+    /// The proposer counted `voter`'s vote in `term` (the acceptor must have made its term
+    /// durable before answering).
+    VoteGranted { term: Term, voter: NodeId },
     /// The proposer incarnation `proposer` won an election in `term`; its log starts the term
     /// at `epoch_start_lsn`.
     Elected {

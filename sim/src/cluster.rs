@@ -4,8 +4,8 @@
 use crate::checker::Checker;
 use crate::config::Config;
 use crate::plan::{
-    pageserver_ids, safekeeper_ids, FaultAction, FaultEvent, Plan, FIRST_COMPUTE, FIRST_PAGESERVER,
-    OBJECT_STORE, STREAM_DISK,
+    pageserver_ids, safekeeper_ids, FaultAction, FaultEvent, Plan, Role, FIRST_COMPUTE, OBJECT_STORE,
+    STREAM_DISK,
 };
 use lakesim_faults::{Disk, DiskConfig, Trace};
 use lakesim_nodes::bugs::BugSet;
@@ -128,7 +128,7 @@ impl Cluster {
             };
             let node = handle
                 .create_node()
-                .name(format!("sk{id}"))
+                .name(Role::of(id).name())
                 .ip(ip_of(NodeId(id)))
                 .init(move || safekeeper::run(cfg.clone()))
                 .build();
@@ -143,7 +143,7 @@ impl Cluster {
         };
         let store = handle
             .create_node()
-            .name("object-store")
+            .name(Role::ObjectStore.name())
             .ip(ip_of(NodeId(OBJECT_STORE)))
             .init(move || object_store::run(store_cfg.clone()))
             .build();
@@ -165,7 +165,7 @@ impl Cluster {
             };
             let node = handle
                 .create_node()
-                .name(format!("pageserver{}", id.0 - FIRST_PAGESERVER + 1))
+                .name(Role::of(id.0).name())
                 .ip(ip_of(id))
                 .init(move || pageserver::run(cfg.clone()))
                 .build();
@@ -220,7 +220,7 @@ impl Cluster {
         let node = self
             .handle
             .create_node()
-            .name(format!("compute{}", id - FIRST_COMPUTE + 1))
+            .name(Role::of(id).name())
             .ip(ip_of(NodeId(id)))
             .init(move || compute::run(cfg.clone()))
             .build();
@@ -298,7 +298,7 @@ impl Cluster {
         if let Some(disk) = self.disks.get(&node) {
             disk.crash();
             self.checker.note_crash(NodeId(node));
-            self.checker.check_layers_survived(NodeId(node));
+            self.checker.check_layers_durable(NodeId(node));
         }
         self.trace.record(node, "crash", 0, 0);
     }

@@ -3,6 +3,7 @@
 
 pub mod campaign;
 pub mod checker;
+pub mod report;
 pub mod cli;
 pub mod cluster;
 pub mod config;

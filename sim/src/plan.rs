@@ -19,18 +19,61 @@ const STREAM_SWARM: u64 = 0x7377_6172_6d00_0000;
 /// Disks draw which unsynced sectors survive a crash from `seed ^ STREAM_DISK ^ node`.
 pub const STREAM_DISK: u64 = 0x6469_736b_0000_0000;
 
-/// Node numbering: safekeepers 1..=5, computes from 101, pageservers from 201, the object
-/// store 301.
-pub const FIRST_COMPUTE: u32 = 101;
-pub const FIRST_PAGESERVER: u32 = 201;
-pub const OBJECT_STORE: u32 = 301;
+/// What a node is, with its number among its kind (from 1). Node ids keep a fixed layout
+/// (safekeepers 1.., computes 101.., pageservers 201.., the object store 301) so that plans and
+/// traces stay readable; code asks a node's role instead of testing id ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Safekeeper(u32),
+    Compute(u32),
+    Pageserver(u32),
+    ObjectStore,
+}
+
+const COMPUTE_BASE: u32 = 100;
+const PAGESERVER_BASE: u32 = 200;
+const OBJECT_STORE_ID: u32 = 301;
+
+impl Role {
+    pub fn id(self) -> u32 {
+        match self {
+            Role::Safekeeper(n) => n,
+            Role::Compute(n) => COMPUTE_BASE + n,
+            Role::Pageserver(n) => PAGESERVER_BASE + n,
+            Role::ObjectStore => OBJECT_STORE_ID,
+        }
+    }
+
+    pub fn of(id: u32) -> Role {
+        match id {
+            OBJECT_STORE_ID => Role::ObjectStore,
+            n if n > PAGESERVER_BASE => Role::Pageserver(n - PAGESERVER_BASE),
+            n if n > COMPUTE_BASE => Role::Compute(n - COMPUTE_BASE),
+            n => Role::Safekeeper(n),
+        }
+    }
+
+    /// The node's name in madsim and in reports: `sk1`, `compute2`, `pageserver1`, ...
+    pub fn name(self) -> String {
+        match self {
+            Role::Safekeeper(n) => format!("sk{n}"),
+            Role::Compute(n) => format!("compute{n}"),
+            Role::Pageserver(n) => format!("pageserver{n}"),
+            Role::ObjectStore => "object-store".to_string(),
+        }
+    }
+}
+
+/// The first compute, the one a run starts with.
+pub const FIRST_COMPUTE: u32 = COMPUTE_BASE + 1;
+pub const OBJECT_STORE: u32 = OBJECT_STORE_ID;
 
 pub fn pageserver_ids(count: usize) -> Vec<u32> {
-    (FIRST_PAGESERVER..FIRST_PAGESERVER + count as u32).collect()
+    (1..=count as u32).map(|n| Role::Pageserver(n).id()).collect()
 }
 
 pub fn safekeeper_ids(count: usize) -> Vec<u32> {
-    (1..=count as u32).collect()
+    (1..=count as u32).map(|n| Role::Safekeeper(n).id()).collect()
 }
 
 /// Which fault kinds this seed turned on, and the rates it uses: the swarm choice.

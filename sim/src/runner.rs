@@ -269,6 +269,7 @@ async fn wait_until(
     storage: &mut StorageSamples,
 ) -> bool {
     loop {
+        checker.audit();
         if checker.violation().is_some() {
             return false;
         }

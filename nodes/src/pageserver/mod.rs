@@ -39,7 +39,8 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(10);
 /// How often every safekeeper hears how far this pageserver's layers reach.
 const FEEDBACK_INTERVAL: Duration = Duration::from_millis(100);
-const METADATA: &str = "metadata";
+/// The metadata file's name on the pageserver's disk.
+pub const METADATA: &str = "metadata";
 
 /// Everything a pageserver process starts with.
 #[derive(Clone)]
@@ -93,7 +94,12 @@ impl Metadata {
 
     /// The metadata, if the file is there and intact (rot makes the disk untrusted).
     pub fn load(disk: &Disk) -> Option<Metadata> {
-        decode_checked(Self::MAGIC, &disk.read_all(METADATA).ok()?).ok()
+        Metadata::decode(&disk.read_all(METADATA).ok()?)
+    }
+
+    /// The metadata in `bytes`, if they are intact.
+    pub fn decode(bytes: &[u8]) -> Option<Metadata> {
+        decode_checked(Self::MAGIC, bytes).ok()
     }
 }
 

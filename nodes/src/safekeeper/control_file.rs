@@ -49,6 +49,14 @@ pub fn load(disk: &Disk) -> Result<SafekeeperState> {
     decode_checked(MAGIC, &disk.read_all(FILE)?).map_err(|e| corrupt(&e))
 }
 
+/// Decodes a control file's bytes (the harness reads them from the disk as well).
+pub fn decode(bytes: &[u8]) -> Result<SafekeeperState> {
+    decode_checked(MAGIC, bytes).map_err(|e| corrupt(&e))
+}
+
+/// The control file's name on the safekeeper's disk.
+pub const FILE_NAME: &str = FILE;
+
 /// Persists `state` crash-safely (or, with the `control-file-unsynced` bug, not).
 pub async fn persist(disk: &Disk, state: &SafekeeperState, unsynced: bool) -> Result<()> {
     write_atomic(disk, FILE, &encode_checked(MAGIC, state), unsynced).await

@@ -14,6 +14,9 @@ pub enum Check {
     CommittedWalAgrees,
     /// At most one proposer is elected per term, with one term start LSN.
     ElectionSafety,
+    /// A vote a proposer counts is durable on the voter's disk (its control file holds the
+    /// term), so no crash can let the voter vote again in that term.
+    VoteIsDurable,
     /// Whatever majority elects the next proposer, the log it adopts holds the committed WAL.
     LeaderCompleteness,
     /// A proposer's commit LSN never exceeds what a quorum reported flushed in its term.
@@ -53,7 +56,9 @@ impl Check {
     pub fn invariant(self) -> Invariant {
         use Check::*;
         match self {
-            AcceptorMonotonic | CommittedWalAgrees | ElectionSafety => Invariant::WalAgreement,
+            AcceptorMonotonic | CommittedWalAgrees | ElectionSafety | VoteIsDurable => {
+                Invariant::WalAgreement
+            }
             LeaderCompleteness | CommitNeedsQuorum | AckedTxnInWal | ReadYourWrites
             | RemovalCoveredByStore | LayersSurviveCrash | PageserverLsnOrder => {
                 Invariant::Durability
@@ -71,6 +76,7 @@ impl Check {
             AcceptorMonotonic => "acceptor-monotonic",
             CommittedWalAgrees => "committed-wal-agrees",
             ElectionSafety => "election-safety",
+            VoteIsDurable => "vote-is-durable",
             LeaderCompleteness => "leader-completeness",
             CommitNeedsQuorum => "commit-needs-quorum",
             AckedTxnInWal => "acked-txn-in-wal",

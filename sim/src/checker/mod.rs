@@ -119,11 +119,22 @@ struct State {
     /// Files bit rot hit, by node and name: the CRC32C of the rotted contents. The excuse
     /// holds for exactly that version of the file.
     rotted: BTreeMap<(NodeId, String), u32>,
+    /// Durable delta layers found intact, and how far each pageserver's durable layers were
+    /// found to reach: the audit's memory, forgotten when a crash, rot or disk loss hits.
+    intact_layers: std::collections::BTreeSet<(NodeId, String)>,
+    audited: BTreeMap<NodeId, Lsn>,
     last_read: Option<Duration>,
     segments_removed: u64,
     /// Basebackups computes started from, and the one whose pages arrive now.
     basebackups: u64,
     last_basebackup: Option<(NodeId, Lsn)>,
+}
+
+impl State {
+    fn forget_audit(&mut self, node: NodeId) {
+        self.intact_layers.retain(|(n, _)| *n != node);
+        self.audited.remove(&node);
+    }
 }
 
 /// A page to compare with the oracle's once it has replayed far enough.
@@ -439,6 +450,7 @@ impl Checker {
     /// lowest segment it still holds.
     pub fn note_crash(&self, node: NodeId) {
         let mut s = self.state.lock().unwrap();
+        s.forget_audit(node);
         if let Some(disk) = self.src.safekeeper_disks.get(&node) {
             let first = lowest_wal_lsn(disk);
             if let Some(view) = s.acceptors.get_mut(&node) {
@@ -474,6 +486,25 @@ impl Checker {
                 self.fail(s, Check::ElectionSafety, &[other, node], detail)
             }
             Some(_) => {}
+        }
+    }
+
+    /// A proposer counted `voter`'s vote in `term`: the voter's control file, as a crash would
+    /// leave it, must already hold that term.
+    fn on_vote_granted(&self, s: &mut State, node: NodeId, term: Term, voter: NodeId) {
+        use lakesim_nodes::safekeeper::control_file;
+        let Some(disk) = self.src.safekeeper_disks.get(&voter) else {
+            return;
+        };
+        let durable = disk
+            .read_durable(control_file::FILE_NAME)
+            .and_then(|b| control_file::decode(&b).ok())
+            .map_or(Term(0), |state| state.term);
+        if durable < term {
+            let detail = format!(
+                "proposer counted {voter}'s vote in {term}, but a crash would leave that acceptor in {durable}, free to vote again"
+            );
+            self.fail(s, Check::VoteIsDurable, &[voter, node], detail);
         }
     }
 
@@ -576,29 +607,48 @@ impl Checker {
     pub fn note_disk_loss(&self, node: NodeId) {
         let mut s = self.state.lock().unwrap();
         s.rotted.retain(|(n, _), _| *n != node);
+        s.forget_audit(node);
     }
 
     /// Bit rot hit `file` on `node`'s disk: that version of the file, and no later one, is
     /// excused from the durability promise.
     pub fn note_rot(&self, node: NodeId, file: String) {
         let disk = self.src.pageserver_disks.get(&node);
-        let Some(bytes) = disk.and_then(|d| d.read_all(&file).ok()) else {
+        let Some(bytes) = disk.and_then(|d| d.read_durable(&file)) else {
             return;
         };
         let crc = crc32c::crc32c(&bytes);
-        self.state.lock().unwrap().rotted.insert((node, file), crc);
+        let mut s = self.state.lock().unwrap();
+        s.rotted.insert((node, file), crc);
+        s.forget_audit(node);
     }
 
-    /// Right after a pageserver crash: the `disk_consistent_lsn` in the metadata on its disk
-    /// (what the restarted process will trust) must be covered by intact delta layer files.
-    pub fn check_layers_survived(&self, node: NodeId) {
+    /// Every pageserver's promise against its disk, as the runner's clock ticks: the
+    /// `disk_consistent_lsn` in its durable metadata must be covered by durable, intact delta
+    /// layers at every moment, not only when a crash happens to test it.
+    pub fn audit(&self) {
+        for node in self.src.pageserver_disks.keys() {
+            self.check_layers_durable(*node);
+        }
+    }
+
+    /// The `disk_consistent_lsn` in the metadata a crash would keep must be covered by delta
+    /// layers a crash would keep, intact: what a restarted process trusts is there. Checked
+    /// right after each crash and at every audit.
+    pub fn check_layers_durable(&self, node: NodeId) {
         let Some(disk) = self.src.pageserver_disks.get(&node) else {
             return;
         };
         let mut s = self.state.lock().unwrap();
-        let promised = Metadata::load(disk).map_or(Lsn::ZERO, |m| m.disk_consistent_lsn);
+        let metadata = disk.read_durable(lakesim_nodes::pageserver::METADATA);
+        let promised = metadata
+            .and_then(|b| Metadata::decode(&b))
+            .map_or(Lsn::ZERO, |m| m.disk_consistent_lsn);
+        if s.audited.get(&node).is_some_and(|covered| promised <= *covered) {
+            return;
+        }
         let mut deltas: Vec<(Lsn, Lsn, String)> = disk
-            .list()
+            .list_durable()
             .into_iter()
             .filter_map(|name| match LayerName::parse(&name) {
                 Some(LayerName::Delta { start, end }) => Some((start, end, name)),
@@ -611,17 +661,27 @@ impl Checker {
             if start > covered || end <= covered {
                 continue;
             }
-            let Ok(bytes) = disk.read_all(&name) else {
+            let key = (node, name);
+            if s.intact_layers.contains(&key) {
+                covered = end;
+                continue;
+            }
+            let Some(bytes) = disk.read_durable(&key.1) else {
                 continue;
             };
-            let excused = s.rotted.get(&(node, name)) == Some(&crc32c::crc32c(&bytes));
-            if excused || decode_delta(&bytes, start, end, LayerChecks::ALL).is_ok() {
+            let excused = s.rotted.get(&key) == Some(&crc32c::crc32c(&bytes));
+            let intact = decode_delta(&bytes, start, end, LayerChecks::ALL).is_ok();
+            if intact {
+                s.intact_layers.insert(key);
+            }
+            if intact || excused {
                 covered = end;
             }
         }
+        s.audited.insert(node, covered);
         if covered < promised {
             let detail = format!(
-                "pageserver's metadata promises WAL to {promised} durable in its layers, but after the crash they cover only to {covered}"
+                "pageserver's durable metadata promises WAL to {promised} in its layers, but its durable layers cover only to {covered}"
             );
             self.fail(&mut s, Check::LayersSurviveCrash, &[node], detail);
         }
@@ -924,6 +984,7 @@ impl Observer for Checker {
                 self.trace.record(n, "elected", term.0, epoch_start_lsn.0);
                 self.on_elected(s, node, term, epoch_start_lsn, proposer);
             }
+            Observation::VoteGranted { term, voter } => self.on_vote_granted(s, node, term, voter),
             Observation::Deposed { term } => self.trace.record(n, "deposed", term.0, 0),
             Observation::CommitAcked {
                 request,

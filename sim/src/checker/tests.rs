@@ -51,6 +51,7 @@ fn check_named(caught_by: &str) -> Check {
         AcceptorMonotonic,
         CommittedWalAgrees,
         ElectionSafety,
+        VoteIsDurable,
         LeaderCompleteness,
         CommitNeedsQuorum,
         AckedTxnInWal,
@@ -113,11 +114,14 @@ fn delta(page: u32, bytes: &[u8]) -> RecordBody {
     }
 }
 
-/// Three acceptors hold `wal` and report it committed in term 1.
+/// Three acceptors hold `wal`, report it flushed in term 1, then committed.
 fn commit_everywhere(fx: &Fixture, wal: &[u8]) -> Lsn {
     let end = Lsn(wal.len() as u64);
     for sk in SK {
         put_wal(&fx.disks[&sk], wal);
+        acceptor(fx, sk, 1, end, Lsn::ZERO);
+    }
+    for sk in SK {
         acceptor(fx, sk, 1, end, end);
     }
     end
@@ -166,12 +170,16 @@ fn a_term_going_back_breaks_monotonicity() {
 #[test]
 fn acceptors_that_disagree_below_their_commit_lsn_are_caught() {
     let check = caught(|fx| {
+        // SK[0] and SK[2] hold one log of term 2; SK[1] another, of term 1.
         let (wal, ends) = wal_of(vec![delta(1, b"ab")]);
-        put_wal(&fx.disks[&SK[0]], &wal);
-        acceptor(fx, SK[0], 1, ends[0], ends[0]);
         let (other, _) = wal_of(vec![delta(1, b"xy")]);
-        put_wal(&fx.disks[&SK[1]], &other);
-        acceptor(fx, SK[1], 1, ends[0], ends[0]);
+        for (sk, bytes, term) in [(SK[0], &wal, 2), (SK[1], &other, 1), (SK[2], &wal, 2)] {
+            put_wal(&fx.disks[&sk], bytes);
+            acceptor(fx, sk, term, ends[0], Lsn::ZERO);
+        }
+        acceptor(fx, SK[0], 2, ends[0], ends[0]);
+        assert_eq!(fx.checker.violation(), None);
+        acceptor(fx, SK[1], 2, ends[0], ends[0]);
     });
     assert_eq!(check, Some(Check::CommittedWalAgrees));
 }
@@ -182,11 +190,13 @@ fn committed_wal_lost_in_a_clean_crash_is_caught() {
         let (wal, _) = wal_of(vec![delta(1, b"ab"), delta(1, b"cd")]);
         let end = commit_everywhere(fx, &wal);
         // Two acceptors lose the tail cleanly (no torn bytes, so no truncation report) and
-        // come back with a lower flush LSN: a majority of them would elect a short log.
+        // come back claiming their old flush LSN: the checker reads their disks again, and a
+        // majority of them would elect a log that lacks the committed WAL.
         for sk in &SK[..2] {
             fx.disks[sk].set_len("wal/00000000", 10).unwrap();
             fx.checker.note_crash(*sk);
-            acceptor(fx, *sk, 1, Lsn(end.0 - 1), Lsn::ZERO);
+            fx.checker.observe(*sk, Observation::Started);
+            acceptor(fx, *sk, 1, end, Lsn::ZERO);
         }
     });
     assert_eq!(check, Some(Check::LeaderCompleteness));
@@ -347,8 +357,10 @@ fn wal_removed_without_an_index_in_the_store_is_caught() {
 }
 
 #[test]
-fn metadata_ahead_of_the_layers_after_a_crash_is_caught() {
-    let check = caught(|fx| {
+fn durable_metadata_ahead_of_the_durable_layers_is_caught() {
+    let rt = madsim::runtime::Runtime::new();
+    let check = rt.block_on(async {
+        let fx = fixture();
         let metadata = Metadata {
             disk_consistent_lsn: Lsn(100),
             prev_record_lsn: Lsn(80),
@@ -357,9 +369,26 @@ fn metadata_ahead_of_the_layers_after_a_crash_is_caught() {
         let bytes = lakesim_nodes::durable::encode_checked(Metadata::MAGIC, &metadata);
         disk.create("metadata");
         disk.write("metadata", 0, &bytes).unwrap();
-        fx.checker.check_layers_survived(PS);
+        fx.checker.check_layers_durable(PS);
+        assert_eq!(fx.checker.violation(), None, "an unsynced promise is no promise yet");
+        disk.sync("metadata").await.unwrap();
+        disk.sync_dir().await.unwrap();
+        fx.checker.audit();
+        fx.checker.violation().map(|v| check_named(&v.caught_by))
     });
     assert_eq!(check, Some(Check::LayersSurviveCrash));
+}
+
+#[test]
+fn a_vote_counted_before_the_voter_made_it_durable_is_caught() {
+    let check = caught(|fx| {
+        let obs = Observation::VoteGranted {
+            term: Term(3),
+            voter: SK[1],
+        };
+        fx.checker.observe(COMPUTE, obs);
+    });
+    assert_eq!(check, Some(Check::VoteIsDurable));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use super::{
     base_config, cost_section, fmt_num, md_table, measure, write_atomic, write_results, Measured,
     Options, Point,
 };
-use crate::plan::{FaultAction, FaultEvent, FIRST_PAGESERVER, OBJECT_STORE};
+use crate::plan::{FaultAction, FaultEvent, Role, OBJECT_STORE};
 use crate::tpcb::Layout;
 use anyhow::Result;
 
@@ -28,7 +28,7 @@ const METRICS: [&str; 8] = [
 
 /// The fault schedules: a name, when the fault ends, and its events.
 fn schedules() -> Vec<(&'static str, u64, Vec<FaultEvent>)> {
-    let ps = FIRST_PAGESERVER;
+    let ps = Role::Pageserver(1).id();
     let at = |at_ms, action| FaultEvent { at_ms, action };
     let cut = |from, up: bool| {
         (1..=3u32)

@@ -480,6 +480,11 @@ impl Proposer {
             return;
         }
         peer.vote = Some((flush_lsn, history));
+        let obs = Observation::VoteGranted {
+            term: self.term,
+            voter: from,
+        };
+        self.observer.observe(self.id, obs);
         match self.phase {
             Phase::Campaign { .. } => {
                 let votes = self.peers.values().filter(|p| p.vote.is_some()).count();
