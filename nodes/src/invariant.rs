@@ -64,7 +64,10 @@ impl FromStr for Invariant {
         let all = Invariant::CHECKED.into_iter().chain([Invariant::Panic]);
         all.clone().find(|i| i.name() == s).ok_or_else(|| {
             let names: Vec<&str> = all.map(Invariant::name).collect();
-            format!("unknown invariant '{s}'; known invariants: {}", names.join(", "))
+            format!(
+                "unknown invariant '{s}'; known invariants: {}",
+                names.join(", ")
+            )
         })
     }
 }
@@ -121,7 +124,10 @@ mod tests {
                 detail: "lsn 3 too far".into()
             })
         );
-        assert_eq!(catch_broken(|| invariant!(Invariant::Liveness, true, "no")), None);
+        assert_eq!(
+            catch_broken(|| invariant!(Invariant::Liveness, true, "no")),
+            None
+        );
     }
 
     #[test]
@@ -129,6 +135,9 @@ mod tests {
         for i in Invariant::CHECKED {
             assert_eq!(i.name().parse::<Invariant>(), Ok(i));
         }
-        assert!("durable".parse::<Invariant>().unwrap_err().contains("durability"));
+        assert!("durable"
+            .parse::<Invariant>()
+            .unwrap_err()
+            .contains("durability"));
     }
 }

@@ -52,7 +52,11 @@ pub enum Observation {
     },
     /// The compute sent a GetPage for `page` at `lsn`: the latest version (`latest`, which
     /// must see every commit acknowledged before) or an older acknowledged one.
-    GetPageSent { page: PageId, lsn: Lsn, latest: bool },
+    GetPageSent {
+        page: PageId,
+        lsn: Lsn,
+        latest: bool,
+    },
     /// The compute got an answer to its GetPage for `page` at `lsn` (what it asked); the
     /// answer was labelled `answered_page` at `answered_lsn`. Then the page's CRC32C, whether
     /// its own checksum held, and how many records the pageserver applied to build it.

@@ -1,8 +1,8 @@
 //! The messages between compute (the walproposer), safekeepers (acceptors) and, later,
 //! pageservers. Names follow Neon's safekeeper protocol.
 
-use crate::invariant::Invariant;
 use crate::ids::{Lsn, NodeId, PageId, Term};
+use crate::invariant::Invariant;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

@@ -39,7 +39,9 @@ impl WalRedo {
         let bytes = page.bytes_mut();
         match &record.body {
             RecordBody::PageInit { .. } => bytes.fill(0),
-            RecordBody::PageDelta { offset, bytes: d, .. } => {
+            RecordBody::PageDelta {
+                offset, bytes: d, ..
+            } => {
                 let mut at = CONTENT_OFFSET + *offset as usize;
                 assert!(at + d.len() <= PAGE_SIZE, "delta past the end of the page");
                 if self.offset_off_by_one && at + d.len() < PAGE_SIZE {
@@ -141,6 +143,9 @@ mod tests {
             apply(&delta(0, b"x"), Lsn(10), &mut page);
             apply(&delta(0, b"y"), Lsn(5), &mut page);
         });
-        assert_eq!(broken.map(|b| b.invariant), Some(Invariant::PageReconstruction));
+        assert_eq!(
+            broken.map(|b| b.invariant),
+            Some(Invariant::PageReconstruction)
+        );
     }
 }

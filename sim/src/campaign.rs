@@ -5,9 +5,9 @@
 //! with shards 1/N..N/N cover exactly the seeds of the unsharded campaign. Each seed runs on its
 //! own OS thread (see the runner), so `--jobs J` means J seeds at once.
 
-use crate::report::{describe_faults, Setup};
 use crate::config::Config;
 use crate::plan::Plan;
+use crate::report::{describe_faults, Setup};
 use crate::runner::{run_seed, RunOptions, RunOutcome};
 use crate::seedfile;
 use anyhow::{bail, Context, Result};

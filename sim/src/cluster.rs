@@ -4,8 +4,8 @@
 use crate::checker::Checker;
 use crate::config::Config;
 use crate::plan::{
-    pageserver_ids, safekeeper_ids, FaultAction, FaultEvent, Plan, Role, FIRST_COMPUTE, OBJECT_STORE,
-    STREAM_DISK,
+    pageserver_ids, safekeeper_ids, FaultAction, FaultEvent, Plan, Role, FIRST_COMPUTE,
+    OBJECT_STORE, STREAM_DISK,
 };
 use lakesim_faults::{Disk, DiskConfig, Trace};
 use lakesim_nodes::bugs::BugSet;

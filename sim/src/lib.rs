@@ -3,7 +3,6 @@
 
 pub mod campaign;
 pub mod checker;
-pub mod report;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -12,6 +11,7 @@ pub mod metrics;
 pub mod oracle;
 pub mod pgtrace;
 pub mod plan;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seedfile;

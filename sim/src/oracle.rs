@@ -151,7 +151,8 @@ impl Oracle {
             return Err("a record does not name the one before it");
         }
         let xid = u64_at(rec, 5);
-        let effect = decode_effect(rec[4], &rec[HEADER..]).ok_or("a record's payload is malformed")?;
+        let effect =
+            decode_effect(rec[4], &rec[HEADER..]).ok_or("a record's payload is malformed")?;
         let (start, end) = (self.end, self.end + total as u64);
         self.apply(xid, start, end, effect);
         (self.last_start, self.end) = (start, end);
@@ -169,10 +170,7 @@ impl Oracle {
             Effect::Nothing => return,
         };
         let exists = self.pages.contains_key(&page_id);
-        let page = self
-            .pages
-            .entry(page_id)
-            .or_insert_with(|| vec![0u8; PAGE]);
+        let page = self.pages.entry(page_id).or_insert_with(|| vec![0u8; PAGE]);
         match effect {
             Effect::Init(_) => {
                 if exists {
@@ -289,7 +287,11 @@ mod tests {
         ]);
         let mut oracle = Oracle::default();
         oracle.advance(&wal[..ends[1] as usize]);
-        assert_eq!(oracle.page_crc_at(1, ends[3]), None, "not replayed that far");
+        assert_eq!(
+            oracle.page_crc_at(1, ends[3]),
+            None,
+            "not replayed that far"
+        );
         oracle.advance(&wal);
         assert_eq!(oracle.stalled(), None);
         let mut page = Page::zeroed();
@@ -301,7 +303,11 @@ mod tests {
         for ((lsn, rec), end) in decoded.records.iter().zip(&ends) {
             apply(rec, Lsn(*end), &mut page);
             let want = crc32c::crc32c(page.seal().as_bytes());
-            assert_eq!(oracle.page_crc_at(1, *end), Some(want), "after the record at {lsn}");
+            assert_eq!(
+                oracle.page_crc_at(1, *end),
+                Some(want),
+                "after the record at {lsn}"
+            );
         }
         assert_eq!(oracle.changes(1, ends[3]), vec![ends[0], ends[1], ends[3]]);
         let commit = oracle.commit_at(ends[1]).expect("a commit at its LSN");

@@ -69,11 +69,15 @@ pub const FIRST_COMPUTE: u32 = COMPUTE_BASE + 1;
 pub const OBJECT_STORE: u32 = OBJECT_STORE_ID;
 
 pub fn pageserver_ids(count: usize) -> Vec<u32> {
-    (1..=count as u32).map(|n| Role::Pageserver(n).id()).collect()
+    (1..=count as u32)
+        .map(|n| Role::Pageserver(n).id())
+        .collect()
 }
 
 pub fn safekeeper_ids(count: usize) -> Vec<u32> {
-    (1..=count as u32).map(|n| Role::Safekeeper(n).id()).collect()
+    (1..=count as u32)
+        .map(|n| Role::Safekeeper(n).id())
+        .collect()
 }
 
 /// Which fault kinds this seed turned on, and the rates it uses: the swarm choice.
@@ -418,7 +422,10 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     }
     if mix.safekeeper_loss {
         let node = sks[rng.gen_range(0..sks.len())];
-        push(rng.gen_range(window / 4..window * 3 / 4), FaultAction::Retire { node });
+        push(
+            rng.gen_range(window / 4..window * 3 / 4),
+            FaultAction::Retire { node },
+        );
     }
     push(window, FaultAction::HealAll);
     events.retain(|e| e.at_ms <= window);

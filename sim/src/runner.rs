@@ -303,9 +303,20 @@ mod tests {
     #[test]
     fn other_panics_are_panics_and_the_time_limit_is_liveness() {
         let v = classify_panic(&"time limit exceeded: 72s", None, 0);
-        assert_eq!((v.invariant, v.caught_by.as_str()), (Invariant::Liveness, "time limit"));
-        let v = classify_panic(&String::from("wal-agreement: words"), Some("x.rs:1".into()), 0);
-        assert_eq!(v.invariant, Invariant::Panic, "a string is never parsed for a name");
+        assert_eq!(
+            (v.invariant, v.caught_by.as_str()),
+            (Invariant::Liveness, "time limit")
+        );
+        let v = classify_panic(
+            &String::from("wal-agreement: words"),
+            Some("x.rs:1".into()),
+            0,
+        );
+        assert_eq!(
+            v.invariant,
+            Invariant::Panic,
+            "a string is never parsed for a name"
+        );
         assert_eq!(v.caught_by, "panic at x.rs:1");
     }
 }

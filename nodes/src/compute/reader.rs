@@ -97,9 +97,10 @@ impl Reader {
             _ => nth_page(rng.gen_range(0..pages)),
         };
         let (lsn, latest) = match self.recent_commits.len() {
-            n if n > 0 && rng.gen_bool(0.3) => {
-                (self.recent_commits[rng.gen_range(0..n)].min(commit_lsn), false)
-            }
+            n if n > 0 && rng.gen_bool(0.3) => (
+                self.recent_commits[rng.gen_range(0..n)].min(commit_lsn),
+                false,
+            ),
             _ => (self.latest_lsn(commit_lsn), true),
         };
         self.next_request_id += 1;

@@ -183,7 +183,8 @@ impl Database {
     fn redo(&mut self, lsn: Lsn, rec: &WalRecord) {
         let end = lsn.advance(rec.encoded_len() as u64);
         if let Some(page) = rec.body.page() {
-            self.redo.apply(rec, end, self.pages.entry(page).or_default());
+            self.redo
+                .apply(rec, end, self.pages.entry(page).or_default());
         }
         if rec.body == RecordBody::Checkpoint {
             self.imaged.clear();

@@ -6,10 +6,10 @@
 //! `prev_lsn`, so a switch of source can neither skip nor repeat a record. Safekeepers serve
 //! only committed WAL, so ingest never passes the commit LSN.
 
-use crate::invariant::Invariant;
 use super::layers::LayerMap;
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId};
+use crate::invariant::Invariant;
 use crate::net::Net;
 use crate::proto::Message;
 use crate::wal::{decode_stream, Tail};

@@ -15,11 +15,11 @@
 //! layer files visited (every delta layer between its start and its LSN, as Neon's L0 layers
 //! each cover every key) and bytes read.
 
-use crate::invariant::Invariant;
+use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, PageId};
+use crate::invariant::Invariant;
 use crate::page::{Page, PAGE_SIZE};
 use crate::redo::WalRedo;
-use crate::bugs::{Bug, BugSet};
 use crate::wal::{decode_vouched, RecordBody, WalRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -441,7 +441,10 @@ mod tests {
         let (wal, recs) = stream();
         let end = Lsn(wal.len() as u64);
         let mut bytes = encode_delta(Lsn::ZERO, end, Lsn::ZERO, &wal);
-        assert_eq!(decode_delta(&bytes, Lsn::ZERO, end, LayerChecks::ALL).unwrap(), recs);
+        assert_eq!(
+            decode_delta(&bytes, Lsn::ZERO, end, LayerChecks::ALL).unwrap(),
+            recs
+        );
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert!(decode_delta(&bytes, Lsn::ZERO, end, LayerChecks::ALL).is_err());
@@ -458,7 +461,10 @@ mod tests {
         let (page, applied) = map.reconstruct(PageId(7), lsn);
         assert_eq!(applied.records, 3);
         let mut bytes = encode_image(PageId(7), lsn, &page);
-        assert_eq!(decode_image(&bytes, PageId(7), lsn, LayerChecks::ALL).unwrap(), page);
+        assert_eq!(
+            decode_image(&bytes, PageId(7), lsn, LayerChecks::ALL).unwrap(),
+            page
+        );
         bytes[100] ^= 4;
         assert!(decode_image(&bytes, PageId(7), lsn, LayerChecks::ALL).is_err());
     }

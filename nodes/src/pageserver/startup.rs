@@ -8,12 +8,12 @@
 //! downloaded again instead: the WAL it covers lies below `remote_consistent_lsn`, which the
 //! safekeepers may already have removed.
 
-use crate::invariant::{broken, Invariant};
 use super::ingest::WalReceiver;
 use super::layers::{decode_delta, decode_image, LayerChecks, LayerMap, LayerName};
 use super::remote::{IndexPart, Uploader, INDEX_KEY};
 use super::{Metadata, Pageserver, PageserverConfig};
 use crate::ids::{Lsn, NodeId};
+use crate::invariant::{broken, Invariant};
 use crate::net::Net;
 use crate::observe::Observation;
 use crate::proto::Message;
@@ -266,7 +266,8 @@ async fn load_layers(
                 let loaded = (lsn <= consistent)
                     .then(|| {
                         let bytes = disk.read_all(name).expect("listed file");
-                        let image = decode_image(&bytes, page, lsn, LayerChecks::image(&cfg.bugs)).ok()?;
+                        let image =
+                            decode_image(&bytes, page, lsn, LayerChecks::image(&cfg.bugs)).ok()?;
                         Some((bytes, image))
                     })
                     .flatten();

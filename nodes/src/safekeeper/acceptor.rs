@@ -17,13 +17,15 @@
 //! ahead of the WAL it continues (the network reorders) is held, bounded, until the gap fills;
 //! it is never written out of order. The control file is persisted for the commit LSN or WAL
 //! removal at most every [`PERSIST_INTERVAL`], and always before a vote or a new term is
-//! acknowledged.
+//! acknowledged. Two planted bugs (ack-before-fsync, vote-before-persist) answer first and do
+//! the durable work in [`Acceptor::settle`], which the safekeeper runs once the replies are sent;
+//! without them, `settle` has nothing to do.
 
-use crate::invariant::Invariant;
 use super::control_file::{self, SafekeeperState};
 use super::wal_store::{WalStore, SEGMENT_SIZE};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term};
+use crate::invariant::Invariant;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Envelope, Message, ProposerId, TermHistory};
 use crate::wal::decode_stream;

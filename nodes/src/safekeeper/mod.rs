@@ -6,9 +6,9 @@ pub mod acceptor;
 pub mod control_file;
 pub mod wal_store;
 
-use crate::invariant::{broken, Invariant};
 use crate::bugs::BugSet;
 use crate::ids::NodeId;
+use crate::invariant::{broken, Invariant};
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
 use acceptor::Acceptor;
@@ -43,7 +43,10 @@ pub async fn run(cfg: SafekeeperConfig) {
             .with_pageservers(cfg.pageservers.clone()),
         Err(e) => broken(
             Invariant::Durability,
-            format!("safekeeper {} cannot recover its durable state: {e}", cfg.id),
+            format!(
+                "safekeeper {} cannot recover its durable state: {e}",
+                cfg.id
+            ),
         ),
     };
     let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)

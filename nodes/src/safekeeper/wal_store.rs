@@ -9,8 +9,8 @@
 //! `wal_start` only, and the caller persists `wal_start` first: a removal a crash undid leaves
 //! segments recovery ignores, never a hole it would have to explain.
 
-use crate::invariant::Invariant;
 use crate::ids::Lsn;
+use crate::invariant::Invariant;
 use crate::wal::decode_stream;
 use lakesim_faults::Disk;
 use std::collections::BTreeSet;

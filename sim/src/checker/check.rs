@@ -59,11 +59,17 @@ impl Check {
             AcceptorMonotonic | CommittedWalAgrees | ElectionSafety | VoteIsDurable => {
                 Invariant::WalAgreement
             }
-            LeaderCompleteness | CommitNeedsQuorum | AckedTxnInWal | ReadYourWrites
-            | RemovalCoveredByStore | LayersSurviveCrash | PageserverLsnOrder => {
-                Invariant::Durability
-            }
-            PageMatchesOracle | AnswerAsAsked | ServedWithinCommitted | CommittedWalDecodes
+            LeaderCompleteness
+            | CommitNeedsQuorum
+            | AckedTxnInWal
+            | ReadYourWrites
+            | RemovalCoveredByStore
+            | LayersSurviveCrash
+            | PageserverLsnOrder => Invariant::Durability,
+            PageMatchesOracle
+            | AnswerAsAsked
+            | ServedWithinCommitted
+            | CommittedWalDecodes
             | PageInitialisedOnce => Invariant::PageReconstruction,
             PageChecksum => Invariant::NoCorruptPage,
             CommitsResume | PageserversCatchUp | GetPageAnswered => Invariant::Liveness,

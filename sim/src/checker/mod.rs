@@ -479,7 +479,9 @@ impl Checker {
             None => {
                 s.elected.insert(term, (node, proposer, start));
             }
-            Some(&(other, other_id, other_start)) if other_id != proposer || other_start != start => {
+            Some(&(other, other_id, other_start))
+                if other_id != proposer || other_start != start =>
+            {
                 let detail = format!(
                     "two proposers elected in {term}: {other} (start {other_start}) and {node} (start {start})"
                 );
@@ -514,7 +516,11 @@ impl Checker {
             .src
             .safekeeper_disks
             .keys()
-            .filter(|sk| s.flushed_in_term.get(&(**sk, term)).is_some_and(|f| *f >= commit_lsn))
+            .filter(|sk| {
+                s.flushed_in_term
+                    .get(&(**sk, term))
+                    .is_some_and(|f| *f >= commit_lsn)
+            })
             .count();
         if holders < quorum {
             let detail = format!(
@@ -587,7 +593,10 @@ impl Checker {
                 "safekeeper removed its WAL before {wal_start}, but the object store holds no index"
             ),
             Some(index) => {
-                let missing = index.layers.iter().find(|l| self.src.bucket.object(l).is_none());
+                let missing = index
+                    .layers
+                    .iter()
+                    .find(|l| self.src.bucket.object(l).is_none());
                 let reach = index.consistent.disk_consistent_lsn;
                 match missing {
                     Some(layer) => format!(
@@ -644,7 +653,10 @@ impl Checker {
         let promised = metadata
             .and_then(|b| Metadata::decode(&b))
             .map_or(Lsn::ZERO, |m| m.disk_consistent_lsn);
-        if s.audited.get(&node).is_some_and(|covered| promised <= *covered) {
+        if s.audited
+            .get(&node)
+            .is_some_and(|covered| promised <= *covered)
+        {
             return;
         }
         let mut deltas: Vec<(Lsn, Lsn, String)> = disk
@@ -693,9 +705,14 @@ impl Checker {
         s.pages.image_bytes += lakesim_nodes::page::PAGE_SIZE as u64;
         s.image_lsns.push(lsn);
         let name = lakesim_nodes::pageserver::layers::image_name(page, lsn);
-        let file = self.src.pageserver_disks.get(&node).map(|d| d.read_all(&name));
+        let file = self
+            .src
+            .pageserver_disks
+            .get(&node)
+            .map(|d| d.read_all(&name));
         let Some(Ok(bytes)) = file else {
-            let detail = format!("pageserver reported image layer {name}, which is not on its disk");
+            let detail =
+                format!("pageserver reported image layer {name}, which is not on its disk");
             return self.fail(s, Check::PageMatchesOracle, &[node], detail);
         };
         let crc = crc32c::crc32c(bytes.get(IMAGE_HEADER..).unwrap_or(&[]));
@@ -733,7 +750,11 @@ impl Checker {
                     .take(12)
                     .map(|l| Lsn(*l).to_string())
                     .collect();
-                tracing::debug!(page = p.page.0, "oracle: page changed at {}", changes.join(" "));
+                tracing::debug!(
+                    page = p.page.0,
+                    "oracle: page changed at {}",
+                    changes.join(" ")
+                );
                 let detail = format!(
                     "{} differs from the oracle's replay of the committed WAL",
                     p.source.describe(p.page, p.lsn)
@@ -838,7 +859,10 @@ impl Checker {
                 ));
                 break;
             };
-            let asked = client.writes.get(ack.request as usize).and_then(Option::as_ref);
+            let asked = client
+                .writes
+                .get(ack.request as usize)
+                .and_then(Option::as_ref);
             let expected: Vec<_> = asked.into_iter().flatten().map(expected_write).collect();
             let written: Vec<_> = commit
                 .writes

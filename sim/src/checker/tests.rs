@@ -263,9 +263,11 @@ fn an_acknowledged_transaction_missing_a_write_is_caught() {
         let asked = WorkItem::Txn {
             deltas: vec![write.clone(), DeltaSpec { seed: 3, ..write }],
         };
-        let mut source = fx.client.record(Box::new(
-            lakesim_nodes::compute::workload::Items::new(vec![asked]),
-        ));
+        let mut source = fx
+            .client
+            .record(Box::new(lakesim_nodes::compute::workload::Items::new(
+                vec![asked],
+            )));
         source.next();
         // The WAL holds the first write and the commit, not the second write.
         let (wal, ends) = wal_of(vec![delta(1, &[9, 40]), RecordBody::Commit]);
@@ -340,7 +342,10 @@ fn committed_wal_that_stops_decoding_is_caught() {
 
 #[test]
 fn ingest_past_the_committed_wal_is_caught() {
-    let check = caught(|fx| fx.checker.observe(PS, Observation::Ingested { lsn: Lsn(10) }));
+    let check = caught(|fx| {
+        fx.checker
+            .observe(PS, Observation::Ingested { lsn: Lsn(10) })
+    });
     assert_eq!(check, Some(Check::PageserverLsnOrder));
 }
 
@@ -370,7 +375,11 @@ fn durable_metadata_ahead_of_the_durable_layers_is_caught() {
         disk.create("metadata");
         disk.write("metadata", 0, &bytes).unwrap();
         fx.checker.check_layers_durable(PS);
-        assert_eq!(fx.checker.violation(), None, "an unsynced promise is no promise yet");
+        assert_eq!(
+            fx.checker.violation(),
+            None,
+            "an unsynced promise is no promise yet"
+        );
         disk.sync("metadata").await.unwrap();
         disk.sync_dir().await.unwrap();
         fx.checker.audit();
@@ -395,4 +404,88 @@ fn a_vote_counted_before_the_voter_made_it_durable_is_caught() {
 fn no_commit_after_the_heal_breaks_liveness() {
     let check = caught(|fx| end_of_run(fx));
     assert_eq!(check, Some(Check::CommitsResume));
+}
+
+#[test]
+fn a_pageserver_that_never_catches_up_breaks_liveness() {
+    let check = caught(|fx| {
+        // A client that ran out of work owes no commits after the heal.
+        fx.client.lock().exhausted = true;
+        fx.checker
+            .observe(PS, Observation::Ingested { lsn: Lsn::ZERO });
+        fx.checker.check_end(EndOfRun {
+            healed_at: Duration::ZERO,
+            catch_up_target: Lsn(100),
+        });
+    });
+    assert_eq!(check, Some(Check::PageserversCatchUp));
+}
+
+#[test]
+fn a_getpage_failing_well_after_the_heal_breaks_liveness() {
+    let rt = madsim::runtime::Runtime::new();
+    let check = rt.block_on(async {
+        let fx = fixture();
+        fx.client.lock().exhausted = true;
+        page_read(&fx, (1, Lsn::ZERO), (1, Lsn::ZERO), zero_page_crc(), true);
+        madsim::time::sleep(LIVENESS_BOUND * 3).await;
+        let failed = Observation::PageReadFailed {
+            page: PageId(1),
+            lsn: Lsn::ZERO,
+            waited_ns: 1_000_000,
+        };
+        fx.checker.observe(COMPUTE, failed);
+        fx.checker.check_end(EndOfRun {
+            healed_at: Duration::ZERO,
+            catch_up_target: Lsn::ZERO,
+        });
+        fx.checker.violation().map(|v| check_named(&v.caught_by))
+    });
+    assert_eq!(check, Some(Check::GetPageAnswered));
+}
+
+fn zero_page_crc() -> u32 {
+    crc32c::crc32c(lakesim_nodes::page::Page::zeroed().as_bytes())
+}
+
+/// The rot excuse covers the rotted version of a layer only: once the file is rewritten
+/// (here, cut short), the promise it broke counts again.
+#[test]
+fn the_rot_excuse_ends_when_the_file_is_rewritten() {
+    let rt = madsim::runtime::Runtime::new();
+    let check = rt.block_on(async {
+        let fx = fixture();
+        let disk = fx.checker.src.pageserver_disks[&PS].clone();
+        let (wal, ends) = wal_of(vec![delta(1, b"ab")]);
+        let name = lakesim_nodes::pageserver::layers::delta_name(Lsn::ZERO, ends[0]);
+        let layer =
+            lakesim_nodes::pageserver::layers::encode_delta(Lsn::ZERO, ends[0], Lsn::ZERO, &wal);
+        let metadata = Metadata {
+            disk_consistent_lsn: ends[0],
+            prev_record_lsn: Lsn::ZERO,
+        };
+        let meta = lakesim_nodes::durable::encode_checked(Metadata::MAGIC, &metadata);
+        for (file, bytes) in [(name.as_str(), &layer), ("metadata", &meta)] {
+            disk.create(file);
+            disk.write(file, 0, bytes).unwrap();
+            disk.sync(file).await.unwrap();
+        }
+        disk.sync_dir().await.unwrap();
+        fx.checker.audit();
+        assert_eq!(
+            fx.checker.violation(),
+            None,
+            "an intact layer covers the promise"
+        );
+        let rotted = disk.rot(0).expect("a durable file");
+        fx.checker.note_rot(PS, rotted.clone());
+        fx.checker.audit();
+        assert_eq!(fx.checker.violation(), None, "rot is beyond the promise");
+        disk.set_len(&name, 10).unwrap();
+        disk.sync(&name).await.unwrap();
+        fx.checker.note_crash(PS);
+        fx.checker.audit();
+        fx.checker.violation().map(|v| check_named(&v.caught_by))
+    });
+    assert_eq!(check, Some(Check::LayersSurviveCrash));
 }

@@ -28,11 +28,11 @@
 
 mod recovery;
 
-use crate::invariant::Invariant;
 use super::reader::Reader;
 use super::workload::{Client, Database, RequestId, WorkItem};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term, Xid};
+use crate::invariant::Invariant;
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Message, ProposerId, TermHistory};

@@ -5,15 +5,15 @@
 //! from a pageserver's basebackup at the donor's WAL start, whose pages are checked, and the
 //! donor's WAL is replayed on top, as a Neon compute starts from a basebackup.
 
-use crate::redo::WalRedo;
-use crate::invariant::Invariant;
 use super::{DonorWal, Phase, Proposer};
 use crate::bugs::Bug;
 use crate::compute::workload::Database;
 use crate::ids::{Lsn, NodeId, PageId, Term};
+use crate::invariant::Invariant;
 use crate::observe::Observation;
 use crate::page::Page;
 use crate::proto::{Basebackup, Message, TermHistory, TermSwitch};
+use crate::redo::WalRedo;
 use std::sync::Arc;
 
 impl Proposer {
