@@ -72,11 +72,13 @@ impl FromStr for Invariant {
     }
 }
 
-/// The payload of a node assertion's panic: which invariant broke, and how.
+/// The payload of a node assertion's panic: which invariant broke, how, and where the
+/// assertion is (`file:line`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Broken {
     pub invariant: Invariant,
     pub detail: String,
+    pub at: String,
 }
 
 impl fmt::Display for Broken {
@@ -85,10 +87,16 @@ impl fmt::Display for Broken {
     }
 }
 
-/// Panics with a [`Broken`] payload; the panic's location is the caller's.
+/// Panics with a [`Broken`] payload naming the caller's location.
 #[track_caller]
 pub fn broken(invariant: Invariant, detail: String) -> ! {
-    std::panic::panic_any(Broken { invariant, detail })
+    let here = std::panic::Location::caller();
+    let at = format!("{}:{}", here.file(), here.line());
+    std::panic::panic_any(Broken {
+        invariant,
+        detail,
+        at,
+    })
 }
 
 /// Asserts an invariant in node code: `invariant!(Invariant::WalAgreement, cond, "fmt", args..)`.
@@ -117,12 +125,13 @@ mod tests {
             let lsn = 3;
             invariant!(Invariant::WalAgreement, lsn < 2, "lsn {lsn} too far");
         });
-        assert_eq!(
-            caught,
-            Some(Broken {
-                invariant: Invariant::WalAgreement,
-                detail: "lsn 3 too far".into()
-            })
+        let caught = caught.expect("the assertion fails");
+        assert_eq!(caught.invariant, Invariant::WalAgreement);
+        assert_eq!(caught.detail, "lsn 3 too far");
+        assert!(
+            caught.at.starts_with("nodes/src/invariant.rs:"),
+            "{}",
+            caught.at
         );
         assert_eq!(
             catch_broken(|| invariant!(Invariant::Liveness, true, "no")),

@@ -369,7 +369,9 @@ pub fn seed_files(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
 
 /// Rewrites the `trace_hash` line of a seed file in place (atomically), keeping its comments
 /// and layout: the corpus is written by people.
-fn repin(path: &std::path::Path, hash: &str) -> Result<()> {
+/// Rewrites a seed file's trace hash, and the line of the assertion that caught it when only
+/// that moved; every other line is kept as it is.
+fn repin(path: &std::path::Path, hash: &str, caught_by: Option<&str>) -> Result<()> {
     let text = std::fs::read_to_string(path)?;
     let mut replaced = false;
     let lines: Vec<String> = text
@@ -378,6 +380,9 @@ fn repin(path: &std::path::Path, hash: &str) -> Result<()> {
             if line.trim_start().starts_with("trace_hash") && !replaced {
                 replaced = true;
                 format!("trace_hash = \"{hash}\"")
+            } else if let (true, Some(c)) = (line.trim_start().starts_with("caught_by"), caught_by)
+            {
+                format!("caught_by = \"{c}\"")
             } else {
                 line.to_string()
             }
@@ -412,11 +417,17 @@ fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
             );
             continue;
         }
-        if replay.hash_matches {
+        let caught_by = replay
+            .outcome
+            .violation
+            .as_ref()
+            .map(|v| v.caught_by.as_str());
+        let moved = l.file.caught_by.as_deref() != caught_by && l.file.caught_by.is_some();
+        if replay.hash_matches && !moved {
             continue;
         }
         let new_hash = format!("{:016x}", replay.outcome.trace_hash);
-        repin(path, &new_hash)?;
+        repin(path, &new_hash, caught_by.filter(|_| moved))?;
         changed += 1;
         println!(
             "{}: re-pinned {} -> {new_hash}",

@@ -76,7 +76,7 @@ pub fn classify_panic(
     let detail = panic_message(payload);
     let at = at.unwrap_or_else(|| "an unknown place".into());
     let (invariant, caught_by) = match payload.downcast_ref::<Broken>() {
-        Some(b) => (b.invariant, format!("assertion at {at}")),
+        Some(b) => (b.invariant, format!("assertion at {}", b.at)),
         None if detail.contains("time limit exceeded") => {
             (Invariant::Liveness, "time limit".to_string())
         }
@@ -293,8 +293,9 @@ mod tests {
         let payload = Broken {
             invariant: Invariant::WalAgreement,
             detail: "one term began at two LSNs".into(),
+            at: "nodes/src/proto.rs:56".into(),
         };
-        let v = classify_panic(&payload, Some("nodes/src/proto.rs:56".into()), 7);
+        let v = classify_panic(&payload, None, 7);
         assert_eq!(v.invariant, Invariant::WalAgreement);
         assert_eq!(v.caught_by, "assertion at nodes/src/proto.rs:56");
         assert_eq!(v.detail, "one term began at two LSNs");

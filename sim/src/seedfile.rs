@@ -163,7 +163,7 @@ impl Loaded {
                         .file
                         .caught_by
                         .as_ref()
-                        .is_none_or(|c| *c == v.caught_by)
+                        .is_none_or(|c| same_catcher(c, &v.caught_by))
             }
             _ => false,
         };
@@ -204,6 +204,16 @@ pub fn record(
         trace_hash: format!("{:016x}", outcome.trace_hash),
         plan: plan.map(FaultRecord::of),
     }
+}
+
+/// True when two `caught_by` texts name the same check, or the same assertion in the same
+/// file (an assertion's line moves with every edit above it; `lakesim pin` refreshes it).
+pub fn same_catcher(a: &str, b: &str) -> bool {
+    let file = |s: &str| match s.rsplit_once(':') {
+        Some((f, line)) if line.chars().all(|c| c.is_ascii_digit()) => f.to_string(),
+        _ => s.to_string(),
+    };
+    file(a) == file(b)
 }
 
 /// Writes `file` to `path` atomically (temp file + rename), so a crash or Ctrl-C never leaves
