@@ -226,7 +226,7 @@ impl Database {
             WorkItem::Txn { deltas } => {
                 let xid = Xid(self.next_xid.max(1));
                 self.next_xid = xid.0 + 1;
-                let lost = self.lose_writes && xid.0 % 16 == 0;
+                let lost = self.lose_writes && xid.0.is_multiple_of(16);
                 let logged = &deltas[..deltas.len() - usize::from(lost && !deltas.is_empty())];
                 self.write_deltas(xid, logged, full_page_writes, out);
                 let commit = self.log(xid, RecordBody::Commit, out);

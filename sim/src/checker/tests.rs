@@ -402,7 +402,7 @@ fn a_vote_counted_before_the_voter_made_it_durable_is_caught() {
 
 #[test]
 fn no_commit_after_the_heal_breaks_liveness() {
-    let check = caught(|fx| end_of_run(fx));
+    let check = caught(end_of_run);
     assert_eq!(check, Some(Check::CommitsResume));
 }
 
