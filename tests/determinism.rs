@@ -8,7 +8,7 @@ use lakesim::scenario;
 
 fn hash(seed: u64, config: &Config) -> u64 {
     let plan = Plan::generate(seed, config);
-    let outcome = run_seed(seed, config, &plan, &RunOptions::default());
+    let outcome = run_seed(seed, &plan, &RunOptions::default());
     assert!(
         outcome.violation.is_none(),
         "seed {seed}: {:?}",

@@ -13,7 +13,7 @@ use std::path::Path;
 fn run(config: &Config, seed: u64) -> Stats {
     config.validate().expect("a valid config");
     let plan = Plan::generate(seed, config);
-    let outcome = run_seed(seed, config, &plan, &RunOptions::default());
+    let outcome = run_seed(seed, &plan, &RunOptions::default());
     assert!(
         outcome.violation.is_none(),
         "seed {seed}: {:?}",

@@ -35,7 +35,7 @@ fn random_seeds_hold_every_invariant_in_every_scenario() {
         let config = (s.build)();
         for seed in seeds() {
             let plan = Plan::generate(seed, &config);
-            let outcome = run_seed(seed, &config, &plan, &RunOptions::default());
+            let outcome = run_seed(seed, &plan, &RunOptions::default());
             if let Some(v) = outcome.violation {
                 failures.push(format!(
                     "{} seed {seed}: {} violated: {}\n  replay: lakesim run --seed {seed} --scenario {}",

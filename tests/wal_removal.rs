@@ -8,7 +8,7 @@ use lakesim::scenario;
 fn run(seed: u64, name: &str) -> lakesim::runner::RunOutcome {
     let config = scenario::find(name).expect("scenario");
     let plan = Plan::generate(seed, &config);
-    let outcome = run_seed(seed, &config, &plan, &RunOptions::default());
+    let outcome = run_seed(seed, &plan, &RunOptions::default());
     assert!(
         outcome.violation.is_none(),
         "seed {seed} of {name} failed: {:?}",

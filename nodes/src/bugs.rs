@@ -27,10 +27,12 @@ pub enum Bug {
     RedoOffsetOffByOne,
     ReadLsnTooOld,
     TxnWriteLost,
+    ObjectStoreSilent,
+    ImagesNeverCreated,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 20] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -49,6 +51,8 @@ impl Bug {
         Bug::RedoOffsetOffByOne,
         Bug::ReadLsnTooOld,
         Bug::TxnWriteLost,
+        Bug::ObjectStoreSilent,
+        Bug::ImagesNeverCreated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +75,8 @@ impl Bug {
             Bug::RedoOffsetOffByOne => "redo-offset-off-by-one",
             Bug::ReadLsnTooOld => "read-lsn-too-old",
             Bug::TxnWriteLost => "txn-write-lost",
+            Bug::ObjectStoreSilent => "object-store-silent",
+            Bug::ImagesNeverCreated => "images-never-created",
         }
     }
 
@@ -119,6 +125,8 @@ impl Bug {
             Bug::TxnWriteLost => {
                 "compute drops the last write of every 16th transaction from the WAL but logs its commit"
             }
+            Bug::ObjectStoreSilent => "the object store takes every request and never answers",
+            Bug::ImagesNeverCreated => "pageserver never creates an image layer",
         }
     }
 }

@@ -23,20 +23,25 @@ pub enum Invariant {
     PageReconstruction,
     /// A torn or rotted file is detected by checksum and never served as data.
     NoCorruptPage,
-    /// Once faults heal, commits resume and every pageserver catches up and answers.
+    /// Once faults heal, commits resume, every pageserver catches up and answers, uploads
+    /// catch up and safekeepers shed their WAL.
     Liveness,
+    /// A GetPage applies no more records than the image policy promises: the design's cost
+    /// bound, as much a promise as the others.
+    ReadAmplification,
     /// Node code panicked outside any invariant's assertion.
     Panic,
 }
 
 impl Invariant {
-    /// The five invariants (everything but [`Invariant::Panic`]).
-    pub const CHECKED: [Invariant; 5] = [
+    /// The invariants (everything but [`Invariant::Panic`]).
+    pub const CHECKED: [Invariant; 6] = [
         Invariant::Durability,
         Invariant::WalAgreement,
         Invariant::PageReconstruction,
         Invariant::NoCorruptPage,
         Invariant::Liveness,
+        Invariant::ReadAmplification,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +51,7 @@ impl Invariant {
             Invariant::PageReconstruction => "page-reconstruction",
             Invariant::NoCorruptPage => "no-corrupt-page",
             Invariant::Liveness => "liveness",
+            Invariant::ReadAmplification => "read-amplification",
             Invariant::Panic => "panic",
         }
     }

@@ -3,6 +3,7 @@
 //! or cuts it off), but an object it acknowledged is never lost: the bucket is its durable
 //! storage and outlives the process.
 
+use crate::bugs::{Bug, BugSet};
 use crate::ids::NodeId;
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
@@ -63,6 +64,7 @@ pub struct ObjectStoreConfig {
     pub bucket: Bucket,
     pub observer: Arc<dyn Observer>,
     pub duplicate_probability: f64,
+    pub bugs: BugSet,
 }
 
 /// Runs the object store until the process is killed.
@@ -73,7 +75,9 @@ pub async fn run(cfg: ObjectStoreConfig) {
         .expect("bind");
     loop {
         let env = net.recv().await.expect("network");
-        if let Some(reply) = cfg.bucket.apply(&env.msg) {
+        let reply = cfg.bucket.apply(&env.msg);
+        // The object-store-silent bug takes the request in and never answers.
+        if let Some(reply) = reply.filter(|_| !cfg.bugs.has(Bug::ObjectStoreSilent)) {
             net.send(env.from, reply);
         }
     }

@@ -76,6 +76,7 @@ pub enum Observation {
     /// then to the answer (the cost model's reads, the walredo queue and the redo).
     GetPageServed {
         page: PageId,
+        lsn: Lsn,
         records_applied: u32,
         layers_visited: u32,
         bytes_read: u64,

@@ -7,7 +7,7 @@
 
 use crate::config::Config;
 use crate::plan::Plan;
-use crate::report::{describe_faults, Setup};
+use crate::report::{describe_config, describe_faults, Setup};
 use crate::runner::{run_seed, RunOptions, RunOutcome};
 use crate::seedfile;
 use anyhow::{bail, Context, Result};
@@ -172,7 +172,7 @@ impl Campaign {
                 bugs: bugs.clone(),
                 keep_trace: false,
             };
-            let outcome = run_seed(seed, config, &plan, &opts);
+            let outcome = run_seed(seed, &plan, &opts);
             *shared.sim_seconds.lock().unwrap() += outcome.sim_time.as_secs_f64();
             let done = shared.done.fetch_add(1, Ordering::Relaxed) + 1;
             if outcome.violation.is_some() {
@@ -235,7 +235,7 @@ impl Campaign {
             ),
         };
         progress.println(&line);
-        tracing::debug!(faults = %describe_faults(plan), "failure");
+        tracing::debug!(config = %describe_config(plan), faults = %describe_faults(plan), "failure");
     }
 }
 

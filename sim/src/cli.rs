@@ -4,7 +4,9 @@
 //! one line naming what is wrong and what is allowed).
 
 use crate::campaign::{Budget, Campaign, Shard};
-use crate::report::{bug_suffix, describe_faults, print_outcome, replay_command, Setup};
+use crate::report::{
+    bug_suffix, describe_config, describe_faults, print_outcome, replay_command, Setup,
+};
 
 use crate::plan::Plan;
 use crate::runner::{run_seed, RunOptions, RunOutcome};
@@ -204,9 +206,13 @@ fn clap_error(e: clap::Error) -> ExitCode {
 }
 
 fn cmd_list() {
-    println!("scenarios:");
+    println!("scenarios (leaders: whether the compute leading the safekeepers changes):");
     for s in scenario::ALL {
-        println!("  {:<22} {}", s.name, s.about);
+        let leaders = match scenario::leaders_change(&(s.build)()) {
+            true => "leaders change",
+            false => "one leader",
+        };
+        println!("  {:<22} {:<15} {}", s.name, leaders, s.about);
     }
     println!("planted bugs (--bug NAME):");
     for b in Bug::ALL {
@@ -226,9 +232,10 @@ fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Resu
             "lakesim run: seed {seed}, scenario {name}{}",
             bug_suffix(setup)
         );
+        println!("{}", describe_config(&plan));
         println!("{}", describe_faults(&plan));
     }
-    let outcome = run_seed(seed, &config, &plan, &opts);
+    let outcome = run_seed(seed, &plan, &opts);
     if let Some(path) = &trace {
         write_trace(path, &outcome)
             .with_context(|| format!("cannot write trace {}", path.display()))?;

@@ -15,7 +15,9 @@ use lakesim_nodes::compute::{self, ComputeConfig};
 use lakesim_nodes::net::ip_of;
 use lakesim_nodes::object_store::{self, Bucket, ObjectStoreConfig};
 use lakesim_nodes::observe::Observer;
+use lakesim_nodes::pageserver::remote::RemotePrefix;
 use lakesim_nodes::pageserver::{self, PageserverConfig, PageserverCost};
+use lakesim_nodes::safekeeper::wal_store::SegmentSize;
 use lakesim_nodes::safekeeper::{self, SafekeeperConfig};
 use lakesim_nodes::{NodeId, PageId};
 use madsim::net::NetSim;
@@ -125,6 +127,7 @@ impl Cluster {
                 duplicate_probability: dup,
                 buggify: plan.faults_chosen.buggify,
                 pageservers: pss.clone(),
+                wal_segment_size: segment_size(config),
             };
             let node = handle
                 .create_node()
@@ -140,6 +143,7 @@ impl Cluster {
             bucket: bucket.clone(),
             observer: observer.clone(),
             duplicate_probability: dup,
+            bugs: bugs.clone(),
         };
         let store = handle
             .create_node()
@@ -162,6 +166,7 @@ impl Cluster {
                 checkpoint_distance_bytes: config.checkpoint_distance_kb as usize * 1024,
                 cost: pageserver_cost(config),
                 buggify,
+                remote_prefix: remote_prefix(id),
             };
             let node = handle
                 .create_node()
@@ -328,6 +333,16 @@ impl Cluster {
         net.update_config(|c| c.packet_loss_rate = 0.0);
         self.trace.record(0, "heal-all", 0, 0);
     }
+}
+
+/// The safekeepers' WAL segment size.
+pub fn segment_size(config: &Config) -> SegmentSize {
+    SegmentSize::new(config.wal_segment_kb * 1024)
+}
+
+/// Where a pageserver's objects live in the bucket: `pageserver1/...`.
+pub fn remote_prefix(id: NodeId) -> RemotePrefix {
+    RemotePrefix(format!("{}/", Role::of(id.0).name()))
 }
 
 /// The compute's side of the cost model (and its checkpointer, which runs either way).

@@ -32,11 +32,49 @@ pub struct Config {
     /// Postgres's `max_wal_size`: a checkpoint starts once `max_wal_size / (1 +
     /// checkpoint_completion_target)` of WAL (target 0.9) was written since the last one.
     pub max_wal_size_mb: u64,
+    /// The safekeepers' WAL segment size, KiB: a power of two from 4 (Neon: 16 MiB; small here
+    /// so that short runs remove segments often).
+    pub wal_segment_kb: u64,
+    /// Settings each seed draws for itself (swarm testing over configuration).
+    pub swarm: ConfigSwarm,
     pub workload: WorkloadConfig,
     pub cost: CostConfig,
     pub faults: FaultConfig,
     pub disk: DiskConfig,
     pub timing: TimingConfig,
+}
+
+/// Swarm testing over configuration: with `enabled`, each seed draws these settings within
+/// the ranges given (a scenario pins one by giving a single value, or a share of 0 or 1), and
+/// the run reports what it drew. A run that asks for `full_page_writes` or two pageservers
+/// gets them in every seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigSwarm {
+    pub enabled: bool,
+    /// Share of seeds with `full_page_writes` on.
+    pub full_page_writes_share: f64,
+    /// Share of seeds with two pageservers.
+    pub two_pageservers_share: f64,
+    /// `per-page-records:N` thresholds, `[min, max]`.
+    pub image_threshold: [usize; 2],
+    /// `checkpoint_distance_kb`, `[min, max]`.
+    pub checkpoint_distance_kb: [u32; 2],
+    /// WAL segment sizes (KiB) to draw from.
+    pub wal_segment_kb: Vec<u64>,
+}
+
+impl Default for ConfigSwarm {
+    fn default() -> Self {
+        ConfigSwarm {
+            enabled: false,
+            full_page_writes_share: 0.4,
+            two_pageservers_share: 0.4,
+            image_threshold: [2, 32],
+            checkpoint_distance_kb: [8, 128],
+            wal_segment_kb: vec![16, 64, 256],
+        }
+    }
 }
 
 /// Which transactions the client runs.
@@ -112,6 +150,9 @@ pub struct FaultConfig {
     pub duplicate_probability: f64,
     /// Let the plan start a second compute while the first is cut off but alive.
     pub second_compute: bool,
+    /// The control plane replaces a compute cut off from a majority of safekeepers for longer
+    /// than this (0: never), once a run, so that leaders change where partitions strike.
+    pub replace_cut_off_compute_after_ms: u64,
     /// Let the plan lose one safekeeper for good (a minority: the rest must stay live, and
     /// pageservers must stream from the others).
     pub safekeeper_loss: bool,
@@ -200,6 +241,8 @@ impl Default for Config {
             full_page_writes: false,
             checkpoint_timeout_ms: 300_000,
             max_wal_size_mb: 1024,
+            wal_segment_kb: 64,
+            swarm: ConfigSwarm::default(),
             workload: WorkloadConfig::default(),
             cost: CostConfig::default(),
             faults: FaultConfig::default(),
@@ -246,6 +289,7 @@ impl Default for FaultConfig {
             torn_write_probability: 0.0,
             duplicate_probability: 0.0,
             second_compute: false,
+            replace_cut_off_compute_after_ms: 0,
             safekeeper_loss: false,
             swarm: false,
             buggify_share: 0.0,
@@ -276,6 +320,28 @@ impl Config {
     }
 
     /// Rejects configurations no run can have, naming what is allowed.
+    fn validate_swarm(&self, segment_ok: &dyn Fn(u64) -> bool) -> Result<()> {
+        let s = &self.swarm;
+        let share = |v: f64| (0.0..=1.0).contains(&v);
+        if !share(s.full_page_writes_share) || !share(s.two_pageservers_share) {
+            bail!(
+                "swarm: full_page_writes_share and two_pageservers_share must be between 0 and 1"
+            );
+        }
+        let [lo, hi] = s.image_threshold;
+        if lo == 0 || lo > hi || hi > 100_000 {
+            bail!("swarm.image_threshold = [{lo}, {hi}]: need 1 <= min <= max <= 100000");
+        }
+        let [lo, hi] = s.checkpoint_distance_kb;
+        if lo < 4 || lo > hi || hi > 1_048_576 {
+            bail!("swarm.checkpoint_distance_kb = [{lo}, {hi}]: need 4 <= min <= max <= 1048576");
+        }
+        if s.wal_segment_kb.is_empty() || !s.wal_segment_kb.iter().all(|kb| segment_ok(*kb)) {
+            bail!("swarm.wal_segment_kb: one or more powers of two from 4 to 16384");
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         if !matches!(self.safekeepers, 3 | 5) {
             bail!(
@@ -289,6 +355,14 @@ impl Config {
                 self.pageservers
             );
         }
+        let segment_ok = |kb: u64| kb.is_power_of_two() && (4..=16_384).contains(&kb);
+        if !segment_ok(self.wal_segment_kb) {
+            bail!(
+                "wal_segment_kb = {}: must be a power of two from 4 to 16384",
+                self.wal_segment_kb
+            );
+        }
+        self.validate_swarm(&segment_ok)?;
         if !(4..=1_048_576).contains(&self.checkpoint_distance_kb) {
             bail!(
                 "checkpoint_distance_kb = {}: must be 4 to 1048576",

@@ -41,11 +41,20 @@ pub struct Committed {
     pub writes: Vec<Write>,
 }
 
+/// One version of a page.
+#[derive(Clone, Copy, Debug)]
+struct Version {
+    end: u64,
+    crc: u32,
+    init: bool,
+}
+
 #[derive(Default)]
 pub struct Oracle {
     pages: BTreeMap<u32, Vec<u8>>,
-    /// Every version of every page: (end LSN of the record that made it, CRC32C of the page).
-    history: BTreeMap<u32, Vec<(u64, u32)>>,
+    /// Every version of every page: the end LSN of the record that made it, the CRC32C of the
+    /// page, and whether that record built the page from nothing (an init or a full image).
+    history: BTreeMap<u32, Vec<Version>>,
     end: u64,
     last_start: u64,
     /// The first `PageInit` of a page that already existed: the compute that wrote it had lost
@@ -170,6 +179,7 @@ impl Oracle {
             Effect::Nothing => return,
         };
         let exists = self.pages.contains_key(&page_id);
+        let init = matches!(effect, Effect::Init(_) | Effect::Image(..));
         let page = self.pages.entry(page_id).or_insert_with(|| vec![0u8; PAGE]);
         match effect {
             Effect::Init(_) => {
@@ -202,7 +212,8 @@ impl Oracle {
         page[..8].copy_from_slice(&end.to_le_bytes());
         seal(page);
         let crc = crc32c::crc32c(page);
-        self.history.entry(page_id).or_default().push((end, crc));
+        let version = Version { end, crc, init };
+        self.history.entry(page_id).or_default().push(version);
     }
 
     /// A page the committed WAL initialised twice, and where the second time was.
@@ -220,14 +231,44 @@ impl Oracle {
         self.commits.get(&lsn)
     }
 
+    fn versions(&self, page: u32) -> &[Version] {
+        self.history.get(&page).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     /// The LSNs at which `page` changed, up to `lsn` (for failure reports).
     pub fn changes(&self, page: u32, lsn: u64) -> Vec<u64> {
-        let versions = self.history.get(&page).map(Vec::as_slice).unwrap_or(&[]);
+        let versions = self.versions(page);
         versions
             .iter()
-            .map(|(l, _)| *l)
+            .map(|v| v.end)
             .filter(|l| *l <= lsn)
             .collect()
+    }
+
+    /// The versions of `page` made by records ending in `(after, upto]`: `(first, end)` indexes.
+    fn range(&self, page: u32, after: u64, upto: u64) -> (usize, usize) {
+        let v = self.versions(page);
+        (
+            v.partition_point(|x| x.end <= after),
+            v.partition_point(|x| x.end <= upto),
+        )
+    }
+
+    /// Records of `page` ending in `(after, upto]`.
+    pub fn records_between(&self, page: u32, after: u64, upto: u64) -> usize {
+        let (a, b) = self.range(page, after, upto);
+        b - a
+    }
+
+    /// The records a reconstruction of `page` at `lsn` applies on top of an image at `base`
+    /// (none: `None`): those after the image, from the last that builds the page from nothing.
+    pub fn chain_len(&self, page: u32, base: Option<u64>, lsn: u64) -> usize {
+        let (a, b) = self.range(page, base.unwrap_or(0), lsn);
+        let v = &self.versions(page)[a..b];
+        match v.iter().rposition(|x| x.init) {
+            Some(i) => v.len() - i,
+            None => v.len(),
+        }
     }
 
     /// CRC32C of `page` as of `lsn`; `None` when `lsn` is past what the oracle has replayed.
@@ -235,11 +276,11 @@ impl Oracle {
         if lsn > self.end {
             return None;
         }
-        let versions = self.history.get(&page).map(Vec::as_slice).unwrap_or(&[]);
-        let i = versions.partition_point(|(end, _)| *end <= lsn);
+        let versions = self.versions(page);
+        let i = versions.partition_point(|v| v.end <= lsn);
         Some(match i {
             0 => zero_page_crc(),
-            _ => versions[i - 1].1,
+            _ => versions[i - 1].crc,
         })
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 const STREAM_WORKLOAD: u64 = 0x776f_726b_6c6f_6164;
 const STREAM_FAULTS: u64 = 0x6661_756c_7473_0000;
 const STREAM_SWARM: u64 = 0x7377_6172_6d00_0000;
+const STREAM_CONFIG: u64 = 0x636f_6e66_6967_0000;
 /// Disks draw which unsynced sectors survive a crash from `seed ^ STREAM_DISK ^ node`.
 pub const STREAM_DISK: u64 = 0x6469_736b_0000_0000;
 
@@ -166,6 +167,9 @@ pub enum FaultAction {
 /// A run, as data.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// The configuration this run uses: the one it was planned from, with the settings the
+    /// seed drew when `swarm.enabled` (see [`draw_config`]).
+    pub config: Config,
     pub faults_chosen: FaultMix,
     pub faults: Vec<FaultEvent>,
     pub workload: WorkloadPlan,
@@ -204,7 +208,8 @@ impl WorkloadPlan {
 }
 
 impl Plan {
-    pub fn generate(seed: u64, config: &Config) -> Plan {
+    pub fn generate(seed: u64, base: &Config) -> Plan {
+        let config = &draw_config(seed, base);
         let faults_chosen = choose_mix(seed, &config.faults);
         let faults = schedule_faults(seed, config, &faults_chosen);
         let workload = match config.workload.kind {
@@ -220,10 +225,45 @@ impl Plan {
             }
         };
         Plan {
+            config: config.clone(),
             faults_chosen,
             faults,
             workload,
         }
+    }
+}
+
+/// Swarm testing over configuration: the settings this seed runs with, drawn from its own
+/// stream within the ranges `swarm` gives. A setting the base config asks for (full-page
+/// writes on, two pageservers) is kept.
+pub fn draw_config(seed: u64, base: &Config) -> Config {
+    let s = &base.swarm;
+    if !s.enabled {
+        return base.clone();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_CONFIG);
+    let full_page_writes = rng.gen_bool(s.full_page_writes_share) || base.full_page_writes;
+    let two = rng.gen_bool(s.two_pageservers_share) || base.pageservers == 2;
+    let [lo, hi] = s.image_threshold;
+    let threshold = rng.gen_range(lo..=hi);
+    let [lo, hi] = s.checkpoint_distance_kb;
+    let checkpoint_distance_kb = rng.gen_range(lo..=hi);
+    let wal_segment_kb = *s
+        .wal_segment_kb
+        .choose(&mut rng)
+        .expect("validated: not empty");
+    Config {
+        full_page_writes,
+        pageservers: if two { 2 } else { 1 },
+        image_policy: match base.image_policy {
+            crate::config::ImagePolicy::PerPageRecords(_) => {
+                crate::config::ImagePolicy::PerPageRecords(threshold)
+            }
+            other => other,
+        },
+        checkpoint_distance_kb,
+        wal_segment_kb,
+        ..base.clone()
     }
 }
 
@@ -330,6 +370,8 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
         push(t, FaultAction::Crash { node });
         push(t + rng.gen_range(20..1000), FaultAction::Restart { node });
     }
+    // When the compute is cut off from a majority of safekeepers, and for how long.
+    let mut cut_off: Vec<(u64, u64)> = Vec::new();
     for t in strikes(&mut rng, mix.partitions_per_s, window) {
         let len = rng.gen_range(50..2000);
         let computes = computes_at(t);
@@ -341,6 +383,9 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
                 let node = all[rng.gen_range(0..all.len())];
                 push(t, FaultAction::Isolate { node });
                 push(t + len, FaultAction::Rejoin { node });
+                if node == compute {
+                    cut_off.push((t, len));
+                }
             }
             1 => {
                 let from = all[rng.gen_range(0..all.len())];
@@ -371,8 +416,25 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
                         push(t + len, FaultAction::Uncut { from, to });
                     }
                 }
+                if cut > sks.len() / 2 {
+                    cut_off.push((t, len));
+                }
             }
         }
+    }
+    // The control plane: a compute cut off from a majority for longer than its timeout is
+    // replaced by a new one (once a run), which campaigns while the old one may still live.
+    let replace_after = config.faults.replace_cut_off_compute_after_ms;
+    let replaced = (replace_after > 0 && second_at.is_none())
+        .then(|| cut_off.iter().find(|(_, len)| *len > replace_after))
+        .flatten();
+    if let Some((t, _)) = replaced {
+        push(
+            t + replace_after,
+            FaultAction::StartCompute {
+                node: FIRST_COMPUTE + 1,
+            },
+        );
     }
     let pss = pageserver_ids(config.pageservers);
     for t in strikes(&mut rng, mix.pageserver_crashes_per_s, window) {

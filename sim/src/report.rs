@@ -75,6 +75,21 @@ pub fn replay_command(seed: u64, setup: &Setup) -> String {
     cmd
 }
 
+/// One line saying the configuration this seed runs with (drawn, with `swarm.enabled`).
+pub fn describe_config(plan: &Plan) -> String {
+    let c = &plan.config;
+    format!(
+        "config{}: full_page_writes {}, image_policy {}, checkpoint_distance {} KiB, WAL segment {} KiB, {} pageserver{}",
+        if c.swarm.enabled { " (drawn)" } else { "" },
+        if c.full_page_writes { "on" } else { "off" },
+        c.image_policy,
+        c.checkpoint_distance_kb,
+        c.wal_segment_kb,
+        c.pageservers,
+        if c.pageservers == 1 { "" } else { "s" },
+    )
+}
+
 /// One line saying which faults this seed turned on.
 pub fn describe_faults(plan: &Plan) -> String {
     let f = &plan.faults_chosen;

@@ -42,12 +42,13 @@ pub struct RunOutcome {
     pub stats: Stats,
 }
 
-/// Runs `seed` with `plan` on a fresh thread and waits for it.
-pub fn run_seed(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
-    let (config, plan, opts) = (config.clone(), plan.clone(), opts.clone());
+/// Runs `seed` with `plan` (which holds the configuration it runs with) on a fresh thread and
+/// waits for it.
+pub fn run_seed(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
+    let (plan, opts) = (plan.clone(), opts.clone());
     std::thread::Builder::new()
         .name(format!("seed-{seed}"))
-        .spawn(move || run_on_this_thread(seed, &config, &plan, &opts))
+        .spawn(move || run_on_this_thread(seed, &plan, &opts))
         .expect("spawn a run thread")
         .join()
         .expect("the run thread catches its panics")
@@ -103,8 +104,9 @@ pub fn note_panic_location(location: Option<&std::panic::Location<'_>>) {
     PANIC_AT.with(|cell| cell.set(at));
 }
 
-fn run_on_this_thread(seed: u64, config: &Config, plan: &Plan, opts: &RunOptions) -> RunOutcome {
+fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     let wall = Instant::now();
+    let config = &plan.config;
     let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(config));
     let budget = Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
     runtime.set_time_limit(budget + Duration::from_secs(60));
@@ -172,9 +174,16 @@ async fn simulate(
     };
     let client = ClientLog::default();
     let bucket = lakesim_nodes::object_store::Bucket::default();
+    let pageservers = crate::plan::pageserver_ids(config.pageservers);
     let sources = Sources {
+        image_policy: config.image_policy,
         safekeeper_disks: disks_of(crate::plan::safekeeper_ids(config.safekeepers)),
-        pageserver_disks: disks_of(crate::plan::pageserver_ids(config.pageservers)),
+        wal_segment_size: crate::cluster::segment_size(config),
+        remote_prefixes: pageservers
+            .iter()
+            .map(|id| (NodeId(*id), crate::cluster::remote_prefix(NodeId(*id))))
+            .collect(),
+        pageserver_disks: disks_of(pageservers),
         bucket: bucket.clone(),
         client: client.clone(),
     };

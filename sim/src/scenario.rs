@@ -26,12 +26,12 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "partitions",
-        about: "isolated nodes, cut links, minority splits, packet loss, duplicates",
+        about: "isolated nodes, cut links, minority splits, packet loss, duplicates; a compute cut off for 0.5 s is replaced",
         build: partitions,
     },
     Scenario {
         name: "torn-writes",
-        about: "crashes that tear unsynced sectors and keep unsynced renames",
+        about: "safekeeper and compute crashes that tear unsynced sectors and keep unsynced renames",
         build: torn_writes,
     },
     Scenario {
@@ -66,6 +66,16 @@ pub const ALL: &[Scenario] = &[
     },
 ];
 
+/// True when a run of `config` can see the leading compute change: it crashes, a second one
+/// starts, election storms run, or the control plane replaces a cut-off one.
+pub fn leaders_change(config: &Config) -> bool {
+    let f = &config.faults;
+    f.compute_crashes_per_s > 0.0
+        || f.second_compute
+        || f.election_storms_per_s > 0.0
+        || f.replace_cut_off_compute_after_ms > 0
+}
+
 pub fn find(name: &str) -> Result<Config> {
     match ALL.iter().find(|s| s.name == name) {
         Some(s) => Ok((s.build)()),
@@ -94,12 +104,14 @@ fn partitions() -> Config {
     c.faults.partitions_per_s = 1.0;
     c.faults.max_packet_loss = 0.2;
     c.faults.duplicate_probability = 0.05;
+    c.faults.replace_cut_off_compute_after_ms = 500;
     c
 }
 
 fn torn_writes() -> Config {
     let mut c = Config::default();
     c.faults.safekeeper_crashes_per_s = 1.5;
+    c.faults.compute_crashes_per_s = 0.5;
     c.faults.torn_write_probability = 0.5;
     c.disk.sector_size = 512;
     c
@@ -120,9 +132,14 @@ fn storm() -> Config {
             torn_write_probability: 0.5,
             duplicate_probability: 0.05,
             second_compute: true,
+            replace_cut_off_compute_after_ms: 0,
             safekeeper_loss: true,
             swarm: true,
             buggify_share: 0.75,
+        },
+        swarm: crate::config::ConfigSwarm {
+            enabled: true,
+            ..Default::default()
         },
         ..Config::default()
     }

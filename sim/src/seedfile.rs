@@ -154,7 +154,7 @@ impl Loaded {
             bugs: self.bugs.clone(),
             keep_trace: false,
         };
-        let outcome = run_seed(self.file.seed, &self.config, &self.plan, &opts);
+        let outcome = run_seed(self.file.seed, &self.plan, &opts);
         let as_expected = match (&self.file.expect, &outcome.violation) {
             (Expect::Pass, None) => true,
             (Expect::Fail, Some(v)) => {

@@ -94,6 +94,9 @@ impl Pageserver {
         let ImagePolicy::PerPageRecords(n) = self.cfg.image_policy else {
             return Vec::new();
         };
+        if self.cfg.bugs.has(Bug::ImagesNeverCreated) {
+            return Vec::new();
+        }
         let changed = self.map.take_changed();
         changed
             .into_iter()
@@ -107,6 +110,7 @@ impl Pageserver {
     pub(super) fn pages_to_image(&mut self, upto: Lsn) -> Vec<(PageId, Lsn)> {
         match self.cfg.image_policy {
             ImagePolicy::None | ImagePolicy::PerPageRecords(_) => Vec::new(),
+            ImagePolicy::LayerCount(_) if self.cfg.bugs.has(Bug::ImagesNeverCreated) => Vec::new(),
             ImagePolicy::LayerCount(n) => {
                 // A delta layer holds an LSN range of every key (Neon's L0 layers): it covers
                 // every key range that has pages.

@@ -82,6 +82,7 @@ impl Pageserver {
                 let result = Ok((Arc::new(image.as_bytes().to_vec()), cost.records));
                 let served = Observation::GetPageServed {
                     page,
+                    lsn,
                     records_applied: cost.records,
                     layers_visited: cost.layers,
                     bytes_read: cost.bytes,

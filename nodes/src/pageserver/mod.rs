@@ -58,6 +58,8 @@ pub struct PageserverConfig {
     pub checkpoint_distance_bytes: usize,
     pub cost: PageserverCost,
     pub buggify: bool,
+    /// Where this pageserver's objects live in the object store.
+    pub remote_prefix: remote::RemotePrefix,
 }
 
 /// What a GetPage costs on the simulated clock. All zero (the default): answers go out at once.

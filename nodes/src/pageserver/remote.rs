@@ -12,6 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const INDEX_KEY: &str = "index";
+
+/// Where one pageserver's objects live in the bucket: under its own prefix (Neon: the tenant's
+/// timeline path), so that two pageservers never overwrite each other's layers or index. Layer
+/// names and the index name are local; the prefix is added at the store's door.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemotePrefix(pub String);
+
+impl RemotePrefix {
+    /// The bucket key of the local object `name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.0)
+    }
+}
 const RETRY_AFTER: Duration = Duration::from_millis(300);
 
 /// The remote index (Neon: `index_part.json`).
@@ -36,12 +49,14 @@ pub struct Uploader {
     index: IndexPart,
     /// The consistent point of the index upload in flight or queued.
     pending: Option<Metadata>,
+    prefix: RemotePrefix,
 }
 
 impl Uploader {
-    pub fn from_index(index: IndexPart) -> Uploader {
+    pub fn from_index(index: IndexPart, prefix: RemotePrefix) -> Uploader {
         Uploader {
             index,
+            prefix,
             ..Uploader::default()
         }
     }
@@ -75,7 +90,7 @@ impl Uploader {
         self.next_request_id += 1;
         let msg = Message::StorePut {
             request_id: self.next_request_id,
-            key: head.key.clone(),
+            key: self.prefix.key(&head.key),
             data: head.data.clone(),
         };
         self.in_flight = Some((self.next_request_id, Duration::ZERO));

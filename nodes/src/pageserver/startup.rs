@@ -10,7 +10,7 @@
 
 use super::ingest::WalReceiver;
 use super::layers::{decode_delta, decode_image, LayerChecks, LayerMap, LayerName};
-use super::remote::{IndexPart, Uploader, INDEX_KEY};
+use super::remote::{IndexPart, RemotePrefix, Uploader, INDEX_KEY};
 use super::{Metadata, Pageserver, PageserverConfig};
 use crate::ids::{Lsn, NodeId};
 use crate::invariant::{broken, Invariant};
@@ -28,6 +28,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
     let mut store = StoreReader {
         net: &net,
         store: cfg.object_store,
+        prefix: cfg.remote_prefix.clone(),
         next_id: StoreReader::FIRST_ID,
     };
     let index = fetch_index(&mut store).await;
@@ -46,7 +47,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
     );
     // Layers flushed by an earlier run that never reached the store: upload them first, in
     // order, before anything newer can move remote_consistent_lsn.
-    let mut remote = Uploader::from_index(index.unwrap_or_default());
+    let mut remote = Uploader::from_index(index.unwrap_or_default(), cfg.remote_prefix.clone());
     for (name, completes, bytes) in local {
         if !remote.holds(&name) {
             remote.enqueue(&name, bytes, completes);
@@ -81,6 +82,8 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
 struct StoreReader<'a> {
     net: &'a Net,
     store: NodeId,
+    /// This pageserver's prefix in the bucket: keys asked for are local names.
+    prefix: RemotePrefix,
     next_id: u64,
 }
 
@@ -97,7 +100,7 @@ impl StoreReader<'_> {
                 asked.insert(self.next_id, key);
                 let msg = Message::StoreGet {
                     request_id: self.next_id,
-                    key: key.clone(),
+                    key: self.prefix.key(key),
                 };
                 self.net.send(self.store, msg);
             }
@@ -215,6 +218,21 @@ async fn load_layers(
         .filter_map(|n| LayerName::parse(&n).map(|l| (l, n)))
         .collect();
     names.sort();
+    // Every LSN below the metadata's consistent point lies in a delta layer file on this disk:
+    // a layer is durable before the metadata moves past it, and only startup removes layers.
+    // Rot may damage a file (its checks catch that below), never take it away.
+    let on_disk = names
+        .iter()
+        .fold(Lsn::ZERO, |reach, (layer, _)| match *layer {
+            LayerName::Delta { start, end } if start <= reach => reach.max(end),
+            _ => reach,
+        });
+    invariant!(
+        Invariant::Durability,
+        on_disk >= metadata.disk_consistent_lsn,
+        "the metadata says WAL to {} is in layer files, but the files on disk reach only {on_disk}",
+        metadata.disk_consistent_lsn
+    );
     let mut map = LayerMap::new(crate::redo::WalRedo::new(&cfg.bugs));
     let mut consistent = metadata.disk_consistent_lsn;
     // Start LSN of the last record of each delta layer, by its end: to resume ingest there.

@@ -22,7 +22,7 @@
 //! without them, `settle` has nothing to do.
 
 use super::control_file::{self, SafekeeperState};
-use super::wal_store::{WalStore, SEGMENT_SIZE};
+use super::wal_store::{SegmentSize, WalStore};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term};
 use crate::invariant::Invariant;
@@ -106,12 +106,13 @@ impl Acceptor {
     pub async fn open(
         id: NodeId,
         disk: Disk,
+        seg: SegmentSize,
         bugs: BugSet,
         observer: Arc<dyn Observer>,
     ) -> Result<Acceptor> {
         let state = control_file::load(&disk)?;
         let (wal, cut) =
-            WalStore::recover(disk.clone(), state.wal_start, state.wal_start_prev).await?;
+            WalStore::recover(disk.clone(), seg, state.wal_start, state.wal_start_prev).await?;
         if let Some(lsn) = cut {
             observer.observe(id, Observation::Truncated { lsn });
         }
@@ -551,7 +552,8 @@ impl Acceptor {
             return Ok(());
         };
         let (start, start_prev) = self.wal.start();
-        if horizon.0 / SEGMENT_SIZE <= start.0 / SEGMENT_SIZE {
+        let seg = self.wal.segment_size();
+        if seg.segno(horizon) <= seg.segno(start) {
             return Ok(()); // no whole segment to remove
         }
         if self.last_persist.elapsed() < PERSIST_INTERVAL {
@@ -668,9 +670,15 @@ mod tests {
     /// `trace`.
     async fn elected_with(trace: Option<lakesim_faults::Trace>) -> Acceptor {
         let disk = Disk::new(1, DiskConfig::default(), 1, trace);
-        let mut a = Acceptor::open(NodeId(1), disk, BugSet::none(), Arc::new(NoObserver))
-            .await
-            .unwrap();
+        let mut a = Acceptor::open(
+            NodeId(1),
+            disk,
+            SegmentSize::DEFAULT,
+            BugSet::none(),
+            Arc::new(NoObserver),
+        )
+        .await
+        .unwrap();
         let id = ProposerId(7);
         let history = TermHistory(vec![TermSwitch {
             term: Term(1),

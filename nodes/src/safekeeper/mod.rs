@@ -29,6 +29,8 @@ pub struct SafekeeperConfig {
     pub buggify: bool,
     /// The pageservers that read this timeline's WAL: removal waits for their feedback.
     pub pageservers: Vec<NodeId>,
+    /// The timeline's WAL segment size.
+    pub wal_segment_size: wal_store::SegmentSize,
 }
 
 /// Runs a safekeeper until the process is killed.
@@ -36,8 +38,15 @@ pub async fn run(cfg: SafekeeperConfig) {
     cfg.observer.observe(cfg.id, Observation::Started);
     // A control file that fails its checksum is state the acceptor promised to keep and lost:
     // it must not start and vote as if it had never voted.
-    let mut acceptor = match Acceptor::open(cfg.id, cfg.disk, cfg.bugs, cfg.observer.clone()).await
-    {
+    let opened = Acceptor::open(
+        cfg.id,
+        cfg.disk,
+        cfg.wal_segment_size,
+        cfg.bugs,
+        cfg.observer.clone(),
+    )
+    .await;
+    let mut acceptor = match opened {
         Ok(acceptor) => acceptor
             .with_buggify(cfg.buggify)
             .with_pageservers(cfg.pageservers.clone()),

@@ -1,4 +1,4 @@
-//! The safekeeper's WAL on disk: segment files of [`SEGMENT_SIZE`] bytes, `wal/<segno>`, holding
+//! The safekeeper's WAL on disk: segment files of [`SegmentSize`] bytes, `wal/<segno>`, holding
 //! the byte stream from `wal_start` on (LSN 0 until old WAL is removed).
 //!
 //! Guarantees: `flush_lsn` never exceeds what is durable (every segment written is fsynced, and
@@ -16,8 +16,37 @@ use lakesim_faults::Disk;
 use std::collections::BTreeSet;
 use std::io::Result;
 
-/// Small next to Neon's 16 MB, so that a run of a few MB of WAL removes segments many times.
-pub const SEGMENT_SIZE: u64 = 64 * 1024;
+/// The size of the WAL's segment files (Neon's `wal_seg_size`), fixed for a timeline: a power
+/// of two from 4 KiB. The default is small next to Neon's 16 MB, so that a run of a few MB of
+/// WAL removes segments many times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentSize(u64);
+
+impl SegmentSize {
+    pub const DEFAULT: SegmentSize = SegmentSize(64 * 1024);
+
+    pub fn new(bytes: u64) -> SegmentSize {
+        assert!(
+            bytes.is_power_of_two() && bytes >= 4096,
+            "a WAL segment is a power of two from 4 KiB, not {bytes} bytes"
+        );
+        SegmentSize(bytes)
+    }
+
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// The segment holding `lsn`.
+    pub fn segno(self, lsn: Lsn) -> u64 {
+        lsn.0 / self.0
+    }
+
+    /// Where segment `segno` begins.
+    pub fn start(self, segno: u64) -> Lsn {
+        Lsn(segno * self.0)
+    }
+}
 
 fn segment_name(segno: u64) -> String {
     format!("wal/{segno:08x}")
@@ -28,13 +57,13 @@ fn segno_of(name: &str) -> Option<u64> {
 }
 
 /// Reads the WAL in `[start, end)` from `disk`, as far as the segments reach.
-pub fn read_wal(disk: &Disk, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(end.bytes_since(start).min(SEGMENT_SIZE) as usize);
+pub fn read_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(end.bytes_since(start).min(seg.0) as usize);
     let mut pos = start.0;
     while pos < end.0 {
-        let segno = pos / SEGMENT_SIZE;
-        let off = pos % SEGMENT_SIZE;
-        let want = (SEGMENT_SIZE - off).min(end.0 - pos) as usize;
+        let segno = pos / seg.0;
+        let off = pos % seg.0;
+        let want = (seg.0 - off).min(end.0 - pos) as usize;
         let name = segment_name(segno);
         if !disk.exists(&name) {
             break;
@@ -52,6 +81,7 @@ pub fn read_wal(disk: &Disk, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
 
 pub struct WalStore {
     disk: Disk,
+    seg: SegmentSize,
     /// The WAL before this record boundary was removed.
     start: Lsn,
     /// Start of the record ending at `start`.
@@ -72,10 +102,11 @@ impl WalStore {
     /// a tail was cut, the LSN it was cut at.
     pub async fn recover(
         disk: Disk,
+        seg: SegmentSize,
         start: Lsn,
         start_prev: Lsn,
     ) -> Result<(WalStore, Option<Lsn>)> {
-        let first = start.0 / SEGMENT_SIZE;
+        let first = seg.segno(start);
         // Segments below `first` may be back after a crash undid their removal: not ours.
         let last = disk
             .list()
@@ -85,6 +116,7 @@ impl WalStore {
             .max();
         let mut store = WalStore {
             disk,
+            seg,
             start,
             start_prev,
             write_lsn: start,
@@ -95,11 +127,13 @@ impl WalStore {
         let Some(last) = last else {
             return Ok((store, None));
         };
-        let held_end = Lsn(last * SEGMENT_SIZE + store.disk.len(&segment_name(last))?);
+        let held_end = seg
+            .start(last)
+            .advance(store.disk.len(&segment_name(last))?);
         if held_end <= start {
             return Ok((store, None));
         }
-        let bytes = read_wal(&store.disk, start, held_end)?;
+        let bytes = read_wal(&store.disk, seg, start, held_end)?;
         let end = decode_stream(&bytes, start, Some(start_prev)).end_lsn;
         store.write_lsn = start.advance(bytes.len() as u64);
         let cut = end < held_end;
@@ -109,6 +143,10 @@ impl WalStore {
         store.flush_lsn = end;
         store.write_lsn = end;
         Ok((store, cut.then_some(end)))
+    }
+
+    pub fn segment_size(&self) -> SegmentSize {
+        self.seg
     }
 
     /// Where the WAL held begins, and the start of the record before it.
@@ -130,9 +168,9 @@ impl WalStore {
         let mut pos = begin.0;
         let mut rest = bytes;
         while !rest.is_empty() {
-            let segno = pos / SEGMENT_SIZE;
-            let off = pos % SEGMENT_SIZE;
-            let n = ((SEGMENT_SIZE - off) as usize).min(rest.len());
+            let segno = pos / self.seg.0;
+            let off = pos % self.seg.0;
+            let n = ((self.seg.0 - off) as usize).min(rest.len());
             let name = segment_name(segno);
             if !self.disk.exists(&name) {
                 self.disk.create(&name);
@@ -174,7 +212,7 @@ impl WalStore {
         (self.start, self.start_prev) = (start, start_prev);
         let mut removed = 0;
         for name in self.disk.list() {
-            if segno_of(&name).is_some_and(|s| s < start.0 / SEGMENT_SIZE) {
+            if segno_of(&name).is_some_and(|s| s < self.seg.segno(start)) {
                 self.disk.remove(&name)?;
                 removed += 1;
             }
@@ -190,13 +228,11 @@ impl WalStore {
             "truncating at {lsn}, below the removed WAL ({})",
             self.start
         );
-        let keep = lsn.0 / SEGMENT_SIZE;
+        let keep = self.seg.segno(lsn);
         let mut removed = false;
         for name in self.disk.list() {
             match segno_of(&name) {
-                Some(s)
-                    if s > keep || (s == keep && lsn.0.is_multiple_of(SEGMENT_SIZE) && s > 0) =>
-                {
+                Some(s) if s > keep || (s == keep && lsn.0.is_multiple_of(self.seg.0) && s > 0) => {
                     self.disk.remove(&name)?;
                     self.unsynced.remove(&s);
                     removed = true;
@@ -206,7 +242,7 @@ impl WalStore {
         }
         let name = segment_name(keep);
         if self.disk.exists(&name) {
-            self.disk.set_len(&name, lsn.0 % SEGMENT_SIZE)?;
+            self.disk.set_len(&name, lsn.0 % self.seg.0)?;
             self.disk.sync(&name).await?;
             self.unsynced.remove(&keep);
         }
@@ -223,7 +259,7 @@ impl WalStore {
     pub fn read(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
         assert!(end <= self.write_lsn, "read past the WAL end");
         assert!(start >= self.start, "read before the WAL start");
-        read_wal(&self.disk, start, end)
+        read_wal(&self.disk, self.seg, start, end)
     }
 }
 
@@ -268,20 +304,24 @@ mod tests {
                 };
                 let disk = Disk::new(1, config, seed, None);
                 let (wal, starts) = records(300);
-                let (mut store, _) = WalStore::recover(disk.clone(), Lsn::ZERO, Lsn::ZERO)
-                    .await
-                    .unwrap();
+                let (mut store, _) =
+                    WalStore::recover(disk.clone(), SegmentSize::DEFAULT, Lsn::ZERO, Lsn::ZERO)
+                        .await
+                        .unwrap();
                 store.write(Lsn::ZERO, &wal).unwrap();
                 store.flush().await.unwrap();
                 let i = starts
                     .iter()
-                    .position(|l| l.0 > SEGMENT_SIZE * 5 / 2)
+                    .position(|l| l.0 > SegmentSize::DEFAULT.0 * 5 / 2)
                     .unwrap();
                 let (start, prev) = (starts[i], starts[i - 1]);
                 assert_eq!(store.remove_before(start, prev).unwrap(), 2);
                 // The removals were never made durable: some may come back.
                 disk.crash();
-                let (store, cut) = WalStore::recover(disk.clone(), start, prev).await.unwrap();
+                let (store, cut) =
+                    WalStore::recover(disk.clone(), SegmentSize::DEFAULT, start, prev)
+                        .await
+                        .unwrap();
                 assert_eq!(cut, None, "synced WAL after the start is whole");
                 assert_eq!(store.flush_lsn(), Lsn(wal.len() as u64));
                 let kept = store.read(start, store.flush_lsn()).unwrap();
@@ -298,7 +338,10 @@ mod tests {
         rt.block_on(async {
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
             let (wal, starts) = records(100);
-            let (mut store, _) = WalStore::recover(disk, Lsn::ZERO, Lsn::ZERO).await.unwrap();
+            let (mut store, _) =
+                WalStore::recover(disk, SegmentSize::DEFAULT, Lsn::ZERO, Lsn::ZERO)
+                    .await
+                    .unwrap();
             store.write(Lsn::ZERO, &wal).unwrap();
             store.flush().await.unwrap();
             store.remove_before(starts[80], starts[79]).unwrap();

@@ -50,6 +50,9 @@ pub enum Check {
     PageserversCatchUp,
     /// After the faults heal, GetPage is answered, and requests no longer fail.
     GetPageAnswered,
+    /// A GetPage applies at most the image policy's threshold plus the page's records ingested
+    /// since the pageserver's last image pass.
+    ChainWithinPolicy,
 }
 
 impl Check {
@@ -73,6 +76,7 @@ impl Check {
             | PageInitialisedOnce => Invariant::PageReconstruction,
             PageChecksum => Invariant::NoCorruptPage,
             CommitsResume | PageserversCatchUp | GetPageAnswered => Invariant::Liveness,
+            ChainWithinPolicy => Invariant::ReadAmplification,
         }
     }
 
@@ -99,6 +103,7 @@ impl Check {
             CommitsResume => "commits-resume",
             PageserversCatchUp => "pageservers-catch-up",
             GetPageAnswered => "getpage-answered",
+            ChainWithinPolicy => "chain-within-policy",
         }
     }
 }

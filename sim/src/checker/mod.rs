@@ -31,15 +31,16 @@ mod tests;
 
 pub use check::{Check, Violation};
 
+use crate::config::ImagePolicy;
 use crate::oracle::Oracle;
 use client::{expected_write, ClientLog};
 use lakesim_faults::{Disk, Trace};
 use lakesim_nodes::object_store::Bucket;
 use lakesim_nodes::observe::{Observation, Observer};
 use lakesim_nodes::pageserver::layers::{decode_delta, LayerChecks, LayerName, IMAGE_HEADER};
-use lakesim_nodes::pageserver::remote::{IndexPart, INDEX_KEY};
+use lakesim_nodes::pageserver::remote::{IndexPart, RemotePrefix, INDEX_KEY};
 use lakesim_nodes::pageserver::Metadata;
-use lakesim_nodes::safekeeper::wal_store::read_wal;
+use lakesim_nodes::safekeeper::wal_store::{read_wal, SegmentSize};
 use lakesim_nodes::wal::decode_stream;
 use lakesim_nodes::{Lsn, NodeId, PageId, Term, Xid};
 use serde::Serialize;
@@ -77,13 +78,22 @@ struct Ack {
     at: Duration,
 }
 
-/// A pageserver's LSNs as it reported them (claims, checked against each other).
+/// A pageserver's LSNs as it reported them (claims, checked against each other), and what the
+/// read-amplification check knows of it.
 #[derive(Default)]
 struct PageserverView {
     /// Where ingest stands; `None` until reported since the last start.
     ingested: Option<Lsn>,
     disk_consistent: Lsn,
     remote_consistent: Lsn,
+    /// Where each chunk of WAL ingested by this process ended (an image pass follows each),
+    /// in order; the position startup reports is not one.
+    chunks: Vec<Lsn>,
+    /// The process just started: its next ingest report is startup's, and its image layers
+    /// are read from its disk then.
+    starting: bool,
+    /// Its image layers, by page (from its disk at start, then as it makes them).
+    images: BTreeMap<PageId, std::collections::BTreeSet<Lsn>>,
 }
 
 #[derive(Default)]
@@ -192,8 +202,13 @@ pub struct PageStats {
 
 /// What the checker reads besides the observations: the real state of the run.
 pub struct Sources {
-    /// The safekeepers' disks.
+    /// When pageservers make images (the read-amplification check's promise).
+    pub image_policy: ImagePolicy,
+    /// The safekeepers' disks, and the WAL segment size they use.
     pub safekeeper_disks: BTreeMap<NodeId, Disk>,
+    pub wal_segment_size: SegmentSize,
+    /// Each pageserver's prefix in the bucket.
+    pub remote_prefixes: BTreeMap<NodeId, RemotePrefix>,
     /// The pageservers' disks.
     pub pageserver_disks: BTreeMap<NodeId, Disk>,
     pub bucket: Bucket,
@@ -356,7 +371,8 @@ impl Checker {
             return;
         }
         let disk = &self.src.safekeeper_disks[&node];
-        let bytes = read_wal(disk, verified, commit).expect("acceptor disk");
+        let bytes =
+            read_wal(disk, self.src.wal_segment_size, verified, commit).expect("acceptor disk");
         if (bytes.len() as u64) < commit.bytes_since(verified) {
             let detail = format!(
                 "reports commit LSN {commit} but holds WAL only to {}",
@@ -398,7 +414,7 @@ impl Checker {
         }
         let from = view.verified_lsn;
         let disk = &self.src.safekeeper_disks[&node];
-        let bytes = read_wal(disk, from, lsn).expect("acceptor disk");
+        let bytes = read_wal(disk, self.src.wal_segment_size, from, lsn).expect("acceptor disk");
         if bytes != s.committed[from.0 as usize..lsn.0 as usize] {
             return false;
         }
@@ -452,7 +468,7 @@ impl Checker {
         let mut s = self.state.lock().unwrap();
         s.forget_audit(node);
         if let Some(disk) = self.src.safekeeper_disks.get(&node) {
-            let first = lowest_wal_lsn(disk);
+            let first = lowest_wal_lsn(disk, self.src.wal_segment_size);
             if let Some(view) = s.acceptors.get_mut(&node) {
                 view.verified_lsn = view.verified_lsn.min(first);
             }
@@ -461,14 +477,13 @@ impl Checker {
 }
 
 /// The start LSN of the lowest WAL segment on a safekeeper's disk.
-fn lowest_wal_lsn(disk: &Disk) -> Lsn {
-    use lakesim_nodes::safekeeper::wal_store::SEGMENT_SIZE;
+fn lowest_wal_lsn(disk: &Disk, seg: SegmentSize) -> Lsn {
     let first = disk
         .list()
         .iter()
         .filter_map(|n| u64::from_str_radix(n.strip_prefix("wal/")?, 16).ok())
         .min();
-    Lsn(first.map_or(0, |segno| segno * SEGMENT_SIZE))
+    first.map_or(Lsn::ZERO, |segno| seg.start(segno))
 }
 
 /// Proposers: one per term; commits only with a quorum of the term.
@@ -554,7 +569,13 @@ impl Checker {
 impl Checker {
     fn on_ingested(&self, s: &mut State, node: NodeId, lsn: Lsn) {
         let committed = Lsn(s.committed.len() as u64);
-        s.pageservers.entry(node).or_default().ingested = Some(lsn);
+        let view = s.pageservers.entry(node).or_default();
+        view.ingested = Some(lsn);
+        if std::mem::take(&mut view.starting) {
+            view.images = self.image_layers_on_disk(node);
+        } else {
+            view.chunks.push(lsn);
+        }
         if lsn > committed {
             let detail = format!("pageserver ingested to {lsn}, past the committed {committed}");
             self.fail(s, Check::PageserverLsnOrder, &[node], detail);
@@ -583,33 +604,44 @@ impl Checker {
     /// whose layers (every one present in the bucket) reach that far, or a pageserver that
     /// loses its disk finds the WAL nowhere.
     fn check_removal(&self, s: &mut State, node: NodeId, wal_start: Lsn) {
-        let index: Option<IndexPart> = self
-            .src
-            .bucket
-            .object(INDEX_KEY)
-            .and_then(|data| serde_json::from_slice(&data).ok());
-        let detail = match index {
-            None => format!(
-                "safekeeper removed its WAL before {wal_start}, but the object store holds no index"
-            ),
-            Some(index) => {
-                let missing = index
-                    .layers
-                    .iter()
-                    .find(|l| self.src.bucket.object(l).is_none());
-                let reach = index.consistent.disk_consistent_lsn;
-                match missing {
-                    Some(layer) => format!(
-                        "safekeeper removed its WAL before {wal_start}, but layer {layer} that the index names is not in the object store"
-                    ),
-                    None if reach < wal_start => format!(
-                        "safekeeper removed its WAL before {wal_start}, but the object store's index reaches only {reach}: after a disk loss a pageserver could not rebuild"
-                    ),
-                    None => return,
-                }
+        for (ps, prefix) in &self.src.remote_prefixes {
+            if let Some(detail) = self.store_short_of(prefix, wal_start) {
+                let detail = format!("safekeeper removed its WAL before {wal_start}, but {detail}");
+                return self.fail(s, Check::RemovalCoveredByStore, &[node, *ps], detail);
             }
+        }
+    }
+
+    /// Why the bucket under `prefix` does not hold a pageserver's state up to `lsn`, if it
+    /// does not: no index, a layer the index names is missing, or the index stops short.
+    fn store_short_of(&self, prefix: &RemotePrefix, lsn: Lsn) -> Option<String> {
+        let bucket = &self.src.bucket;
+        let index: Option<IndexPart> = bucket
+            .object(&prefix.key(INDEX_KEY))
+            .and_then(|data| serde_json::from_slice(&data).ok());
+        let Some(index) = index else {
+            return Some(format!(
+                "the object store holds no index under {}",
+                prefix.0
+            ));
         };
-        self.fail(s, Check::RemovalCoveredByStore, &[node], detail);
+        if let Some(layer) = index
+            .layers
+            .iter()
+            .find(|l| bucket.object(&prefix.key(l)).is_none())
+        {
+            return Some(format!(
+                "layer {layer} that the index under {} names is not in the object store",
+                prefix.0
+            ));
+        }
+        let reach = index.consistent.disk_consistent_lsn;
+        (reach < lsn).then(|| {
+            format!(
+                "the index under {} reaches only {reach}: after a disk loss that pageserver could not rebuild",
+                prefix.0
+            )
+        })
     }
 
     /// `node` lost its whole disk: its rotted files went with it.
@@ -699,6 +731,60 @@ impl Checker {
         }
     }
 
+    /// The image layers on a pageserver's disk, by page.
+    fn image_layers_on_disk(
+        &self,
+        node: NodeId,
+    ) -> BTreeMap<PageId, std::collections::BTreeSet<Lsn>> {
+        let mut images: BTreeMap<PageId, std::collections::BTreeSet<Lsn>> = BTreeMap::new();
+        let Some(disk) = self.src.pageserver_disks.get(&node) else {
+            return images;
+        };
+        for name in disk.list() {
+            if let Some(LayerName::Image { page, lsn }) = LayerName::parse(&name) {
+                images.entry(page).or_default().insert(lsn);
+            }
+        }
+        images
+    }
+
+    /// A pageserver answered GetPage(`page`, `lsn`): with `per-page-records:N`, the records a
+    /// reconstruction needs (counted by the oracle, from the newest image layer the
+    /// pageserver made at or below `lsn`) are at most N plus the page's records since the end
+    /// of the last chunk ingested at or below `lsn`, after which the pageserver promises an
+    /// image pass. Reads before this process's first pass are not judged (the slack for a
+    /// restart: images in flight when it crashed are made again at its first pass).
+    fn check_read_amplification(&self, s: &mut State, node: NodeId, page: PageId, lsn: Lsn) {
+        let ImagePolicy::PerPageRecords(n) = self.src.image_policy else {
+            return;
+        };
+        if lsn.0 > s.oracle.end() {
+            return;
+        }
+        let Some(view) = s.pageservers.get(&node) else {
+            return;
+        };
+        let i = view.chunks.partition_point(|c| *c <= lsn);
+        let Some(pass) = i.checked_sub(1).map(|i| view.chunks[i]) else {
+            return;
+        };
+        let image = view
+            .images
+            .get(&page)
+            .and_then(|l| l.range(..=lsn).next_back());
+        let base = image.map(|l| l.0);
+        let chain = s.oracle.chain_len(page.0, base, lsn.0);
+        let since = s.oracle.records_between(page.0, pass.0, lsn.0);
+        if chain > n + since {
+            let detail = format!(
+                "GetPage(page {}, {lsn}) needs {chain} records from {}, more than the policy's {n} plus the {since} that arrived since the image pass at {pass}",
+                page.0,
+                base.map_or("the page's first record".into(), |b| format!("its image at {}", Lsn(b)))
+            );
+            self.fail(s, Check::ChainWithinPolicy, &[node], detail);
+        }
+    }
+
     /// An image layer was made: its page is the bytes in the file on the pageserver's disk.
     fn on_image_created(&self, s: &mut State, node: NodeId, page: PageId, lsn: Lsn) {
         s.pages.images_created += 1;
@@ -716,6 +802,8 @@ impl Checker {
             return self.fail(s, Check::PageMatchesOracle, &[node], detail);
         };
         let crc = crc32c::crc32c(bytes.get(IMAGE_HEADER..).unwrap_or(&[]));
+        let view = s.pageservers.entry(node).or_default();
+        view.images.entry(page).or_default().insert(lsn);
         self.on_page(s, node, page, lsn, crc, PageSource::ImageLayer);
     }
 }
@@ -927,11 +1015,12 @@ impl Checker {
     /// The WAL past `from` that a majority of acceptors hold byte for byte: durable, though the
     /// acceptors may not have heard yet that it is committed (the last acknowledgements of a run).
     fn majority_tail(&self, from: Lsn) -> Vec<u8> {
+        let seg = self.src.wal_segment_size;
         let tails: Vec<Vec<u8>> = self
             .src
             .safekeeper_disks
             .values()
-            .map(|d| read_wal(d, from, Lsn(u64::MAX / 2)).expect("acceptor disk"))
+            .map(|d| read_wal(d, seg, from, Lsn(u64::MAX / 2)).expect("acceptor disk"))
             .collect();
         let quorum = tails.len() / 2 + 1;
         let mut best: &[u8] = &[];
@@ -995,9 +1084,12 @@ impl Observer for Checker {
                 if let Some(view) = s.acceptors.get_mut(&node) {
                     view.commit_lsn = Lsn::ZERO;
                 }
-                // A restarted pageserver has caught up only once it says so again.
+                // A restarted pageserver has caught up only once it says so again; its image
+                // passes start over.
                 if let Some(view) = s.pageservers.get_mut(&node) {
                     view.ingested = None;
+                    view.chunks.clear();
+                    view.starting = true;
                 }
             }
             Observation::Elected {
@@ -1050,21 +1142,25 @@ impl Observer for Checker {
             }
             Observation::GetPageServed {
                 page,
+                lsn,
                 records_applied,
                 layers_visited,
                 bytes_read,
                 latency_ns,
                 wait_ns,
-            } => s.served.push(Served {
-                time_ms: self.now_ms(),
-                node: n,
-                page: page.0,
-                records: records_applied,
-                layers: layers_visited,
-                bytes_read,
-                latency_ns,
-                wait_ns,
-            }),
+            } => {
+                s.served.push(Served {
+                    time_ms: self.now_ms(),
+                    node: n,
+                    page: page.0,
+                    records: records_applied,
+                    layers: layers_visited,
+                    bytes_read,
+                    latency_ns,
+                    wait_ns,
+                });
+                self.check_read_amplification(s, node, page, lsn);
+            }
             Observation::PageReadFailed {
                 page,
                 lsn,

@@ -20,7 +20,12 @@ fn fixture() -> Fixture {
     let disks: BTreeMap<NodeId, Disk> = SK.iter().map(|id| (*id, disk(id.0))).collect();
     let client = ClientLog::default();
     let sources = Sources {
+        image_policy: ImagePolicy::PerPageRecords(2),
         safekeeper_disks: disks.clone(),
+        wal_segment_size: SegmentSize::DEFAULT,
+        remote_prefixes: [(PS, RemotePrefix("pageserver1/".into()))]
+            .into_iter()
+            .collect(),
         pageserver_disks: [(PS, disk(PS.0))].into_iter().collect(),
         bucket: Bucket::default(),
         client: client.clone(),
@@ -68,6 +73,7 @@ fn check_named(caught_by: &str) -> Check {
         CommitsResume,
         PageserversCatchUp,
         GetPageAnswered,
+        ChainWithinPolicy,
     ];
     *all.iter()
         .find(|c| caught_by == format!("check {}", c.name()))
@@ -488,4 +494,44 @@ fn the_rot_excuse_ends_when_the_file_is_rewritten() {
         fx.checker.violation().map(|v| check_named(&v.caught_by))
     });
     assert_eq!(check, Some(Check::LayersSurviveCrash));
+}
+
+/// `per-page-records:2`: after an image pass at a chunk's end, a read must not need more than
+/// 2 records plus those of the page that arrived since.
+#[test]
+fn a_chain_longer_than_the_image_policy_allows_is_caught() {
+    let read = |fx: &Fixture, lsn: Lsn| {
+        let served = Observation::GetPageServed {
+            page: PageId(1),
+            lsn,
+            records_applied: 0,
+            layers_visited: 0,
+            bytes_read: 0,
+            latency_ns: 0,
+            wait_ns: 0,
+        };
+        fx.checker.observe(PS, served);
+    };
+    let check = caught(move |fx| {
+        let bodies = (0..5u8).map(|i| delta(1, &[i])).collect();
+        let (wal, ends) = wal_of(bodies);
+        commit_everywhere(fx, &wal);
+        fx.checker.observe(PS, Observation::Started);
+        fx.checker
+            .observe(PS, Observation::Ingested { lsn: Lsn::ZERO });
+        read(fx, ends[4]);
+        assert_eq!(fx.checker.violation(), None, "no pass yet: not judged");
+        fx.checker
+            .observe(PS, Observation::Ingested { lsn: ends[1] });
+        read(fx, ends[4]);
+        assert_eq!(
+            fx.checker.violation(),
+            None,
+            "5 records <= 2 + the 3 since the pass"
+        );
+        fx.checker
+            .observe(PS, Observation::Ingested { lsn: ends[3] });
+        read(fx, ends[4]);
+    });
+    assert_eq!(check, Some(Check::ChainWithinPolicy));
 }

@@ -308,7 +308,7 @@ fn run_point(point: &Point, seed: u64, out: &Path) -> std::result::Result<Run, S
     if let Some(faults) = &point.faults {
         plan.faults = faults.clone();
     }
-    let outcome = run_seed(seed, &point.config, &plan, &RunOptions::default());
+    let outcome = run_seed(seed, &plan, &RunOptions::default());
     if let Some(v) = outcome.violation {
         let config = out.join("configs").join(format!("{}.toml", point.id));
         return Err(format!(
