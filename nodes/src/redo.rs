@@ -43,7 +43,14 @@ impl WalRedo {
                 offset, bytes: d, ..
             } => {
                 let mut at = CONTENT_OFFSET + *offset as usize;
-                assert!(at + d.len() <= PAGE_SIZE, "delta past the end of the page");
+                // A record past the page is damage that reached redo (the WAL's checks or the
+                // layer checksum should have stopped it), not a page to build.
+                invariant!(
+                    Invariant::PageReconstruction,
+                    at + d.len() <= PAGE_SIZE,
+                    "a delta of {} bytes at offset {offset} runs past the end of the page",
+                    d.len()
+                );
                 if self.offset_off_by_one && at + d.len() < PAGE_SIZE {
                     at += 1;
                 }
