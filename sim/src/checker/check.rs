@@ -56,6 +56,33 @@ pub enum Check {
 }
 
 impl Check {
+    pub const ALL: [Check; 21] = {
+        use Check::*;
+        [
+            AcceptorMonotonic,
+            CommittedWalAgrees,
+            ElectionSafety,
+            VoteIsDurable,
+            LeaderCompleteness,
+            CommitNeedsQuorum,
+            AckedTxnInWal,
+            ReadYourWrites,
+            RemovalCoveredByStore,
+            LayersSurviveCrash,
+            PageserverLsnOrder,
+            PageMatchesOracle,
+            AnswerAsAsked,
+            ServedWithinCommitted,
+            CommittedWalDecodes,
+            PageInitialisedOnce,
+            PageChecksum,
+            CommitsResume,
+            PageserversCatchUp,
+            GetPageAnswered,
+            ChainWithinPolicy,
+        ]
+    };
+
     pub fn invariant(self) -> Invariant {
         use Check::*;
         match self {

@@ -51,33 +51,16 @@ fn caught(f: impl FnOnce(&Fixture) + Send + 'static) -> Option<Check> {
 }
 
 fn check_named(caught_by: &str) -> Check {
-    use Check::*;
-    let all = [
-        AcceptorMonotonic,
-        CommittedWalAgrees,
-        ElectionSafety,
-        VoteIsDurable,
-        LeaderCompleteness,
-        CommitNeedsQuorum,
-        AckedTxnInWal,
-        ReadYourWrites,
-        RemovalCoveredByStore,
-        LayersSurviveCrash,
-        PageserverLsnOrder,
-        PageMatchesOracle,
-        AnswerAsAsked,
-        ServedWithinCommitted,
-        CommittedWalDecodes,
-        PageInitialisedOnce,
-        PageChecksum,
-        CommitsResume,
-        PageserversCatchUp,
-        GetPageAnswered,
-        ChainWithinPolicy,
-    ];
-    *all.iter()
+    *Check::ALL
+        .iter()
         .find(|c| caught_by == format!("check {}", c.name()))
         .unwrap_or_else(|| panic!("not a check: {caught_by}"))
+}
+
+#[test]
+fn every_check_has_its_own_name() {
+    let names: std::collections::BTreeSet<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+    assert_eq!(names.len(), Check::ALL.len());
 }
 
 /// A WAL of `bodies` (xid 1), and each record's end LSN.
