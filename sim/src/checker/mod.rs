@@ -889,14 +889,35 @@ impl Checker {
             );
             return self.fail(s, Check::AnswerAsAsked, &[node], detail);
         }
+        self.on_served_page(
+            s,
+            node,
+            (page, lsn),
+            page_crc,
+            checksum_ok,
+            PageSource::GetPage,
+        );
+    }
+
+    /// A page a compute received (a GetPage answer or a basebackup page): its own checksum
+    /// must hold, then the oracle judges it.
+    fn on_served_page(
+        &self,
+        s: &mut State,
+        node: NodeId,
+        (page, lsn): (PageId, Lsn),
+        crc: u32,
+        checksum_ok: bool,
+        source: PageSource,
+    ) {
         if !checksum_ok {
             let detail = format!(
-                "GetPage(page {}, {lsn}) returned a page whose checksum does not hold",
-                page.0
+                "{} returned a page whose checksum does not hold",
+                source.describe(page, lsn)
             );
             return self.fail(s, Check::PageChecksum, &[node], detail);
         }
-        self.on_page(s, node, page, lsn, page_crc, PageSource::GetPage);
+        self.on_page(s, node, page, lsn, crc, source);
     }
 }
 
@@ -1218,14 +1239,8 @@ impl Observer for Checker {
                 if s.last_basebackup.replace((node, lsn)) != Some((node, lsn)) {
                     s.basebackups += 1;
                 }
-                if !checksum_ok {
-                    let detail = format!(
-                        "basebackup at {lsn} holds page {} whose checksum does not hold",
-                        page.0
-                    );
-                    return self.fail(s, Check::PageChecksum, &[node], detail);
-                }
-                self.on_page(s, node, page, lsn, page_crc, PageSource::Basebackup);
+                let source = PageSource::Basebackup;
+                self.on_served_page(s, node, (page, lsn), page_crc, checksum_ok, source);
             }
         }
     }
