@@ -1,5 +1,6 @@
 //! A batch of random seeds per scenario. `LAKESIM_SEEDS=N` sets the batch size, `LAKESIM_SEED=S`
-//! runs that one seed. A failing seed prints the command that replays it.
+//! runs that one seed, `LAKESIM_SEED_BASE=B` fixes the batch (for runs that must compare, such
+//! as mutation testing). A failing seed prints the command that replays it.
 
 use lakesim::plan::Plan;
 use lakesim::runner::{run_seed, RunOptions};
@@ -16,10 +17,13 @@ fn seeds() -> Vec<u64> {
     });
     // Fresh seeds each run (this is outside the simulation): the batch explores, and a failure
     // prints its seed.
-    let base = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let base = match std::env::var("LAKESIM_SEED_BASE") {
+        Ok(b) => b.parse().expect("LAKESIM_SEED_BASE must be a u64"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
     (0..n)
         .map(|i| {
             base.wrapping_mul(6364136223846793005)

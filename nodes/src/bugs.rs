@@ -29,10 +29,12 @@ pub enum Bug {
     TxnWriteLost,
     ObjectStoreSilent,
     ImagesNeverCreated,
+    RefusedAcceptorIgnored,
+    IndexNeverUploaded,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 22] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -53,6 +55,8 @@ impl Bug {
         Bug::TxnWriteLost,
         Bug::ObjectStoreSilent,
         Bug::ImagesNeverCreated,
+        Bug::RefusedAcceptorIgnored,
+        Bug::IndexNeverUploaded,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +81,8 @@ impl Bug {
             Bug::TxnWriteLost => "txn-write-lost",
             Bug::ObjectStoreSilent => "object-store-silent",
             Bug::ImagesNeverCreated => "images-never-created",
+            Bug::RefusedAcceptorIgnored => "refused-acceptor-ignored",
+            Bug::IndexNeverUploaded => "index-never-uploaded",
         }
     }
 
@@ -127,6 +133,12 @@ impl Bug {
             }
             Bug::ObjectStoreSilent => "the object store takes every request and never answers",
             Bug::ImagesNeverCreated => "pageserver never creates an image layer",
+            Bug::RefusedAcceptorIgnored => {
+                "leader ignores an acceptor that voted for a lost proposer of its term, so WAL removal stalls"
+            }
+            Bug::IndexNeverUploaded => {
+                "pageserver uploads its layers but never the index naming them"
+            }
         }
     }
 }

@@ -234,6 +234,11 @@ impl Cluster {
         self.trace.record(id, "start-compute", 0, 0);
     }
 
+    /// Whether a safekeeper was lost for good.
+    pub fn safekeeper_retired(&self) -> bool {
+        !self.retired.is_empty()
+    }
+
     fn sim_id(&self, node: u32) -> Option<madsim::task::NodeId> {
         self.nodes.get(&node).map(|n| n.id())
     }

@@ -212,6 +212,7 @@ async fn simulate(
         cluster.apply(event);
     }
     let healed_at = trace.elapsed();
+    let at_heal = checker.at_heal(cluster.safekeeper_retired());
     let end = start + Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
     if wait_until(end - LIVENESS_BOUND, &checker, &mut storage).await {
         let catch_up_target = checker.committed_lsn();
@@ -219,6 +220,7 @@ async fn simulate(
             checker.check_end(EndOfRun {
                 healed_at,
                 catch_up_target,
+                at_heal,
             });
         }
     }

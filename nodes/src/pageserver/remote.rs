@@ -1,9 +1,19 @@
 //! Uploads to the object store: every layer file, then an index naming the layers and the
-//! `remote_consistent_lsn` they cover. The index is written only after the layers it names, so
-//! what it promises is always in the store.
+//! `remote_consistent_lsn` they cover.
+//!
+//! Guarantees:
+//! - Up to [`MAX_IN_FLIGHT`] layer uploads are in flight at once (Neon uploads in parallel
+//!   too), so image layers cannot starve the delta layers that move `remote_consistent_lsn`.
+//! - The index is written only after every layer enqueued before the point it names has been
+//!   acknowledged, so what it promises is always in the store; and one index upload at a time,
+//!   so a newer index is never overtaken by an older one of ours.
+//! - Every upload is retried every [`RETRY_AFTER`] until acknowledged, under a new request id;
+//!   a late or duplicated answer to an earlier attempt is ignored.
 
 use super::Metadata;
+use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId};
+use crate::invariant::Invariant;
 use crate::net::Net;
 use crate::proto::Message;
 use serde::{Deserialize, Serialize};
@@ -25,7 +35,10 @@ impl RemotePrefix {
         format!("{}{name}", self.0)
     }
 }
+
 const RETRY_AFTER: Duration = Duration::from_millis(300);
+/// Layer uploads in flight at once.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// The remote index (Neon: `index_part.json`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -34,29 +47,51 @@ pub struct IndexPart {
     pub layers: BTreeSet<String>,
 }
 
+/// Where one upload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    Queued,
+    Sent { request_id: u64, waited: Duration },
+    Done,
+}
+
 struct Upload {
     key: String,
     data: Arc<Vec<u8>>,
     /// For a delta layer: the consistent point it completes.
     completes: Option<Metadata>,
+    attempt: Attempt,
+}
+
+/// The index upload in flight: its request, how long it has waited, and the point it names.
+struct IndexUpload {
+    request_id: u64,
+    waited: Duration,
+    point: Metadata,
 }
 
 #[derive(Default)]
 pub struct Uploader {
+    /// Layer uploads in the order they were enqueued; the acknowledged prefix is popped.
     queue: VecDeque<Upload>,
-    in_flight: Option<(u64, Duration)>,
     next_request_id: u64,
+    /// What the store holds: every acknowledged layer, and the last acknowledged index's point.
     index: IndexPart,
-    /// The consistent point of the index upload in flight or queued.
-    pending: Option<Metadata>,
+    /// The highest point whose layers (and every layer before them) are all acknowledged.
+    ready: Metadata,
+    index_in_flight: Option<IndexUpload>,
     prefix: RemotePrefix,
+    /// The index-never-uploaded bug: layers go up, the index naming them never does.
+    skip_index: bool,
 }
 
 impl Uploader {
-    pub fn from_index(index: IndexPart, prefix: RemotePrefix) -> Uploader {
+    pub fn from_index(index: IndexPart, prefix: RemotePrefix, bugs: &BugSet) -> Uploader {
         Uploader {
+            ready: index.consistent,
             index,
             prefix,
+            skip_index: bugs.has(Bug::IndexNeverUploaded),
             ..Uploader::default()
         }
     }
@@ -74,54 +109,127 @@ impl Uploader {
             key: key.to_string(),
             data: Arc::new(data),
             completes,
+            attempt: Attempt::Queued,
         });
     }
 
     pub fn tick(&mut self, net: &Net, store: NodeId) {
-        if let Some((_, waited)) = self.in_flight.as_mut() {
-            *waited += super::TICK;
-            if *waited < RETRY_AFTER {
-                return;
+        self.tick_layers(net, store);
+        self.tick_index(net, store);
+    }
+
+    /// Retries the layer uploads that waited too long and starts queued ones while there is room.
+    fn tick_layers(&mut self, net: &Net, store: NodeId) {
+        let mut in_flight = 0;
+        for i in 0..self.queue.len() {
+            let attempt = self.queue[i].attempt;
+            let send = match attempt {
+                Attempt::Done => false,
+                Attempt::Sent { waited, .. } => {
+                    in_flight += 1;
+                    waited + super::TICK >= RETRY_AFTER
+                }
+                Attempt::Queued if in_flight < MAX_IN_FLIGHT => {
+                    in_flight += 1;
+                    true
+                }
+                Attempt::Queued => break,
+            };
+            if send {
+                self.next_request_id += 1;
+                let up = &mut self.queue[i];
+                up.attempt = Attempt::Sent {
+                    request_id: self.next_request_id,
+                    waited: Duration::ZERO,
+                };
+                let msg = Message::StorePut {
+                    request_id: self.next_request_id,
+                    key: self.prefix.key(&up.key),
+                    data: up.data.clone(),
+                };
+                net.send(store, msg);
+            } else if let Attempt::Sent { waited, .. } = &mut self.queue[i].attempt {
+                *waited += super::TICK;
             }
         }
-        let Some(head) = self.queue.front() else {
+        invariant!(
+            Invariant::Liveness,
+            in_flight <= MAX_IN_FLIGHT,
+            "{in_flight} layer uploads in flight, more than {MAX_IN_FLIGHT}"
+        );
+    }
+
+    /// Sends an index for the ready point once the store's index is behind it; retries it.
+    fn tick_index(&mut self, net: &Net, store: NodeId) {
+        if self.skip_index {
             return;
-        };
+        }
+        match self.index_in_flight.as_mut() {
+            Some(up) if up.waited + super::TICK < RETRY_AFTER => {
+                up.waited += super::TICK;
+                return;
+            }
+            Some(_) => {}
+            None if self.ready > self.index.consistent => {}
+            None => return,
+        }
+        let point = self.ready;
+        let mut index = self.index.clone();
+        index.consistent = point;
         self.next_request_id += 1;
         let msg = Message::StorePut {
             request_id: self.next_request_id,
-            key: self.prefix.key(&head.key),
-            data: head.data.clone(),
+            key: self.prefix.key(INDEX_KEY),
+            data: Arc::new(serde_json::to_vec(&index).expect("index serialises")),
         };
-        self.in_flight = Some((self.next_request_id, Duration::ZERO));
+        self.index_in_flight = Some(IndexUpload {
+            request_id: self.next_request_id,
+            waited: Duration::ZERO,
+            point,
+        });
         net.send(store, msg);
     }
 
     /// An upload was acknowledged. True when `remote_consistent_lsn` moved.
     pub fn on_response(&mut self, request_id: u64) -> bool {
-        if self.in_flight.map(|(id, _)| id) != Some(request_id) {
-            return false;
-        }
-        self.in_flight = None;
-        let done = self.queue.pop_front().expect("an upload was in flight");
-        if done.key == INDEX_KEY {
-            let point = self.pending.take().expect("an index upload has its point");
-            if point.disk_consistent_lsn > self.index.consistent.disk_consistent_lsn {
-                self.index.consistent = point;
+        if let Some(up) = self
+            .index_in_flight
+            .take_if(|up| up.request_id == request_id)
+        {
+            invariant!(
+                Invariant::Durability,
+                up.point.disk_consistent_lsn <= self.ready.disk_consistent_lsn,
+                "an index named {:?}, past the layers acknowledged ({:?})",
+                up.point,
+                self.ready
+            );
+            let moved = up.point > self.index.consistent;
+            if moved {
+                self.index.consistent = up.point;
             }
-            return true;
+            return moved;
         }
-        self.index.layers.insert(done.key);
-        if let Some(point) = done.completes.filter(|p| *p > self.index.consistent) {
-            self.pending = Some(point);
-            let mut index = self.index.clone();
-            index.consistent = point;
-            let data = serde_json::to_vec(&index).expect("index serialises");
-            self.queue.push_front(Upload {
-                key: INDEX_KEY.to_string(),
-                data: Arc::new(data),
-                completes: None,
-            });
+        let sent = self
+            .queue
+            .iter_mut()
+            .take_while(|up| up.attempt != Attempt::Queued)
+            .find(
+                |up| matches!(up.attempt, Attempt::Sent { request_id: id, .. } if id == request_id),
+            );
+        let Some(up) = sent else {
+            return false; // a late or duplicated answer to an attempt already settled
+        };
+        up.attempt = Attempt::Done;
+        self.index.layers.insert(up.key.clone());
+        while self
+            .queue
+            .front()
+            .is_some_and(|up| up.attempt == Attempt::Done)
+        {
+            let done = self.queue.pop_front().expect("front");
+            if let Some(point) = done.completes.filter(|p| *p > self.ready) {
+                self.ready = point;
+            }
         }
         false
     }

@@ -47,7 +47,11 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
     );
     // Layers flushed by an earlier run that never reached the store: upload them first, in
     // order, before anything newer can move remote_consistent_lsn.
-    let mut remote = Uploader::from_index(index.unwrap_or_default(), cfg.remote_prefix.clone());
+    let mut remote = Uploader::from_index(
+        index.unwrap_or_default(),
+        cfg.remote_prefix.clone(),
+        &cfg.bugs,
+    );
     for (name, completes, bytes) in local {
         if !remote.holds(&name) {
             remote.enqueue(&name, bytes, completes);

@@ -332,8 +332,9 @@ impl Acceptor {
         start: Lsn,
         history: &TermHistory,
     ) -> Result<Option<Message>> {
-        if term < self.state.term || (term == self.state.term && self.state.voted_for != Some(from))
-        {
+        // One proposer wins a term, so a ProposerElected of our term comes from its winner,
+        // whomever we voted for in it (Neon's safekeeper checks the term alone).
+        if term < self.state.term {
             return Ok(Some(self.append_response()));
         }
         assert_eq!(
@@ -469,7 +470,7 @@ impl Acceptor {
         let flushed = self.wal.flush().await?;
         assert_eq!(flushed, self.wal.write_lsn(), "a flush covers every write");
         self.advance_commit_lsn(commit_lsn.min(flushed)).await?;
-        self.remove_old_wal().await
+        self.remove_old_wal().await.map(|_| ())
     }
 
     /// Runs the durability work a planted bug put off until the replies were sent (nothing,
@@ -500,7 +501,11 @@ impl Acceptor {
             && self.last_persist.elapsed() >= PERSIST_INTERVAL;
         if due || crate::buggify::buggify(self.buggify, 0.05) {
             self.state.commit_lsn = commit_lsn;
-            self.persist().await?;
+            // A due persist carries the WAL removal with it: both are paced by the same
+            // interval, so under steady appends a removal of its own would never be due.
+            if !self.remove_old_wal().await? {
+                self.persist().await?;
+            }
         } else {
             self.report();
         }
@@ -546,18 +551,19 @@ impl Acceptor {
     }
 
     /// Removes the WAL segments below the removal horizon: first the new WAL start is made
-    /// durable, then the segments go.
-    async fn remove_old_wal(&mut self) -> Result<()> {
+    /// durable, then the segments go. At most one control-file write per [`PERSIST_INTERVAL`];
+    /// true when it wrote one (with the commit LSN too, so a due commit persist can ride on it).
+    async fn remove_old_wal(&mut self) -> Result<bool> {
         let Some(horizon) = self.removal_horizon() else {
-            return Ok(());
+            return Ok(false);
         };
         let (start, start_prev) = self.wal.start();
         let seg = self.wal.segment_size();
         if seg.segno(horizon) <= seg.segno(start) {
-            return Ok(()); // no whole segment to remove
+            return Ok(false); // no whole segment to remove
         }
         if self.last_persist.elapsed() < PERSIST_INTERVAL {
-            return Ok(()); // later, with more segments at once
+            return Ok(false); // later, with more segments at once
         }
         let decoded = decode_stream(&self.wal.read(start, horizon)?, start, Some(start_prev));
         invariant!(
@@ -575,7 +581,7 @@ impl Acceptor {
             segments,
         };
         self.observer.observe(self.id, obs);
-        Ok(())
+        Ok(true)
     }
 
     /// Committed WAL for a pageserver: whole records from `start` up to our commit LSN, which

@@ -50,13 +50,19 @@ pub enum Check {
     PageserversCatchUp,
     /// After the faults heal, GetPage is answered, and requests no longer fail.
     GetPageAnswered,
+    /// By the end, the object store's index under each pageserver's prefix reaches the
+    /// `disk_consistent_lsn` that pageserver's disk held when the faults healed.
+    UploadsCatchUp,
+    /// By the end, no safekeeper still in service holds a whole WAL segment below what every
+    /// pageserver had flushed and the quorum had committed when the faults healed.
+    WalRemovalResumes,
     /// A GetPage applies at most the image policy's threshold plus the page's records ingested
     /// since the pageserver's last image pass.
     ChainWithinPolicy,
 }
 
 impl Check {
-    pub const ALL: [Check; 21] = {
+    pub const ALL: [Check; 23] = {
         use Check::*;
         [
             AcceptorMonotonic,
@@ -79,6 +85,8 @@ impl Check {
             CommitsResume,
             PageserversCatchUp,
             GetPageAnswered,
+            UploadsCatchUp,
+            WalRemovalResumes,
             ChainWithinPolicy,
         ]
     };
@@ -102,7 +110,8 @@ impl Check {
             | CommittedWalDecodes
             | PageInitialisedOnce => Invariant::PageReconstruction,
             PageChecksum => Invariant::NoCorruptPage,
-            CommitsResume | PageserversCatchUp | GetPageAnswered => Invariant::Liveness,
+            CommitsResume | PageserversCatchUp | GetPageAnswered | UploadsCatchUp
+            | WalRemovalResumes => Invariant::Liveness,
             ChainWithinPolicy => Invariant::ReadAmplification,
         }
     }
@@ -130,6 +139,8 @@ impl Check {
             CommitsResume => "commits-resume",
             PageserversCatchUp => "pageservers-catch-up",
             GetPageAnswered => "getpage-answered",
+            UploadsCatchUp => "uploads-catch-up",
+            WalRemovalResumes => "wal-removal-resumes",
             ChainWithinPolicy => "chain-within-policy",
         }
     }

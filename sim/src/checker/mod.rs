@@ -251,11 +251,27 @@ pub struct Stats {
 }
 
 /// When the faults healed and what the end-of-run checks compare with.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EndOfRun {
     pub healed_at: Duration,
     /// The committed LSN [`LIVENESS_BOUND`] before the end: every pageserver must reach it.
     pub catch_up_target: Lsn,
+    /// What the faults left when they healed.
+    pub at_heal: AtHeal,
+}
+
+/// The pipeline's position when the faults healed, read from the disks: what the uploads and
+/// the WAL removal must have caught up with by the end.
+#[derive(Clone, Debug, Default)]
+pub struct AtHeal {
+    /// Each pageserver's durable `disk_consistent_lsn`.
+    pub flushed: BTreeMap<NodeId, Lsn>,
+    /// The committed LSN.
+    pub committed: Lsn,
+    /// Whether a safekeeper was lost for good. Membership changes are not modelled, so (as in
+    /// Neon until the control plane replaces it) the lost acceptor holds the proposer's
+    /// `truncate_lsn` back and WAL removal cannot resume: that check is then not made.
+    pub safekeeper_retired: bool,
 }
 
 impl Checker {
@@ -476,6 +492,14 @@ impl Checker {
     }
 }
 
+/// The `disk_consistent_lsn` of the metadata a crash would keep on a pageserver's disk.
+fn durable_consistent_lsn(disk: &Disk) -> Lsn {
+    let metadata = disk.read_durable(lakesim_nodes::pageserver::METADATA);
+    metadata
+        .and_then(|b| Metadata::decode(&b))
+        .map_or(Lsn::ZERO, |m| m.disk_consistent_lsn)
+}
+
 /// The start LSN of the lowest WAL segment on a safekeeper's disk.
 fn lowest_wal_lsn(disk: &Disk, seg: SegmentSize) -> Lsn {
     let first = disk
@@ -681,10 +705,7 @@ impl Checker {
             return;
         };
         let mut s = self.state.lock().unwrap();
-        let metadata = disk.read_durable(lakesim_nodes::pageserver::METADATA);
-        let promised = metadata
-            .and_then(|b| Metadata::decode(&b))
-            .map_or(Lsn::ZERO, |m| m.disk_consistent_lsn);
+        let promised = durable_consistent_lsn(disk);
         if s.audited
             .get(&node)
             .is_some_and(|covered| promised <= *covered)
@@ -936,7 +957,61 @@ impl Checker {
         self.check_pending_pages(&mut s);
         self.check_served_within_committed(&mut s);
         self.check_acked_in_wal(&mut s);
-        self.check_liveness(&mut s, end);
+        self.check_liveness(&mut s, &end);
+        self.check_pipeline_liveness(&mut s, &end.at_heal);
+    }
+
+    /// The pipeline's position now, read from the disks, for [`EndOfRun::at_heal`].
+    pub fn at_heal(&self, safekeeper_retired: bool) -> AtHeal {
+        let flushed = self
+            .src
+            .pageserver_disks
+            .iter()
+            .map(|(node, disk)| (*node, durable_consistent_lsn(disk)))
+            .collect();
+        AtHeal {
+            flushed,
+            committed: self.committed_lsn(),
+            safekeeper_retired,
+        }
+    }
+
+    /// Uploads and WAL removal caught up with where the pipeline stood at heal.
+    fn check_pipeline_liveness(&self, s: &mut State, heal: &AtHeal) {
+        if s.violation.is_some() {
+            return;
+        }
+        for (node, lsn) in heal.flushed.iter().filter(|(_, lsn)| **lsn > Lsn::ZERO) {
+            let prefix = &self.src.remote_prefixes[node];
+            if let Some(short) = self.store_short_of(prefix, *lsn) {
+                let detail = format!(
+                    "the pageserver had flushed to {lsn} when the faults healed, but by the end {short}"
+                );
+                return self.fail(s, Check::UploadsCatchUp, &[*node], detail);
+            }
+        }
+        if heal.safekeeper_retired {
+            return;
+        }
+        let flushed = heal
+            .flushed
+            .values()
+            .min()
+            .copied()
+            .unwrap_or(heal.committed);
+        let horizon = flushed.min(heal.committed);
+        let seg = self.src.wal_segment_size;
+        for (node, disk) in &self.src.safekeeper_disks {
+            let lowest = lowest_wal_lsn(disk, seg);
+            if seg.segno(lowest) < seg.segno(horizon) {
+                let detail = format!(
+                    "the safekeeper still holds WAL from {lowest} by the end, though every pageserver had flushed and the quorum committed to {horizon} when the faults healed: {} whole segments of {} bytes that WAL removal should have freed",
+                    seg.segno(horizon) - seg.segno(lowest),
+                    seg.bytes()
+                );
+                return self.fail(s, Check::WalRemovalResumes, &[*node], detail);
+            }
+        }
     }
 
     /// Pages still waiting for a verdict lie beyond the committed WAL: they were served at
@@ -992,7 +1067,7 @@ impl Checker {
         }
     }
 
-    fn check_liveness(&self, s: &mut State, end: EndOfRun) {
+    fn check_liveness(&self, s: &mut State, end: &EndOfRun) {
         let now = self.trace.elapsed();
         let after_heal = s.acked.iter().filter(|a| a.at >= end.healed_at).count();
         let exhausted = self.src.client.lock().exhausted;

@@ -120,6 +120,7 @@ fn end_of_run(fx: &Fixture) {
     fx.checker.check_end(EndOfRun {
         healed_at: Duration::ZERO,
         catch_up_target: Lsn::ZERO,
+        at_heal: Default::default(),
     });
 }
 
@@ -405,6 +406,7 @@ fn a_pageserver_that_never_catches_up_breaks_liveness() {
         fx.checker.check_end(EndOfRun {
             healed_at: Duration::ZERO,
             catch_up_target: Lsn(100),
+            at_heal: Default::default(),
         });
     });
     assert_eq!(check, Some(Check::PageserversCatchUp));
@@ -427,10 +429,61 @@ fn a_getpage_failing_well_after_the_heal_breaks_liveness() {
         fx.checker.check_end(EndOfRun {
             healed_at: Duration::ZERO,
             catch_up_target: Lsn::ZERO,
+            at_heal: Default::default(),
         });
         fx.checker.violation().map(|v| check_named(&v.caught_by))
     });
     assert_eq!(check, Some(Check::GetPageAnswered));
+}
+
+/// A run whose commits and reads are fine, ended with `at_heal`.
+fn end_with(fx: &Fixture, at_heal: AtHeal) {
+    fx.client.lock().exhausted = true;
+    fx.checker
+        .observe(PS, Observation::Ingested { lsn: Lsn::ZERO });
+    page_read(fx, (1, Lsn::ZERO), (1, Lsn::ZERO), zero_page_crc(), true);
+    fx.checker.check_end(EndOfRun {
+        healed_at: Duration::ZERO,
+        catch_up_target: Lsn::ZERO,
+        at_heal,
+    });
+}
+
+#[test]
+fn uploads_short_of_what_was_flushed_at_heal_break_liveness() {
+    let check = caught(|fx| {
+        let at_heal = AtHeal {
+            flushed: [(PS, Lsn(100))].into_iter().collect(),
+            ..AtHeal::default()
+        };
+        end_with(fx, at_heal);
+    });
+    assert_eq!(check, Some(Check::UploadsCatchUp));
+}
+
+#[test]
+fn wal_still_held_below_the_horizon_at_heal_breaks_liveness() {
+    let at_heal = |retired| AtHeal {
+        committed: Lsn(3 * SegmentSize::DEFAULT.bytes()),
+        safekeeper_retired: retired,
+        ..AtHeal::default()
+    };
+    let hold_segment_zero = |fx: &Fixture| {
+        for sk in SK {
+            fx.disks[&sk].create("wal/00000000");
+        }
+    };
+    let check = caught(move |fx| {
+        hold_segment_zero(fx);
+        end_with(fx, at_heal(false));
+    });
+    assert_eq!(check, Some(Check::WalRemovalResumes));
+    // With a safekeeper lost for good, truncate_lsn cannot move: not judged.
+    let check = caught(move |fx| {
+        hold_segment_zero(fx);
+        end_with(fx, at_heal(true));
+    });
+    assert_eq!(check, None);
 }
 
 fn zero_page_crc() -> u32 {

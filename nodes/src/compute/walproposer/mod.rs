@@ -112,7 +112,10 @@ pub struct ProposerTiming {
 /// What the proposer knows of one acceptor in its current term.
 #[derive(Default, Clone)]
 struct Peer {
-    vote: Option<(Lsn, TermHistory)>,
+    /// Its log (flush LSN, term history) as it reported in our term: with its vote; or, once
+    /// we lead, with its refusal (it voted in our term for a proposer that lost, and takes our
+    /// ProposerElected all the same, as a Neon safekeeper does: one proposer wins a term).
+    log: Option<(Lsn, TermHistory)>,
     /// It refused us its vote in our term: it voted for another proposer in it.
     refused: bool,
     /// It processed our ProposerElected.
@@ -405,7 +408,7 @@ impl Proposer {
                 if vote_given && term == self.term {
                     self.on_vote(from, flush_lsn, term_history);
                 } else if term == self.term {
-                    self.on_refusal(from);
+                    self.on_refusal(from, flush_lsn, term_history);
                 }
             }
             Message::ReadWalResponse {
@@ -462,7 +465,22 @@ impl Proposer {
     /// starts from term 1, which is long taken). Once too many did for a quorum to remain, we
     /// campaign again above it at once, rather than after an election timeout: Neon's proposer
     /// learns the acceptors' terms (its greeting) before it asks for votes.
-    fn on_refusal(&mut self, from: NodeId) {
+    ///
+    /// Once we lead, a refusal in our term still brings that acceptor in: it voted for a
+    /// proposer of our term that cannot have won, so it takes our ProposerElected (Neon's
+    /// walproposer does the same past a quorum). Left out, it would never confirm, and
+    /// `truncate_lsn` (so WAL removal everywhere) would stall for the rest of our term.
+    fn on_refusal(&mut self, from: NodeId, flush_lsn: Lsn, history: TermHistory) {
+        // The refused-acceptor-ignored bug leaves it out (a refusal counts only while campaigning).
+        let ignore = self.bugs.has(Bug::RefusedAcceptorIgnored);
+        if matches!(self.phase, Phase::Leader) && !ignore {
+            let peer = self.peers.get_mut(&from).unwrap();
+            if peer.log.is_none() {
+                peer.log = Some((flush_lsn, history));
+                self.send_elected(from);
+            }
+            return;
+        }
         if !matches!(self.phase, Phase::Campaign { .. }) {
             return;
         }
@@ -476,10 +494,10 @@ impl Proposer {
 
     fn on_vote(&mut self, from: NodeId, flush_lsn: Lsn, history: TermHistory) {
         let peer = self.peers.get_mut(&from).unwrap();
-        if peer.vote.is_some() {
+        if peer.log.is_some() {
             return;
         }
-        peer.vote = Some((flush_lsn, history));
+        peer.log = Some((flush_lsn, history));
         let obs = Observation::VoteGranted {
             term: self.term,
             voter: from,
@@ -487,7 +505,7 @@ impl Proposer {
         self.observer.observe(self.id, obs);
         match self.phase {
             Phase::Campaign { .. } => {
-                let votes = self.peers.values().filter(|p| p.vote.is_some()).count();
+                let votes = self.peers.values().filter(|p| p.log.is_some()).count();
                 if votes >= self.quorum() {
                     self.start_recovery();
                 }
@@ -499,7 +517,10 @@ impl Proposer {
 
     fn send_elected(&mut self, to: NodeId) {
         let peer = self.peers.get_mut(&to).unwrap();
-        let (flush, history) = peer.vote.as_ref().expect("elected only to voters");
+        let (flush, history) = peer
+            .log
+            .as_ref()
+            .expect("elected only to acceptors that reported their log");
         let start = history.common_point(*flush, &self.history);
         peer.next_lsn = start;
         let msg = Message::ProposerElected {
@@ -700,7 +721,7 @@ impl Proposer {
                     return self.campaign();
                 }
                 for (id, peer) in &self.peers {
-                    if peer.vote.is_none() {
+                    if peer.log.is_none() {
                         self.net.send(
                             *id,
                             Message::VoteRequest {
@@ -751,7 +772,7 @@ impl Proposer {
             let id = self.acceptors[i];
             let peer = &self.peers[&id];
             let (voted, confirmed, flush_lsn) =
-                (peer.vote.is_some(), peer.confirmed, peer.flush_lsn);
+                (peer.log.is_some(), peer.confirmed, peer.flush_lsn);
             if !voted {
                 self.net.send(
                     id,

@@ -22,7 +22,7 @@ impl Proposer {
         let by_flush_only = self.bugs.has(Bug::ElectByFlushLsn);
         let mut best: Option<(NodeId, Lsn, TermHistory)> = None;
         for (id, peer) in &self.peers {
-            let Some((flush, history)) = &peer.vote else {
+            let Some((flush, history)) = &peer.log else {
                 continue;
             };
             let key = |f: Lsn, h: &TermHistory| {
@@ -201,7 +201,7 @@ impl Proposer {
         let voters: Vec<NodeId> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.vote.is_some())
+            .filter(|(_, p)| p.log.is_some())
             .map(|(id, _)| *id)
             .collect();
         for id in voters {
