@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of nodes/ as a habit: cargo-mutants (from crates.io) makes a round-robin
 # sample of the mutants of nodes/src, tests each with a fast command (the random-seed test on a
-# fixed batch, LAKESIM_SEEDS seeds of every scenario, default 15; the seed corpus; the unit tests
-# of nodes/), and this script writes the score and the survivors. A surviving mutant is a
+# fixed batch, LAKESIM_SEEDS seeds of every scenario, default 15; the seed corpus; the short
+# cost-model experiments; the unit tests), and this script writes the score and the survivors. A surviving mutant is a
 # missing check, unless scripts/mutants-equivalent.txt names it (one mutant per line, as
 # cargo-mutants prints it, then " # why it is equivalent").
 #
@@ -13,6 +13,9 @@
 #                 on 2 cores use 2: the test runs on one core)
 #   LAKESIM_SEEDS, LAKESIM_SEED_BASE  the random-seed batch (default 15 seeds, base 1)
 #   MUTANTS_ITERATE=1  re-test only the mutants not caught in the previous run in MUTANTS_OUT
+#                 (matched by name, which includes the line: after edits, use MUTANTS_RE)
+#   MUTANTS_RE    a file of regexes (one per line) naming the mutants to test, for re-testing
+#                 the survivors of a run after a change; use with SHARD 0, SHARDS 1
 # Output: MUTANTS_OUT/job-J/mutants.out (cargo-mutants' own files), score.txt, survivors.txt.
 #
 # Each mutant costs one incremental build in the `mutants` profile (release, incremental, no
@@ -36,6 +39,9 @@ export LAKESIM_SEEDS=${LAKESIM_SEEDS:-15}
 export LAKESIM_SEED_BASE=${LAKESIM_SEED_BASE:-1}
 mkdir -p "$out"
 
+# cargo-mutants' baseline tests only the mutated package (nodes/, which lacks the random-seed
+# test), so it is skipped: run `cargo test` first; the timeouts are set instead (a mutant that
+# livelocks a seed's simulated time times out, and counts as killed).
 # Job J tests round-robin shard SHARD + J*SHARDS of SHARDS*JOBS: together, exactly shard SHARD
 # of SHARDS. Each job mutates its own scratch copy of the tree in place, so this tree is never
 # touched and each keeps its own incremental build.
@@ -46,11 +52,16 @@ run_job() {
     | tar -C "$tree" -xf -
   local iterate=()
   [[ ${MUTANTS_ITERATE:-0} == 1 ]] && iterate=(--iterate)
-  (cd "$tree" && cargo mutants --package lakesim-nodes \
+  if [[ -n ${MUTANTS_RE:-} ]]; then
+    while IFS= read -r re; do
+      [[ -n $re ]] && iterate+=(--re "$re")
+    done <"$MUTANTS_RE"
+  fi
+  (cd "$tree" && cargo mutants --workspace --file 'nodes/**' \
     --shard "$((shard + j * shards))/$((shards * jobs))" --sharding round-robin \
-    --test-package lakesim-tests --test-package lakesim-nodes \
+    --test-workspace=true --baseline=skip --timeout 300 --build-timeout 1200 \
     --profile mutants --in-place --no-shuffle "${iterate[@]}" --output "$out/job-$j" \
-    -- --test random_seeds --test seeds_corpus --lib) >"$out/job-$j.log" 2>&1 || true
+    -- --test random_seeds --test seeds_corpus --test experiments --lib) >"$out/job-$j.log" 2>&1 || true
 }
 for ((j = 0; j < jobs; j++)); do
   run_job "$j" &

@@ -38,6 +38,7 @@ ABOUT = {
     "object-store-silent": "an object store that takes requests and never answers: uploads never complete, so remote_consistent_lsn stays behind what the pageserver flushed.",
     "images-never-created": "a pageserver that never creates an image layer makes reads replay ever longer chains.",
     "index-never-uploaded": "a pageserver that uploads its layers but never the index naming them leaves remote_consistent_lsn where it was, so the object store never covers what it flushed.",
+    "replay-keeps-next-xid": "a compute rebuilt from WAL that does not move its next xid past the xids it replays commits a used xid again.",
     "refused-acceptor-ignored": "a leader that leaves out an acceptor which voted for a lost proposer of its term never confirms it, so truncate_lsn and WAL removal stall on every safekeeper.",
 }
 # Where to look (scenario, invariant wanted or None); storm otherwise.

@@ -31,10 +31,11 @@ pub enum Bug {
     ImagesNeverCreated,
     RefusedAcceptorIgnored,
     IndexNeverUploaded,
+    ReplayKeepsNextXid,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -57,6 +58,7 @@ impl Bug {
         Bug::ImagesNeverCreated,
         Bug::RefusedAcceptorIgnored,
         Bug::IndexNeverUploaded,
+        Bug::ReplayKeepsNextXid,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +85,7 @@ impl Bug {
             Bug::ImagesNeverCreated => "images-never-created",
             Bug::RefusedAcceptorIgnored => "refused-acceptor-ignored",
             Bug::IndexNeverUploaded => "index-never-uploaded",
+            Bug::ReplayKeepsNextXid => "replay-keeps-next-xid",
         }
     }
 
@@ -138,6 +141,9 @@ impl Bug {
             }
             Bug::IndexNeverUploaded => {
                 "pageserver uploads its layers but never the index naming them"
+            }
+            Bug::ReplayKeepsNextXid => {
+                "a compute rebuilt from WAL does not move its next xid past the xids it replays"
             }
         }
     }

@@ -442,6 +442,15 @@ mod tests {
             }
         }
 
+        /// A payload of any kind and any length is rejected or decoded, never a panic: what
+        /// reaches the decoder is bytes off a disk or a network.
+        #[test]
+        fn any_payload_decodes_or_is_rejected(kind in 0u8..16, p in proptest::collection::vec(any::<u8>(), 0..24)) {
+            let _ = decode_payload(kind, &p);
+            // A page delta needs its 8-byte header.
+            prop_assert!(decode_payload(KIND_PAGE_DELTA, &p[..p.len().min(7)]).is_none());
+        }
+
         #[test]
         fn any_single_bit_flip_is_detected(rec in record(), bit in any::<prop::sample::Index>()) {
             let mut bytes = rec.encode();

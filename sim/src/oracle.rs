@@ -66,6 +66,10 @@ pub struct Oracle {
     open: BTreeMap<u64, Vec<Write>>,
     /// Every commit record, by its LSN.
     commits: BTreeMap<u64, Committed>,
+    /// Every xid a commit record named.
+    committed_xids: std::collections::BTreeSet<u64>,
+    /// The first commit of an xid that had committed before, and where it was.
+    xid_reused: Option<(u64, u64)>,
 }
 
 /// A page never written: zero contents at LSN 0, with its checksum.
@@ -174,6 +178,9 @@ impl Oracle {
             Effect::Commit => {
                 let writes = self.open.remove(&xid).unwrap_or_default();
                 self.commits.insert(start, Committed { xid, writes });
+                if !self.committed_xids.insert(xid) {
+                    self.xid_reused = self.xid_reused.or(Some((xid, start)));
+                }
                 return;
             }
             Effect::Nothing => return,
@@ -214,6 +221,11 @@ impl Oracle {
         let crc = crc32c::crc32c(page);
         let version = Version { end, crc, init };
         self.history.entry(page_id).or_default().push(version);
+    }
+
+    /// An xid the committed WAL commits twice, and where the second commit was.
+    pub fn xid_reused(&self) -> Option<(u64, u64)> {
+        self.xid_reused
     }
 
     /// A page the committed WAL initialised twice, and where the second time was.

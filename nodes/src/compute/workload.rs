@@ -7,6 +7,7 @@
 //! Lakebase default) only the deltas go to the WAL. Work comes from a [`WorkSource`]: a planned
 //! list, or a generator (tpcb, a replayed Postgres trace) the harness provides.
 
+use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, PageId, Xid};
 use crate::page::{free_space_hole, Page, CONTENT_SIZE};
 use crate::redo::WalRedo;
@@ -116,6 +117,8 @@ pub struct Database {
     redo: WalRedo,
     /// The txn-write-lost bug: the last write of every 16th transaction is not logged.
     lose_writes: bool,
+    /// The replay-keeps-next-xid bug: replay leaves the next xid where it was.
+    replay_keeps_xid: bool,
 }
 
 impl Database {
@@ -139,11 +142,12 @@ impl Database {
         }
     }
 
-    /// The same database, redoing with `redo`; `lose_writes` plants the txn-write-lost bug.
-    pub fn with_redo(self, redo: WalRedo, lose_writes: bool) -> Database {
+    /// The same database, redoing with `redo`, with the planted bugs of `bugs` that live here.
+    pub fn with_redo(self, redo: WalRedo, bugs: &BugSet) -> Database {
         Database {
             redo,
-            lose_writes,
+            lose_writes: bugs.has(Bug::TxnWriteLost),
+            replay_keeps_xid: bugs.has(Bug::ReplayKeepsNextXid),
             ..self
         }
     }
@@ -157,8 +161,12 @@ impl Database {
             self.end_lsn.advance(wal.len() as u64),
             "recovered WAL must be whole records continuing the database's"
         );
+        let next_xid = self.next_xid;
         for (lsn, rec) in &decoded.records {
             self.redo(*lsn, rec);
+        }
+        if self.replay_keeps_xid {
+            self.next_xid = next_xid;
         }
     }
 

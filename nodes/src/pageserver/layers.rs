@@ -460,7 +460,15 @@ mod tests {
         let lsn = map.last_change(PageId(7), Lsn(u64::MAX)).unwrap();
         let (page, applied) = map.reconstruct(PageId(7), lsn);
         assert_eq!(applied.records, 3);
+        assert!(
+            applied.bytes > 0,
+            "a read costs the bytes of the records it applied"
+        );
         let mut bytes = encode_image(PageId(7), lsn, &page);
+        // A torn file, cut at any length, is refused (never a panic on its short header).
+        for len in 0..bytes.len() {
+            assert!(decode_image(&bytes[..len], PageId(7), lsn, LayerChecks::ALL).is_err());
+        }
         assert_eq!(
             decode_image(&bytes, PageId(7), lsn, LayerChecks::ALL).unwrap(),
             page

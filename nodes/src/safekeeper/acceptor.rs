@@ -740,6 +740,36 @@ mod tests {
     }
 
     #[test]
+    fn a_recovering_proposer_gets_only_wal_this_acceptor_flushed_in_its_term() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(3, madsim::Config::default());
+        rt.block_on(async {
+            let mut a = elected().await;
+            let batch: Vec<Envelope> = appends()
+                .iter()
+                .map(|(begin, wal)| append(Term(1), *begin, wal))
+                .collect();
+            a.process_batch(&batch).await.unwrap();
+            let end = a.wal.flush_lsn();
+            let wal_of = |m: Message| match m {
+                Message::ReadWalResponse { wal, .. } => wal.map(|w| w.len() as u64),
+                other => panic!("not a ReadWalResponse: {other:?}"),
+            };
+            let read = |a: &mut Acceptor, term, start, end| a.handle_read(Term(term), start, end);
+            assert_eq!(
+                wal_of(read(&mut a, 1, Lsn::ZERO, end).unwrap()),
+                Some(end.0)
+            );
+            // Past its flush LSN, in another term, or an empty range: no WAL.
+            assert_eq!(
+                wal_of(read(&mut a, 1, Lsn::ZERO, end.advance(1)).unwrap()),
+                None
+            );
+            assert_eq!(wal_of(read(&mut a, 2, Lsn::ZERO, end).unwrap()), None);
+            assert_eq!(wal_of(read(&mut a, 1, end, Lsn(1)).unwrap()), None);
+        });
+    }
+
+    #[test]
     fn an_append_ahead_of_its_gap_is_held_until_the_gap_fills() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(2, madsim::Config::default());
         rt.block_on(async {

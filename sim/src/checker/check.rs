@@ -23,6 +23,9 @@ pub enum Check {
     CommitNeedsQuorum,
     /// Every acknowledged transaction's commit record and writes are in the committed WAL.
     AckedTxnInWal,
+    /// No xid commits twice in the committed WAL: a compute that restarts (from its WAL or a
+    /// basebackup) continues past every xid used, or an old commit's identity becomes ambiguous.
+    XidCommittedOnce,
     /// A GetPage at the latest LSN is at or above the last commit acknowledged before it.
     ReadYourWrites,
     /// WAL is removed only below what the object store's index holds, with every layer it
@@ -62,7 +65,7 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 23] = {
+    pub const ALL: [Check; 24] = {
         use Check::*;
         [
             AcceptorMonotonic,
@@ -72,6 +75,7 @@ impl Check {
             LeaderCompleteness,
             CommitNeedsQuorum,
             AckedTxnInWal,
+            XidCommittedOnce,
             ReadYourWrites,
             RemovalCoveredByStore,
             LayersSurviveCrash,
@@ -100,6 +104,7 @@ impl Check {
             LeaderCompleteness
             | CommitNeedsQuorum
             | AckedTxnInWal
+            | XidCommittedOnce
             | ReadYourWrites
             | RemovalCoveredByStore
             | LayersSurviveCrash
@@ -126,6 +131,7 @@ impl Check {
             LeaderCompleteness => "leader-completeness",
             CommitNeedsQuorum => "commit-needs-quorum",
             AckedTxnInWal => "acked-txn-in-wal",
+            XidCommittedOnce => "xid-committed-once",
             ReadYourWrites => "read-your-writes",
             RemovalCoveredByStore => "removal-covered-by-store",
             LayersSurviveCrash => "layers-survive-crash",

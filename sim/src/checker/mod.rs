@@ -840,6 +840,13 @@ impl Checker {
             );
             self.fail(s, Check::PageInitialisedOnce, &[], detail);
         }
+        if let Some((xid, lsn)) = s.oracle.xid_reused() {
+            let detail = format!(
+                "the committed WAL commits xid {xid} again at {}: a compute restarted below an xid already used",
+                Lsn(lsn)
+            );
+            self.fail(s, Check::XidCommittedOnce, &[], detail);
+        }
         if let Some((at, why)) = s.oracle.stalled() {
             let detail = format!("the committed WAL stops decoding at {}: {why}", Lsn(at));
             self.fail(s, Check::CommittedWalDecodes, &[], detail);

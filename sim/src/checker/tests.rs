@@ -149,6 +149,17 @@ fn a_clean_history_passes() {
 }
 
 #[test]
+fn an_xid_committed_twice_is_caught() {
+    let check = caught(|fx| {
+        // Both commits carry xid 1.
+        let (wal, _) = wal_of(vec![RecordBody::Commit, RecordBody::Commit]);
+        commit_everywhere(fx, &wal);
+        end_of_run(fx);
+    });
+    assert_eq!(check, Some(Check::XidCommittedOnce));
+}
+
+#[test]
 fn a_term_going_back_breaks_monotonicity() {
     let check = caught(|fx| {
         acceptor(fx, SK[0], 3, Lsn::ZERO, Lsn::ZERO);

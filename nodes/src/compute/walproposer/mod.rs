@@ -926,3 +926,27 @@ async fn sleep_until(at: Option<madsim::time::Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_is_modelled_from_either_cost_alone() {
+        let per_txn = ComputeCost {
+            vcpus: 1,
+            cpu_per_txn: Duration::from_micros(100),
+            ..ComputeCost::default()
+        };
+        let per_byte = ComputeCost {
+            vcpus: 1,
+            cpu_ns_per_wal_byte: 2.0,
+            ..ComputeCost::default()
+        };
+        assert!(per_txn.models_cpu() && per_byte.models_cpu());
+        assert!(!ComputeCost::default().models_cpu());
+        assert_eq!(per_byte.cpu_time(true, 1000), Duration::from_nanos(2000));
+        assert_eq!(per_txn.cpu_time(true, 1000), Duration::from_micros(100));
+        assert_eq!(per_txn.cpu_time(false, 1000), Duration::ZERO);
+    }
+}

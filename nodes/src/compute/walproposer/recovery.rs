@@ -177,10 +177,7 @@ impl Proposer {
                 Database::from_basebackup(pages.into_iter(), w.start, w.prev, next_xid)
             }
         }
-        .with_redo(
-            WalRedo::new(&self.bugs),
-            self.bugs.has(crate::bugs::Bug::TxnWriteLost),
-        );
+        .with_redo(WalRedo::new(&self.bugs), &self.bugs);
         self.db.replay(&w.bytes);
         assert_eq!(
             self.db.end_lsn(),
