@@ -8,17 +8,32 @@
 //!   fsync latency plus the dirty bytes at the disk's bandwidth), so a crash during the fsync
 //!   loses it.
 //! - **Names.** Create, rename and remove change the cached directory at once and become durable
-//!   only at [`Disk::sync_dir`]. The journal commits them in order, so a crash keeps a random
-//!   prefix of the unsynced directory operations: an unsynced create or rename may vanish, a
-//!   synced one never does. A file whose name did not survive is gone with its data.
+//!   only at [`Disk::sync_dir`]. The journal commits them in order: a crash loses every unsynced
+//!   directory operation, except that with probability [`DiskConfig::dir_land_probability`] it
+//!   keeps a random prefix of them (a rename that landed although the data it names did not is
+//!   the classic victim). A synced name never vanishes. A file whose name did not survive is gone
+//!   with its data. Torn sectors and landed directory operations are separate knobs.
 //! - **Crash.** Every unsynced write is lost, except that each dirty sector (of
 //!   [`DiskConfig::sector_size`] bytes, the atomic unit) independently reaches the platters with
-//!   probability [`DiskConfig::land_probability`]. So the file afterwards holds, sector by sector,
+//!   probability [`DiskConfig::land_probability`] (torn writes). So the file afterwards holds, sector by sector,
 //!   either its durable contents or its cached contents, never invented bytes; a sector past the
 //!   old end that did not land reads as zeroes (a hole) if a later sector did. Which sectors land
 //!   is drawn from the disk's own seeded stream.
 //! - **Loss and rot.** [`Disk::wipe`] loses the whole disk; [`Disk::rot`] flips one durable bit,
 //!   which only a checksum can notice.
+//! - **Read errors.** [`Disk::fail_reads`] makes a sector range of a file unreadable: a read that
+//!   touches it returns EIO, for a time or until the range is written again (a rewrite remaps
+//!   the sectors, as a drive does). The bytes are not changed; the harness still sees them.
+//! - **fsync errors.** [`Disk::fail_next_sync`]: the next fsync of a file returns EIO and, as
+//!   Linux does after a failed writeback, the file's dirty data is dropped: its pages are marked
+//!   clean and evicted, so the cache reverts to the durable contents. A retried fsync then
+//!   succeeds with nothing to write: a node that retries and trusts it has lost data (fsyncgate).
+//! - **Full disk.** [`Disk::fill`] caps the space at what is used now: a write or `set_len` that
+//!   would grow the files in use, a create and a rename fail with ENOSPC and change nothing,
+//!   until removals free space under the cap or [`Disk::free_space`] lifts it. Overwriting
+//!   bytes a file already holds needs no space. Space counts the cached length of every named
+//!   file.
+//! - **Latency spikes.** [`Disk::slow`] adds a delay to every fsync and read for a while.
 //!
 //! Paths are flat names (`wal/000001`): the disk has one directory, whose sync covers all names.
 
@@ -46,6 +61,10 @@ pub struct DiskConfig {
     /// at this rate (0: unlimited).
     #[serde(default)]
     pub sync_bytes_per_s: f64,
+    /// Chance that a crash keeps some unsynced directory operations (a random prefix of them)
+    /// instead of none.
+    #[serde(default)]
+    pub dir_land_probability: f64,
 }
 
 impl Default for DiskConfig {
@@ -55,6 +74,7 @@ impl Default for DiskConfig {
             land_probability: 0.0,
             fsync_latency_us: 1000,
             sync_bytes_per_s: 0.0,
+            dir_land_probability: 0.0,
         }
     }
 }
@@ -75,6 +95,24 @@ struct Inode {
     dirty: BTreeSet<u64>,
 }
 
+/// A sector range a read fails on.
+#[derive(Clone, Debug)]
+struct BadRange {
+    start: u64,
+    end: u64,
+    /// When the sectors read again by themselves; `None`: only a rewrite heals them.
+    until: Option<madsim::time::Instant>,
+}
+
+/// The faults the harness turned on, beside crashes: see the module doc.
+#[derive(Default)]
+struct Faults {
+    unreadable: BTreeMap<InodeId, Vec<BadRange>>,
+    failing_syncs: u32,
+    capacity: Option<u64>,
+    slow: Option<(madsim::time::Instant, Duration)>,
+}
+
 struct DiskState {
     label: u32,
     config: DiskConfig,
@@ -87,6 +125,15 @@ struct DiskState {
     pending_dir: Vec<DirOp>,
     bytes_written: u64,
     bytes_synced: u64,
+    faults: Faults,
+}
+
+/// Where bit rot struck: the file, the byte's offset, and the bit flipped in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotted {
+    pub file: String,
+    pub offset: u64,
+    pub mask: u8,
 }
 
 /// A handle on one node's disk. Clones share the disk.
@@ -97,6 +144,25 @@ fn not_found(name: &str) -> Error {
     Error::new(ErrorKind::NotFound, format!("no file {name}"))
 }
 
+/// Linux's EIO and ENOSPC, so that errors read as the real ones do.
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+fn io_error(name: &str, what: &str) -> Error {
+    let os = Error::from_raw_os_error(EIO);
+    Error::new(os.kind(), format!("{what} {name}: {os}"))
+}
+
+fn no_space(name: &str, what: &str) -> Error {
+    let os = Error::from_raw_os_error(ENOSPC);
+    Error::new(ErrorKind::StorageFull, format!("{what} {name}: {os}"))
+}
+
+/// Whether `e` is a full disk (a node waits for space rather than crashing).
+pub fn is_no_space(e: &Error) -> bool {
+    e.kind() == ErrorKind::StorageFull
+}
+
 impl DiskState {
     fn inode(&mut self, name: &str) -> Result<&mut Inode> {
         let id = *self.dir.get(name).ok_or_else(|| not_found(name))?;
@@ -104,6 +170,53 @@ impl DiskState {
             .inodes
             .get_mut(&id)
             .expect("directory names a live inode"))
+    }
+
+    /// Bytes in use: the cached length of every named file.
+    fn used(&self) -> u64 {
+        self.dir
+            .values()
+            .map(|id| self.inodes[id].cache.len() as u64)
+            .sum()
+    }
+
+    /// Fails with ENOSPC if the disk is full and `grow` more bytes are needed (0: a new name).
+    fn need_space(&self, name: &str, what: &str, grow: u64) -> Result<()> {
+        match self.faults.capacity {
+            Some(cap) if self.used() + grow > cap || (grow == 0 && self.used() >= cap) => {
+                self.trace("disk.enospc", grow, 0);
+                Err(no_space(name, what))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Fails with EIO if `[start, end)` of inode `id` touches an unreadable range.
+    fn check_readable(&mut self, name: &str, id: InodeId, start: u64, end: u64) -> Result<()> {
+        let now = madsim::time::Instant::now();
+        let Some(bad) = self.faults.unreadable.get_mut(&id) else {
+            return Ok(());
+        };
+        bad.retain(|b| b.until.is_none_or(|t| now < t));
+        if bad.iter().any(|b| b.start < end.max(start + 1) && start < b.end) {
+            self.trace("disk.eio-read", start, end - start);
+            return Err(io_error(name, "read"));
+        }
+        Ok(())
+    }
+
+    /// A write over `[start, end)` remaps the unreadable sectors it covers.
+    fn rewritten(&mut self, id: InodeId, start: u64, end: u64) {
+        if let Some(bad) = self.faults.unreadable.get_mut(&id) {
+            bad.retain(|b| !(start <= b.start && b.end <= end));
+        }
+    }
+
+    fn extra_latency(&self) -> Duration {
+        match self.faults.slow {
+            Some((until, extra)) if madsim::time::Instant::now() < until => extra,
+            _ => Duration::ZERO,
+        }
     }
 
     fn trace(&self, kind: &'static str, a: u64, b: u64) {
@@ -231,6 +344,7 @@ impl Disk {
             pending_dir: Vec::new(),
             bytes_written: 0,
             bytes_synced: 0,
+            faults: Faults::default(),
         })))
     }
 
@@ -238,17 +352,19 @@ impl Disk {
         self.0.lock().unwrap()
     }
 
-    /// Creates an empty file; an existing one is left as it is.
-    pub fn create(&self, name: &str) {
+    /// Creates an empty file; an existing one is left as it is. Fails only on a full disk.
+    pub fn create(&self, name: &str) -> Result<()> {
         let mut s = self.state();
         if s.dir.contains_key(name) {
-            return;
+            return Ok(());
         }
+        s.need_space(name, "create", 0)?;
         let id = s.next_inode;
         s.next_inode += 1;
         s.inodes.insert(id, Inode::default());
         s.link(name, id);
         s.trace("disk.create", id, 0);
+        Ok(())
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -278,25 +394,53 @@ impl Disk {
         Ok(self.state().inode(name)?.cache.len() as u64)
     }
 
-    /// Reads up to `len` bytes at `offset` (fewer at the end of the file).
-    pub fn read(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+    /// Reads up to `len` bytes at `offset` (fewer at the end of the file). Fails with EIO on an
+    /// unreadable range; waits out a latency spike.
+    pub async fn read(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.spike().await;
         let mut s = self.state();
-        let data = &s.inode(name)?.cache;
-        let start = (offset as usize).min(data.len());
-        let end = start.saturating_add(len).min(data.len());
-        Ok(data[start..end].to_vec())
+        let id = *s.dir.get(name).ok_or_else(|| not_found(name))?;
+        let size = s.inodes[&id].cache.len();
+        let start = (offset as usize).min(size);
+        let end = start.saturating_add(len).min(size);
+        s.check_readable(name, id, start as u64, end as u64)?;
+        Ok(s.inodes[&id].cache[start..end].to_vec())
     }
 
-    pub fn read_all(&self, name: &str) -> Result<Vec<u8>> {
-        Ok(self.state().inode(name)?.cache.clone())
+    pub async fn read_all(&self, name: &str) -> Result<Vec<u8>> {
+        self.read(name, 0, usize::MAX).await
+    }
+
+    /// The cached bytes of `name` in `[offset, offset + len)`, past every fault and delay: what
+    /// the harness reads to judge a node (never node code, which must meet the faults).
+    pub fn peek(&self, name: &str, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let s = self.state();
+        let data = &s.inodes[s.dir.get(name)?].cache;
+        let start = (offset as usize).min(data.len());
+        let end = start.saturating_add(len).min(data.len());
+        Some(data[start..end].to_vec())
+    }
+
+    /// Sleeps out a latency spike, if one is on (no sleep otherwise, so timing is untouched).
+    async fn spike(&self) {
+        let extra = self.state().extra_latency();
+        if !extra.is_zero() {
+            madsim::time::sleep(extra).await;
+        }
     }
 
     /// Writes `data` at `offset`, growing the file (with zeroes) as needed. Volatile until synced.
     pub fn write(&self, name: &str, offset: u64, data: &[u8]) -> Result<()> {
         let mut s = self.state();
         let sector = s.config.sector_size;
-        let inode = s.inode(name)?;
         let (start, end) = (offset as usize, offset as usize + data.len());
+        let grow = (end as u64).saturating_sub(s.inode(name)?.cache.len() as u64);
+        if grow > 0 {
+            s.need_space(name, "write", grow)?;
+        }
+        let id = s.dir[name];
+        s.rewritten(id, start as u64, end as u64);
+        let inode = s.inode(name)?;
         if inode.cache.len() < end {
             let old = inode.cache.len();
             inode.cache.resize(end, 0);
@@ -313,6 +457,10 @@ impl Disk {
     pub fn set_len(&self, name: &str, len: u64) -> Result<()> {
         let mut s = self.state();
         let sector = s.config.sector_size;
+        let grow = len.saturating_sub(s.inode(name)?.cache.len() as u64);
+        if grow > 0 {
+            s.need_space(name, "set_len", grow)?;
+        }
         let inode = s.inode(name)?;
         let (old, new) = (inode.cache.len(), len as usize);
         inode.cache.resize(new, 0);
@@ -322,12 +470,21 @@ impl Disk {
     }
 
     /// fsync: after the simulated latency, the file's contents and length are durable
-    /// (its name is not: see [`Disk::sync_dir`]).
+    /// (its name is not: see [`Disk::sync_dir`]). A failed fsync drops the dirty data.
     pub async fn sync(&self, name: &str) -> Result<()> {
         let latency = self.latency() + self.transfer_time(name);
         madsim::time::sleep(latency).await;
         let mut s = self.state();
         let sector = s.config.sector_size;
+        if s.faults.failing_syncs > 0 && s.dir.contains_key(name) {
+            s.faults.failing_syncs -= 1;
+            let inode = s.inode(name)?;
+            let dropped = inode.dirty.len() as u64;
+            inode.cache = inode.durable.clone();
+            inode.dirty.clear();
+            s.trace("disk.eio-sync", dropped, 0);
+            return Err(io_error(name, "fsync"));
+        }
         let inode = s.inode(name)?;
         let sectors = inode.dirty.len() as u64;
         inode.make_durable(sector);
@@ -359,13 +516,15 @@ impl Disk {
     }
 
     fn latency(&self) -> Duration {
-        Duration::from_micros(self.state().config.fsync_latency_us)
+        let s = self.state();
+        Duration::from_micros(s.config.fsync_latency_us) + s.extra_latency()
     }
 
     /// Renames `from` to `to`, replacing `to` if it exists. Volatile until the directory is synced.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
         let mut s = self.state();
         let id = *s.dir.get(from).ok_or_else(|| not_found(from))?;
+        s.need_space(to, "rename to", 0)?;
         s.unlink(from);
         s.link(to, id);
         s.trace("disk.rename", id, 0);
@@ -390,8 +549,9 @@ impl Disk {
         let s = &mut *guard;
         let p = s.config.land_probability;
         let ops = std::mem::take(&mut s.pending_dir);
-        let landed_ops = if p > 0.0 {
-            s.rng.gen_range(0..=ops.len())
+        let dir_p = s.config.dir_land_probability;
+        let landed_ops = if dir_p > 0.0 && !ops.is_empty() && s.rng.gen_bool(dir_p) {
+            s.rng.gen_range(1..=ops.len())
         } else {
             0
         };
@@ -412,10 +572,85 @@ impl Disk {
         s.trace("disk.crash", landed_ops as u64, torn);
     }
 
+    /// Makes sectors of a durable, non-empty file unreadable: `pick` chooses the file and the
+    /// first sector, `sectors` how many; `for_time` how long (`None`: until rewritten). Returns
+    /// the file hit, if any.
+    pub fn fail_reads(&self, pick: u64, sectors: u64, for_time: Option<Duration>) -> Option<String> {
+        let mut guard = self.state();
+        let s = &mut *guard;
+        let sector = s.config.sector_size as u64;
+        let (name, id) = Self::pick_durable(s, pick)?;
+        let len = s.inodes[&id].cache.len() as u64;
+        if len == 0 {
+            return None;
+        }
+        let first = (pick / 7) % len.div_ceil(sector);
+        let until = for_time.map(|d| madsim::time::Instant::now() + d);
+        let (start, end) = (first * sector, ((first + sectors.max(1)) * sector).min(len));
+        s.faults
+            .unreadable
+            .entry(id)
+            .or_default()
+            .push(BadRange { start, end, until });
+        s.trace("disk.fail-reads", start, end - start);
+        Some(name)
+    }
+
+    /// The next fsync of a file on this disk fails with EIO (and drops that file's dirty data).
+    pub fn fail_next_sync(&self) {
+        let mut s = self.state();
+        s.faults.failing_syncs += 1;
+        s.trace("disk.fail-next-sync", u64::from(s.faults.failing_syncs), 0);
+    }
+
+    /// The disk is full: no more space than is used now.
+    pub fn fill(&self) {
+        let mut s = self.state();
+        let used = s.used();
+        s.faults.capacity = Some(used);
+        s.trace("disk.full", used, 0);
+    }
+
+    /// Space again: the cap [`Disk::fill`] set is lifted.
+    pub fn free_space(&self) {
+        let mut s = self.state();
+        s.faults.capacity = None;
+        s.trace("disk.space", 0, 0);
+    }
+
+    /// Every fsync and read takes `extra` longer for `for_time`.
+    pub fn slow(&self, extra: Duration, for_time: Duration) {
+        let mut s = self.state();
+        s.faults.slow = Some((madsim::time::Instant::now() + for_time, extra));
+        s.trace("disk.slow", extra.as_micros() as u64, for_time.as_millis() as u64);
+    }
+
+    /// Ends every fault but crashes: reads heal, fsyncs succeed, space returns, no delay.
+    pub fn heal(&self) {
+        let mut s = self.state();
+        s.faults = Faults::default();
+        s.trace("disk.heal", 0, 0);
+    }
+
+    /// A durable, non-empty file chosen by `pick` (modulo the candidates).
+    fn pick_durable(s: &DiskState, pick: u64) -> Option<(String, InodeId)> {
+        let candidates: Vec<(&String, &InodeId)> = s
+            .durable_dir
+            .iter()
+            .filter(|(_, id)| !s.inodes[id].durable.is_empty())
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let (name, id) = candidates[(pick % candidates.len() as u64) as usize];
+        Some((name.clone(), *id))
+    }
+
     /// Loses the whole disk: every file, durable or not.
     pub fn wipe(&self) {
         let mut s = self.state();
         s.inodes.clear();
+        s.faults = Faults::default();
         s.dir.clear();
         s.durable_dir.clear();
         s.pending_dir.clear();
@@ -425,27 +660,32 @@ impl Disk {
     /// Bit rot: flips one bit of a durable, non-empty file chosen by `pick` (a number reduced
     /// modulo the candidates). Returns the file hit, if any.
     pub fn rot(&self, pick: u64) -> Option<String> {
+        self.rot_bit(pick).map(|r| r.file)
+    }
+
+    /// [`Disk::rot`], saying which byte and bit it flipped.
+    pub fn rot_bit(&self, pick: u64) -> Option<Rotted> {
         let mut guard = self.state();
         let s = &mut *guard;
-        let candidates: Vec<(String, InodeId)> = s
+        let files = s
             .durable_dir
-            .iter()
-            .filter(|(_, id)| !s.inodes[id].durable.is_empty())
-            .map(|(n, id)| (n.clone(), *id))
-            .collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        let (name, id) = candidates[(pick % candidates.len() as u64) as usize].clone();
+            .values()
+            .filter(|id| !s.inodes[id].durable.is_empty())
+            .count() as u64;
+        let (name, id) = Self::pick_durable(s, pick)?;
         let inode = s.inodes.get_mut(&id).unwrap();
-        let bit = (pick / candidates.len() as u64) % (inode.durable.len() as u64 * 8);
+        let bit = (pick / files) % (inode.durable.len() as u64 * 8);
         let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
         inode.durable[byte] ^= mask;
         if byte < inode.cache.len() {
             inode.cache[byte] ^= mask;
         }
         s.trace("disk.rot", id, bit);
-        Some(name)
+        Some(Rotted {
+            file: name,
+            offset: byte as u64,
+            mask,
+        })
     }
 
     /// Bytes handed to `write` and bytes made durable by `sync` (whole sectors).
@@ -472,6 +712,9 @@ mod tests {
         SyncDir,
         Rename(usize, usize),
         Remove(usize),
+        FailNextSync,
+        Fill,
+        FreeSpace,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -485,6 +728,9 @@ mod tests {
             Just(Op::SyncDir),
             (n.clone(), n.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
             n.prop_map(Op::Remove),
+            Just(Op::FailNextSync),
+            Just(Op::Fill),
+            Just(Op::FreeSpace),
         ]
     }
 
@@ -519,6 +765,7 @@ mod tests {
     fn run(
         ops: Vec<Op>,
         land: f64,
+        dir_land: f64,
         sector: usize,
         seed: u64,
     ) -> std::result::Result<(), TestCaseError> {
@@ -529,8 +776,15 @@ mod tests {
                 land_probability: land,
                 fsync_latency_us: 10,
                 sync_bytes_per_s: 0.0,
+                dir_land_probability: dir_land,
             };
             let disk = Disk::new(1, cfg, seed, None);
+            // The fault state the test expects: an fsync owed a failure, the space cap.
+            let mut failing_syncs = 0u32;
+            let mut cap: Option<u64> = None;
+            let used = |inodes: &Vec<Shadow>, dir: &BTreeMap<String, usize>| -> u64 {
+                dir.values().map(|&i| inodes[i].cache.len() as u64).sum()
+            };
             let mut inodes: Vec<Shadow> = Vec::new();
             let mut dir: BTreeMap<String, usize> = BTreeMap::new();
             let mut durable_dir: BTreeMap<String, usize> = BTreeMap::new();
@@ -542,8 +796,12 @@ mod tests {
                 match op {
                     Op::Create(f) => {
                         let name = NAMES[f].to_string();
-                        if !dir.contains_key(&name) {
-                            disk.create(&name);
+                        let full = cap.is_some_and(|c| used(&inodes, &dir) >= c);
+                        if !dir.contains_key(&name) && full {
+                            let e = disk.create(&name).unwrap_err();
+                            prop_assert!(is_no_space(&e), "create on a full disk: {}", e);
+                        } else if !dir.contains_key(&name) {
+                            disk.create(&name).unwrap();
                             inodes.push(Shadow::default());
                             dir.insert(name.clone(), inodes.len() - 1);
                             pending.insert(name);
@@ -552,9 +810,15 @@ mod tests {
                     Op::Write(f, off, len, byte) => {
                         if let Some(&i) = dir.get(NAMES[f]) {
                             let data = vec![byte; len as usize];
+                            let end = off as usize + len as usize;
+                            let grow = (end as u64).saturating_sub(inodes[i].cache.len() as u64);
+                            if cap.is_some_and(|c| grow > 0 && used(&inodes, &dir) + grow > c) {
+                                let e = disk.write(NAMES[f], off as u64, &data).unwrap_err();
+                                prop_assert!(is_no_space(&e), "write on a full disk: {}", e);
+                                continue;
+                            }
                             disk.write(NAMES[f], off as u64, &data).unwrap();
                             let c = &mut inodes[i].cache;
-                            let end = off as usize + len as usize;
                             if c.len() < end {
                                 c.resize(end, 0);
                             }
@@ -564,6 +828,11 @@ mod tests {
                     }
                     Op::SetLen(f, len) => {
                         if let Some(&i) = dir.get(NAMES[f]) {
+                            let grow = (len as u64).saturating_sub(inodes[i].cache.len() as u64);
+                            if cap.is_some_and(|c| grow > 0 && used(&inodes, &dir) + grow > c) {
+                                prop_assert!(disk.set_len(NAMES[f], len as u64).is_err());
+                                continue;
+                            }
                             disk.set_len(NAMES[f], len as u64).unwrap();
                             inodes[i].cache.resize(len as usize, 0);
                             dirty.insert(i);
@@ -571,8 +840,20 @@ mod tests {
                     }
                     Op::Sync(f) => {
                         if let Some(&i) = dir.get(NAMES[f]) {
-                            disk.sync(NAMES[f]).await.unwrap();
-                            inodes[i].durable = inodes[i].cache.clone();
+                            if failing_syncs > 0 {
+                                // EIO, and the dirty data is gone: the cache is the durable copy.
+                                failing_syncs -= 1;
+                                prop_assert!(disk.sync(NAMES[f]).await.is_err());
+                                inodes[i].cache = inodes[i].durable.clone();
+                                prop_assert_eq!(
+                                    disk.read_all(NAMES[f]).await.unwrap(),
+                                    inodes[i].durable.clone(),
+                                    "a failed fsync keeps dirty data in the cache"
+                                );
+                            } else {
+                                disk.sync(NAMES[f]).await.unwrap();
+                                inodes[i].durable = inodes[i].cache.clone();
+                            }
                             dirty.remove(&i);
                         }
                     }
@@ -582,7 +863,10 @@ mod tests {
                         pending.clear();
                     }
                     Op::Rename(a, b) => {
-                        if a != b {
+                        let full = cap.is_some_and(|c| used(&inodes, &dir) >= c);
+                        if a != b && full && dir.contains_key(NAMES[a]) {
+                            prop_assert!(is_no_space(&disk.rename(NAMES[a], NAMES[b]).unwrap_err()));
+                        } else if a != b {
                             if let Some(i) = dir.remove(NAMES[a]) {
                                 disk.rename(NAMES[a], NAMES[b]).unwrap();
                                 dir.insert(NAMES[b].to_string(), i);
@@ -597,11 +881,23 @@ mod tests {
                             pending.insert(NAMES[f].to_string());
                         }
                     }
+                    Op::FailNextSync => {
+                        disk.fail_next_sync();
+                        failing_syncs += 1;
+                    }
+                    Op::Fill => {
+                        disk.fill();
+                        cap = Some(used(&inodes, &dir));
+                    }
+                    Op::FreeSpace => {
+                        disk.free_space();
+                        cap = None;
+                    }
                 }
             }
             disk.crash();
             for name in NAMES {
-                let after = disk.exists(name).then(|| disk.read_all(name).unwrap());
+                let after = disk.peek(name, 0, usize::MAX);
                 let settled = !pending.contains(name);
                 if settled {
                     // A synced name never vanishes, and an unsynced removal never reappears.
@@ -637,10 +933,11 @@ mod tests {
         fn crash_keeps_what_was_synced_and_invents_nothing(
             ops in proptest::collection::vec(op(), 1..40),
             land in prop_oneof![Just(0.0), Just(0.5), Just(1.0)],
+            dir_land in prop_oneof![Just(0.0), Just(1.0)],
             sector in prop_oneof![Just(512usize), Just(4096usize)],
             seed in any::<u64>(),
         ) {
-            run(ops, land, sector, seed)?;
+            run(ops, land, dir_land, sector, seed)?;
         }
     }
 
@@ -649,7 +946,7 @@ mod tests {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.block_on(async {
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
-            disk.create("f");
+            disk.create("f").unwrap();
             disk.write("f", 0, b"hello").unwrap();
             disk.sync("f").await.unwrap();
             disk.crash();
@@ -657,12 +954,12 @@ mod tests {
                 !disk.exists("f"),
                 "a create without a directory sync must not survive"
             );
-            disk.create("g");
+            disk.create("g").unwrap();
             disk.sync_dir().await.unwrap();
             disk.write("g", 0, b"data").unwrap();
             disk.sync("g").await.unwrap();
             disk.crash();
-            assert_eq!(disk.read_all("g").unwrap(), b"data");
+            assert_eq!(disk.read_all("g").await.unwrap(), b"data");
         });
     }
 
@@ -671,13 +968,14 @@ mod tests {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.block_on(async {
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
-            disk.create("f");
+            disk.create("f").unwrap();
             disk.write("f", 0, &[0u8; 100]).unwrap();
             disk.sync("f").await.unwrap();
             disk.sync_dir().await.unwrap();
             assert_eq!(disk.rot(12345).as_deref(), Some("f"));
             let ones: u32 = disk
                 .read_all("f")
+                .await
                 .unwrap()
                 .iter()
                 .map(|b| b.count_ones())
@@ -685,6 +983,50 @@ mod tests {
             assert_eq!(ones, 1);
             disk.wipe();
             assert!(disk.list().is_empty());
+        });
+    }
+
+    #[test]
+    fn an_unreadable_range_fails_reads_until_rewritten_or_its_time_is_up() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let disk = Disk::new(1, DiskConfig::default(), 1, None);
+            disk.create("f").unwrap();
+            disk.write("f", 0, &[7u8; 3 * 4096]).unwrap();
+            disk.sync("f").await.unwrap();
+            disk.sync_dir().await.unwrap();
+            // pick 7: file 0, sector (7 / 7) % 3 = 1.
+            assert_eq!(disk.fail_reads(7, 1, None).as_deref(), Some("f"));
+            assert!(disk.read("f", 0, 4096).await.is_ok(), "sector 0 reads");
+            let e = disk.read("f", 4000, 200).await.unwrap_err();
+            assert_eq!(e.raw_os_error(), None);
+            assert!(e.to_string().contains("os error 5"), "{e}");
+            assert!(disk.read_all("f").await.is_err());
+            assert_eq!(disk.peek("f", 4096, 1), Some(vec![7]), "the bytes are intact");
+            disk.write("f", 4096, &[9u8; 4096]).unwrap();
+            assert_eq!(disk.read("f", 4096, 1).await.unwrap(), vec![9], "a rewrite remaps");
+            disk.fail_reads(7, 1, Some(Duration::from_millis(50)));
+            assert!(disk.read("f", 4096, 1).await.is_err());
+            madsim::time::sleep(Duration::from_millis(60)).await;
+            assert!(disk.read("f", 4096, 1).await.is_ok(), "a timed error passes");
+        });
+    }
+
+    #[test]
+    fn a_spike_slows_fsync_and_reads_for_its_time() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let disk = Disk::new(1, DiskConfig::default(), 1, None);
+            disk.create("f").unwrap();
+            disk.slow(Duration::from_millis(200), Duration::from_millis(500));
+            let t = madsim::time::Instant::now();
+            disk.sync("f").await.unwrap();
+            disk.read("f", 0, 1).await.unwrap();
+            assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+            madsim::time::sleep(Duration::from_millis(500)).await;
+            let t = madsim::time::Instant::now();
+            disk.sync("f").await.unwrap();
+            assert!(t.elapsed() < Duration::from_millis(10));
         });
     }
 }

@@ -32,10 +32,14 @@ pub enum Bug {
     RefusedAcceptorIgnored,
     IndexNeverUploaded,
     ReplayKeepsNextXid,
+    FsyncRetryAfterEio,
+    EnospcAckAnyway,
+    ReadErrorAsEof,
+    RottedControlFileTrusted,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 27] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -59,6 +63,10 @@ impl Bug {
         Bug::RefusedAcceptorIgnored,
         Bug::IndexNeverUploaded,
         Bug::ReplayKeepsNextXid,
+        Bug::FsyncRetryAfterEio,
+        Bug::EnospcAckAnyway,
+        Bug::ReadErrorAsEof,
+        Bug::RottedControlFileTrusted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -86,6 +94,10 @@ impl Bug {
             Bug::RefusedAcceptorIgnored => "refused-acceptor-ignored",
             Bug::IndexNeverUploaded => "index-never-uploaded",
             Bug::ReplayKeepsNextXid => "replay-keeps-next-xid",
+            Bug::FsyncRetryAfterEio => "fsync-retry-after-eio",
+            Bug::EnospcAckAnyway => "enospc-ack-anyway",
+            Bug::ReadErrorAsEof => "read-error-as-eof",
+            Bug::RottedControlFileTrusted => "rotted-control-file-trusted",
         }
     }
 
@@ -144,6 +156,18 @@ impl Bug {
             }
             Bug::ReplayKeepsNextXid => {
                 "a compute rebuilt from WAL does not move its next xid past the xids it replays"
+            }
+            Bug::FsyncRetryAfterEio => {
+                "safekeeper retries a WAL fsync that failed with EIO and trusts the retry (fsyncgate)"
+            }
+            Bug::EnospcAckAnyway => {
+                "safekeeper acknowledges an append whose WAL write failed with ENOSPC"
+            }
+            Bug::ReadErrorAsEof => {
+                "safekeeper takes a WAL read error for the end of its WAL and cuts the WAL there on recovery"
+            }
+            Bug::RottedControlFileTrusted => {
+                "safekeeper loads a control file copy that fails its checksum if its contents still parse"
             }
         }
     }

@@ -11,7 +11,7 @@ use std::io::Result;
 /// skipped, so a crash may revert the rename or leave a file whose data never reached the disk.
 pub async fn write_atomic(disk: &Disk, name: &str, bytes: &[u8], unsynced: bool) -> Result<()> {
     let tmp = format!("{name}.partial");
-    disk.create(&tmp);
+    disk.create(&tmp)?;
     disk.set_len(&tmp, 0)?;
     disk.write(&tmp, 0, bytes)?;
     if !unsynced {
@@ -77,7 +77,7 @@ pub async fn sync_all(disk: &Disk, names: Vec<Option<String>>) -> Result<()> {
         .map(|name| madsim::task::spawn(sync_one(disk.clone(), name)))
         .collect();
     for task in tasks {
-        task.await.expect("sync task")?;
+        task.await.map_err(std::io::Error::other)??;
     }
     Ok(())
 }

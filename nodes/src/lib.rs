@@ -19,5 +19,6 @@ pub mod net;
 pub mod object_store;
 pub mod observe;
 pub mod pageserver;
+pub mod process;
 pub mod proto;
 pub mod safekeeper;

@@ -1,8 +1,8 @@
 //! Typed messaging over madsim's datagram network.
 //!
 //! Every node listens on one endpoint at [`addr_of`] its id. Sends are fire-and-forget, like
-//! UDP: the network may drop, delay and reorder them; the RPC layer may also deliver a message
-//! twice (duplication is part of the fault model, and the protocol must tolerate it).
+//! UDP: the network may drop, delay, reorder and duplicate them, and a link may turn slow for a
+//! while (the fault layer's [`Links`] decides both; the protocol must tolerate them).
 //! Every delivery is reported to the observer, which puts it into the trace. A node may take
 //! every message that has already arrived at once (`try_recv`, for group commit) and delay a
 //! send by the time it spends on it (`send_after`, for the cost model).
@@ -10,6 +10,7 @@
 use crate::ids::NodeId;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Envelope, Message};
+use lakesim_faults::Links;
 use madsim::net::Endpoint;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -55,8 +56,8 @@ pub struct Net {
     me: NodeId,
     endpoint: Endpoint,
     observer: Arc<dyn Observer>,
-    /// Chance that the RPC layer sends a message twice.
-    duplicate_probability: f64,
+    /// The fault layer: how many copies of a message go out, and how late.
+    links: Links,
     /// Filled by receive tasks, so that [`Net::recv`] is cancellation-safe: a `select!` that
     /// drops it loses no message (madsim's own receive would, mid-delay).
     inbox: Arc<tokio::sync::Mutex<Inbox>>,
@@ -66,7 +67,7 @@ impl Net {
     pub async fn bind(
         me: NodeId,
         observer: Arc<dyn Observer>,
-        duplicate_probability: f64,
+        links: Links,
     ) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
@@ -85,7 +86,7 @@ impl Net {
             me,
             endpoint,
             observer,
-            duplicate_probability,
+            links,
             inbox,
         })
     }
@@ -96,16 +97,13 @@ impl Net {
 
     /// Sends `msg` to `to` in the background; loss is silent, as on a real network.
     pub fn send(&self, to: NodeId, msg: Message) {
-        let copies = if self.duplicate_probability > 0.0
-            && madsim::rand::random::<f64>() < self.duplicate_probability
-        {
-            2
-        } else {
-            1
-        };
+        let fate = self.links.fate(self.me.0, to.0);
         let endpoint = self.endpoint.clone();
         madsim::task::spawn(async move {
-            for _ in 1..copies {
+            if !fate.delay.is_zero() {
+                madsim::time::sleep(fate.delay).await;
+            }
+            for _ in 1..fate.copies {
                 let _ = endpoint
                     .send_to_raw(addr_of(to), TAG, Box::new(msg.clone()))
                     .await;

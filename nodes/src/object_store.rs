@@ -63,18 +63,23 @@ pub struct ObjectStoreConfig {
     pub id: NodeId,
     pub bucket: Bucket,
     pub observer: Arc<dyn Observer>,
-    pub duplicate_probability: f64,
+    /// The network's faults (duplication, latency spikes), which its interface applies.
+    pub links: lakesim_faults::Links,
     pub bugs: BugSet,
 }
 
 /// Runs the object store until the process is killed.
 pub async fn run(cfg: ObjectStoreConfig) {
     cfg.observer.observe(cfg.id, Observation::Started);
-    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
-        .await
-        .expect("bind");
+    let net = match Net::bind(cfg.id, cfg.observer.clone(), cfg.links.clone()).await {
+        Ok(net) => net,
+        Err(e) => crate::process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
+    };
     loop {
-        let env = net.recv().await.expect("network");
+        let env = match net.recv().await {
+            Ok(env) => env,
+            Err(e) => crate::process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
+        };
         let reply = cfg.bucket.apply(&env.msg);
         // The object-store-silent bug takes the request in and never answers.
         if let Some(reply) = reply.filter(|_| !cfg.bugs.has(Bug::ObjectStoreSilent)) {

@@ -30,6 +30,14 @@ pub enum Observation {
     Truncated { lsn: Lsn },
     /// The node started (or restarted) and recovered its state from disk.
     Started,
+    /// The process ended itself after an I/O error it cannot survive (see
+    /// [`crate::process::abort`]); it starts again from disk.
+    Aborted,
+    /// A safekeeper found no timeline it can trust on its disk (none, or a control file whose
+    /// every copy fails its checks) and stays out of the quorum: it neither votes nor answers.
+    StaysOut,
+    /// A write found the disk full: the node's work waits for space.
+    DiskFull,
     /// The proposer counted `voter`'s vote in `term` (the acceptor must have made its term
     /// durable before answering).
     VoteGranted { term: Term, voter: NodeId },

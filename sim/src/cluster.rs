@@ -7,7 +7,7 @@ use crate::plan::{
     pageserver_ids, safekeeper_ids, FaultAction, FaultEvent, Plan, Role, FIRST_COMPUTE,
     OBJECT_STORE, STREAM_DISK,
 };
-use lakesim_faults::{Disk, DiskConfig, Trace};
+use lakesim_faults::{Disk, DiskConfig, Links, Trace};
 use lakesim_nodes::bugs::BugSet;
 use lakesim_nodes::compute::walproposer::{ComputeCost, ProposerTiming};
 use lakesim_nodes::compute::workload::{Client, WorkSource};
@@ -39,7 +39,10 @@ pub struct Cluster {
     down: BTreeSet<u32>,
     /// Nodes lost for good: nothing restarts them.
     retired: BTreeSet<u32>,
+    /// Safekeepers whose disk was lost.
+    disk_lost: BTreeSet<u32>,
     disks: BTreeMap<u32, Disk>,
+    links: Links,
     compute_template: ComputeConfig,
 }
 
@@ -49,6 +52,8 @@ pub struct World {
     pub disks: BTreeMap<u32, Disk>,
     pub bucket: Bucket,
     pub work: Box<dyn WorkSource>,
+    /// The network's fault state (duplication, latency spikes), shared by every node's interface.
+    pub links: Links,
 }
 
 /// The disks of a run, made before the checker so that it can read committed WAL.
@@ -58,6 +63,10 @@ pub fn make_disks(seed: u64, config: &Config, plan: &Plan, trace: &Trace) -> BTr
             .faults_chosen
             .torn_write_probability
             .max(config.disk.land_probability),
+        dir_land_probability: plan
+            .faults_chosen
+            .dir_land_probability
+            .max(config.disk.dir_land_probability),
         ..config.disk.clone()
     };
     // With the cost model on, safekeeper fsyncs take its latency and bandwidth.
@@ -103,10 +112,10 @@ impl Cluster {
             disks,
             bucket,
             work,
+            links,
         } = world;
         let observer: Arc<dyn Observer> = checker.clone();
         let handle = Handle::current();
-        let dup = plan.faults_chosen.duplicate_probability;
         let mut nodes = BTreeMap::new();
         let buggify = plan.faults_chosen.buggify;
         let sks: Vec<NodeId> = safekeeper_ids(config.safekeepers)
@@ -124,7 +133,7 @@ impl Cluster {
                 disk: disk.clone(),
                 bugs: bugs.clone(),
                 observer: observer.clone(),
-                duplicate_probability: dup,
+                links: links.clone(),
                 buggify: plan.faults_chosen.buggify,
                 pageservers: pss.clone(),
                 wal_segment_size: segment_size(config),
@@ -142,7 +151,7 @@ impl Cluster {
             id: NodeId(OBJECT_STORE),
             bucket: bucket.clone(),
             observer: observer.clone(),
-            duplicate_probability: dup,
+            links: links.clone(),
             bugs: bugs.clone(),
         };
         let store = handle
@@ -161,7 +170,7 @@ impl Cluster {
                 object_store: NodeId(OBJECT_STORE),
                 bugs: bugs.clone(),
                 observer: observer.clone(),
-                duplicate_probability: dup,
+                links: links.clone(),
                 image_policy: config.image_policy,
                 checkpoint_distance_bytes: config.checkpoint_distance_kb as usize * 1024,
                 cost: pageserver_cost(config),
@@ -184,7 +193,7 @@ impl Cluster {
             read_interval: Duration::from_millis(config.workload.read_interval_ms),
             bugs: bugs.clone(),
             observer,
-            duplicate_probability: dup,
+            links: links.clone(),
             full_page_writes: config.full_page_writes,
             timing: ProposerTiming {
                 tick: Duration::from_millis(config.timing.proposer_tick_ms),
@@ -207,7 +216,9 @@ impl Cluster {
             nodes,
             down: BTreeSet::new(),
             retired: BTreeSet::new(),
+            disk_lost: BTreeSet::new(),
             disks,
+            links,
             compute_template,
         };
         cluster.start_compute(FIRST_COMPUTE);
@@ -234,9 +245,10 @@ impl Cluster {
         self.trace.record(id, "start-compute", 0, 0);
     }
 
-    /// Whether a safekeeper was lost for good.
+    /// Whether a safekeeper was lost for good: retired, or back on an empty disk (it then
+    /// stays out of the quorum).
     pub fn safekeeper_retired(&self) -> bool {
-        !self.retired.is_empty()
+        !self.retired.is_empty() || !self.disk_lost.is_empty()
     }
 
     fn sim_id(&self, node: u32) -> Option<madsim::task::NodeId> {
@@ -288,14 +300,59 @@ impl Cluster {
                 if let Some(disk) = self.disks.get(&node) {
                     disk.wipe();
                     self.checker.note_disk_loss(NodeId(node));
+                    if matches!(Role::of(node), Role::Safekeeper(_)) {
+                        self.disk_lost.insert(node);
+                    }
                 }
             }
             FaultAction::Rot { node, pick } => {
-                if let Some(rotted) = self.disks.get(&node).and_then(|d| d.rot(u64::from(pick))) {
+                let disk = self.disks.get(&node);
+                if let Some(rotted) = disk.and_then(|d| d.rot_bit(u64::from(pick))) {
                     self.checker.note_rot(NodeId(node), rotted);
                 }
             }
+            FaultAction::FailReads {
+                node,
+                pick,
+                sectors,
+                for_ms,
+            } => {
+                let for_time = for_ms.map(Duration::from_millis);
+                if let Some(disk) = self.disks.get(&node) {
+                    disk.fail_reads(u64::from(pick), u64::from(sectors), for_time);
+                }
+            }
+            FaultAction::FailSync { node } => self.on_disk(node, Disk::fail_next_sync),
+            FaultAction::DiskFull { node } => self.on_disk(node, Disk::fill),
+            FaultAction::DiskSpace { node } => self.on_disk(node, Disk::free_space),
+            FaultAction::SlowDisk {
+                node,
+                extra_ms,
+                for_ms,
+            } => self.on_disk(node, |d| {
+                d.slow(
+                    Duration::from_millis(extra_ms),
+                    Duration::from_millis(for_ms),
+                )
+            }),
+            FaultAction::SlowLink {
+                from,
+                to,
+                extra_ms,
+                for_ms,
+            } => self.links.spike(
+                from,
+                to,
+                Duration::from_millis(extra_ms),
+                Duration::from_millis(for_ms),
+            ),
             FaultAction::HealAll => self.heal_all(),
+        }
+    }
+
+    fn on_disk(&self, node: u32, fault: impl FnOnce(&Disk)) {
+        if let Some(disk) = self.disks.get(&node) {
+            fault(disk);
         }
     }
 
@@ -336,6 +393,10 @@ impl Cluster {
             }
         }
         net.update_config(|c| c.packet_loss_rate = 0.0);
+        self.links.heal();
+        for disk in self.disks.values() {
+            disk.heal();
+        }
         self.trace.record(0, "heal-all", 0, 0);
     }
 }

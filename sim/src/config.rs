@@ -156,6 +156,27 @@ pub struct FaultConfig {
     /// Let the plan lose one safekeeper for good (a minority: the rest must stay live, and
     /// pageservers must stream from the others).
     pub safekeeper_loss: bool,
+    /// Chance that a crash keeps some unsynced directory operations (a rename that landed
+    /// while the data it names did not); a separate knob from torn sectors.
+    pub dir_land_probability: f64,
+    /// Sector ranges that read back EIO (for a time or until rewritten), on any node's disk.
+    pub read_errors_per_s: f64,
+    /// fsyncs that fail with EIO and drop the file's dirty data.
+    pub fsync_failures_per_s: f64,
+    /// Windows in which a node's disk is full (ENOSPC).
+    pub disk_full_per_s: f64,
+    /// Latency spikes on a node's disk (fsync and read).
+    pub slow_disks_per_s: f64,
+    /// Latency spikes on one direction of a link.
+    pub slow_links_per_s: f64,
+    /// Cuts of pageserver links: to a safekeeper, to the object store, from a compute.
+    pub link_cuts_per_s: f64,
+    /// Windows in which the object store answers late (often past the client's timeout).
+    pub slow_object_store_per_s: f64,
+    /// Bit flips in a safekeeper's durable files (its WAL and control file).
+    pub safekeeper_bitrot_per_s: f64,
+    /// Let the plan lose one safekeeper's disk (never together with `safekeeper_loss`).
+    pub safekeeper_disk_loss: bool,
     /// Let each seed choose which of the above are on (swarm testing).
     pub swarm: bool,
     /// Share of seeds that run with BUGGIFY points on (0 to 1).
@@ -291,6 +312,16 @@ impl Default for FaultConfig {
             second_compute: false,
             replace_cut_off_compute_after_ms: 0,
             safekeeper_loss: false,
+            dir_land_probability: 0.0,
+            read_errors_per_s: 0.0,
+            fsync_failures_per_s: 0.0,
+            disk_full_per_s: 0.0,
+            slow_disks_per_s: 0.0,
+            slow_links_per_s: 0.0,
+            link_cuts_per_s: 0.0,
+            slow_object_store_per_s: 0.0,
+            safekeeper_bitrot_per_s: 0.0,
+            safekeeper_disk_loss: false,
             swarm: false,
             buggify_share: 0.0,
         }
@@ -410,6 +441,7 @@ impl Config {
             ("faults.max_packet_loss", f.max_packet_loss),
             ("faults.torn_write_probability", f.torn_write_probability),
             ("faults.duplicate_probability", f.duplicate_probability),
+            ("faults.dir_land_probability", f.dir_land_probability),
             ("disk.land_probability", self.disk.land_probability),
             ("faults.buggify_share", f.buggify_share),
         ] {
@@ -438,6 +470,14 @@ impl Config {
                 f.object_store_outages_per_s,
             ),
             ("faults.bitrot_per_s", f.bitrot_per_s),
+            ("faults.read_errors_per_s", f.read_errors_per_s),
+            ("faults.fsync_failures_per_s", f.fsync_failures_per_s),
+            ("faults.disk_full_per_s", f.disk_full_per_s),
+            ("faults.slow_disks_per_s", f.slow_disks_per_s),
+            ("faults.slow_links_per_s", f.slow_links_per_s),
+            ("faults.link_cuts_per_s", f.link_cuts_per_s),
+            ("faults.slow_object_store_per_s", f.slow_object_store_per_s),
+            ("faults.safekeeper_bitrot_per_s", f.safekeeper_bitrot_per_s),
         ] {
             if !(0.0..=20.0).contains(&r) {
                 bail!("{name} = {r}: must be between 0 and 20");

@@ -16,9 +16,15 @@ use serde::{Deserialize, Serialize};
 const STREAM_WORKLOAD: u64 = 0x776f_726b_6c6f_6164;
 const STREAM_FAULTS: u64 = 0x6661_756c_7473_0000;
 const STREAM_SWARM: u64 = 0x7377_6172_6d00_0000;
+/// Disk errors, slow links and disks, every link cut, safekeeper rot and disk loss: their own
+/// streams, so that adding them left the plans of scenarios without them as they were.
+const STREAM_SWARM_DEVICES: u64 = 0x6465_7669_6365_7300;
+const STREAM_FAULTS_DEVICES: u64 = 0x6465_7666_6175_6c74;
 const STREAM_CONFIG: u64 = 0x636f_6e66_6967_0000;
 /// Disks draw which unsynced sectors survive a crash from `seed ^ STREAM_DISK ^ node`.
 pub const STREAM_DISK: u64 = 0x6469_736b_0000_0000;
+/// The network's faults (which messages are duplicated) draw from `seed ^ STREAM_LINKS`.
+pub const STREAM_LINKS: u64 = 0x6c69_6e6b_7300_0000;
 
 /// What a node is, with its number among its kind (from 1). Node ids keep a fixed layout
 /// (safekeepers 1.., computes 101.., pageservers 201.., the object store 301) so that plans and
@@ -82,7 +88,7 @@ pub fn safekeeper_ids(count: usize) -> Vec<u32> {
 }
 
 /// Which fault kinds this seed turned on, and the rates it uses: the swarm choice.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultMix {
     pub safekeeper_crashes_per_s: f64,
     pub compute_crashes_per_s: f64,
@@ -101,6 +107,28 @@ pub struct FaultMix {
     pub safekeeper_loss: bool,
     /// BUGGIFY points in node code are on for this seed.
     pub buggify: bool,
+    /// Chance that a crash keeps some unsynced directory operations.
+    #[serde(default)]
+    pub dir_land_probability: f64,
+    #[serde(default)]
+    pub read_errors_per_s: f64,
+    #[serde(default)]
+    pub fsync_failures_per_s: f64,
+    #[serde(default)]
+    pub disk_full_per_s: f64,
+    #[serde(default)]
+    pub slow_disks_per_s: f64,
+    #[serde(default)]
+    pub slow_links_per_s: f64,
+    #[serde(default)]
+    pub link_cuts_per_s: f64,
+    #[serde(default)]
+    pub slow_object_store_per_s: f64,
+    #[serde(default)]
+    pub safekeeper_bitrot_per_s: f64,
+    /// One safekeeper loses its disk (and stays out: see the safekeeper module).
+    #[serde(default)]
+    pub safekeeper_disk_loss: bool,
 }
 
 /// One scheduled fault.
@@ -160,6 +188,40 @@ pub enum FaultAction {
     StartCompute {
         node: u32,
     },
+    /// Sectors of a durable file on the node's disk read back EIO, for `for_ms` or (without
+    /// it) until rewritten; `pick` chooses the file and sector.
+    FailReads {
+        node: u32,
+        pick: u32,
+        sectors: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
+    /// The node's next fsync fails with EIO and drops that file's dirty data.
+    FailSync {
+        node: u32,
+    },
+    /// The node's disk is full: no more space than it uses now.
+    DiskFull {
+        node: u32,
+    },
+    /// Space again on the node's disk.
+    DiskSpace {
+        node: u32,
+    },
+    /// Every fsync and read on the node's disk takes `extra_ms` longer for `for_ms`.
+    SlowDisk {
+        node: u32,
+        extra_ms: u64,
+        for_ms: u64,
+    },
+    /// Messages from `from` to `to` leave `extra_ms` late for `for_ms`.
+    SlowLink {
+        from: u32,
+        to: u32,
+        extra_ms: u64,
+        for_ms: u64,
+    },
     /// End of the fault window: every node up, every link whole, no loss.
     HealAll,
 }
@@ -211,7 +273,8 @@ impl Plan {
     pub fn generate(seed: u64, base: &Config) -> Plan {
         let config = &draw_config(seed, base);
         let faults_chosen = choose_mix(seed, &config.faults);
-        let faults = schedule_faults(seed, config, &faults_chosen);
+        let mut faults = schedule_faults(seed, config, &faults_chosen);
+        schedule_device_faults(seed, config, &faults_chosen, &mut faults);
         let workload = match config.workload.kind {
             WorkloadKind::Synthetic => WorkloadPlan::Items(generate_workload(seed, config)),
             WorkloadKind::Tpcb => WorkloadPlan::Tpcb(crate::tpcb::TpcbSpec::new(
@@ -295,13 +358,46 @@ fn choose_mix(seed: u64, f: &FaultConfig) -> FaultMix {
         second_compute: f.second_compute,
         safekeeper_loss: f.safekeeper_loss,
         buggify: false,
+        ..FaultMix::default()
     };
-    FaultMix {
+    let mix = FaultMix {
         second_compute: mix.second_compute && (!f.swarm || rng.gen_bool(0.5)),
         buggify: rng.gen_bool(f.buggify_share),
         safekeeper_loss: mix.safekeeper_loss && (!f.swarm || rng.gen_bool(0.5)),
         ..mix
-    }
+    };
+    choose_device_mix(seed, f, mix)
+}
+
+/// The device and link faults of the mix, from their own stream (see [`STREAM_SWARM_DEVICES`]).
+fn choose_device_mix(seed: u64, f: &FaultConfig, mix: FaultMix) -> FaultMix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_SWARM_DEVICES);
+    let mut pick = |value: f64| {
+        if !f.swarm || value == 0.0 {
+            return value;
+        }
+        if rng.gen_bool(1.0 / 3.0) {
+            0.0
+        } else {
+            value * rng.gen_range(0.25..2.0)
+        }
+    };
+    let mut mix = FaultMix {
+        dir_land_probability: pick(f.dir_land_probability).min(1.0),
+        read_errors_per_s: pick(f.read_errors_per_s),
+        fsync_failures_per_s: pick(f.fsync_failures_per_s),
+        disk_full_per_s: pick(f.disk_full_per_s),
+        slow_disks_per_s: pick(f.slow_disks_per_s),
+        slow_links_per_s: pick(f.slow_links_per_s),
+        link_cuts_per_s: pick(f.link_cuts_per_s),
+        slow_object_store_per_s: pick(f.slow_object_store_per_s),
+        safekeeper_bitrot_per_s: pick(f.safekeeper_bitrot_per_s),
+        safekeeper_disk_loss: f.safekeeper_disk_loss,
+        ..mix
+    };
+    // At most one safekeeper is out for good, so that the rest keep a quorum.
+    mix.safekeeper_disk_loss &= !mix.safekeeper_loss && (!f.swarm || rng.gen_bool(0.5));
+    mix
 }
 
 /// Milliseconds to the next event of a Poisson process with `rate_per_s`.
@@ -494,6 +590,104 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     // Stable: events at the same time keep their generation order.
     events.sort_by_key(|e| e.at_ms);
     events
+}
+
+/// Disk errors, slow disks and links, cuts on every kind of link, safekeeper rot and disk loss,
+/// appended to the plan from their own stream. Every disk fault ends by the heal at the end of
+/// the window at the latest (the operator replaces the drive, grows the volume).
+fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &mut Vec<FaultEvent>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_FAULTS_DEVICES);
+    let window = config.fault_window_ms;
+    let sks = safekeeper_ids(config.safekeepers);
+    let pss = pageserver_ids(config.pageservers);
+    let disks: Vec<u32> = sks.iter().chain(&pss).copied().collect();
+    let mut computes = vec![FIRST_COMPUTE];
+    if mix.second_compute || config.faults.replace_cut_off_compute_after_ms > 0 {
+        computes.push(FIRST_COMPUTE + 1);
+    }
+    let mut all: Vec<u32> = disks.iter().chain(&computes).copied().collect();
+    all.push(OBJECT_STORE);
+    let mut more = Vec::new();
+    let mut push = |at_ms: u64, action: FaultAction| more.push(FaultEvent { at_ms, action });
+    let pick_of = |rng: &mut ChaCha8Rng, from: &[u32]| from[rng.gen_range(0..from.len())];
+    for t in strikes(&mut rng, mix.read_errors_per_s, window) {
+        let node = pick_of(&mut rng, &disks);
+        let for_ms = rng.gen_bool(0.5).then(|| rng.gen_range(100..2000));
+        let (pick, sectors) = (rng.gen(), rng.gen_range(1..=4));
+        push(t, FaultAction::FailReads { node, pick, sectors, for_ms });
+    }
+    for t in strikes(&mut rng, mix.fsync_failures_per_s, window) {
+        let node = pick_of(&mut rng, &disks);
+        push(t, FaultAction::FailSync { node });
+    }
+    for t in strikes(&mut rng, mix.disk_full_per_s, window) {
+        let node = pick_of(&mut rng, &disks);
+        push(t, FaultAction::DiskFull { node });
+        push(t + rng.gen_range(100..2000), FaultAction::DiskSpace { node });
+    }
+    for t in strikes(&mut rng, mix.slow_disks_per_s, window) {
+        let node = pick_of(&mut rng, &disks);
+        let (extra_ms, for_ms) = (rng.gen_range(5..200), rng.gen_range(100..2000));
+        push(t, FaultAction::SlowDisk { node, extra_ms, for_ms });
+    }
+    for t in strikes(&mut rng, mix.slow_links_per_s, window) {
+        let (from, to) = (pick_of(&mut rng, &all), pick_of(&mut rng, &all));
+        let (extra_ms, for_ms) = (rng.gen_range(10..500), rng.gen_range(100..2000));
+        if from != to {
+            push(t, FaultAction::SlowLink { from, to, extra_ms, for_ms });
+        }
+    }
+    // Cuts on the links the partitions above never touch: pageserver to safekeeper, to the
+    // object store, and compute to pageserver; one way or both.
+    for t in strikes(&mut rng, mix.link_cuts_per_s, window) {
+        let ps = pick_of(&mut rng, &pss);
+        let other = match rng.gen_range(0..3) {
+            0 => pick_of(&mut rng, &sks),
+            1 => OBJECT_STORE,
+            _ => pick_of(&mut rng, &computes),
+        };
+        let len = rng.gen_range(50..2000);
+        let both = rng.gen_bool(0.5);
+        let (from, to) = if rng.gen_bool(0.5) { (ps, other) } else { (other, ps) };
+        let mut links = vec![(from, to)];
+        if both {
+            links.push((to, from));
+        }
+        for (from, to) in links {
+            push(t, FaultAction::Cut { from, to });
+            push(t + len, FaultAction::Uncut { from, to });
+        }
+    }
+    // A slow object store: every request and answer late, often past the client's timeout.
+    for t in strikes(&mut rng, mix.slow_object_store_per_s, window) {
+        let (extra_ms, for_ms) = (rng.gen_range(100..1500), rng.gen_range(200..3000));
+        for &ps in &pss {
+            for (from, to) in [(ps, OBJECT_STORE), (OBJECT_STORE, ps)] {
+                push(t, FaultAction::SlowLink { from, to, extra_ms, for_ms });
+            }
+        }
+    }
+    // Rot and disk loss strike one safekeeper, the one retired if one is: an honest safekeeper
+    // whose WAL rotted below its commit LSN stays out, and two out of three is no quorum, a
+    // double fault the design does not claim to survive.
+    let retired = events.iter().find_map(|e| match e.action {
+        FaultAction::Retire { node } => Some(node),
+        _ => None,
+    });
+    let victim = retired.unwrap_or_else(|| pick_of(&mut rng, &sks));
+    for t in strikes(&mut rng, mix.safekeeper_bitrot_per_s, window) {
+        push(t, FaultAction::Rot { node: victim, pick: rng.gen() });
+    }
+    if mix.safekeeper_disk_loss {
+        let node = victim;
+        let t = rng.gen_range(window / 4..window * 3 / 4);
+        push(t, FaultAction::LoseDisk { node });
+        push(t + rng.gen_range(20..1500), FaultAction::Restart { node });
+    }
+    more.retain(|e| e.at_ms < window);
+    events.extend(more);
+    // Stable: the old kinds keep their order among events at the same time.
+    events.sort_by_key(|e| e.at_ms);
 }
 
 /// A burst of 3 to 6 rounds: the compute crashes and restarts, is elected, then reaches only

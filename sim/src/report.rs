@@ -125,6 +125,16 @@ pub fn describe_faults(plan: &Plan) -> String {
         ("duplicates", frac(f.duplicate_probability)),
         ("second compute", on(f.second_compute)),
         ("safekeeper lost", on(f.safekeeper_loss)),
+        ("dir ops landing", frac(f.dir_land_probability)),
+        ("read errors", rate(f.read_errors_per_s)),
+        ("fsync failures", rate(f.fsync_failures_per_s)),
+        ("disk full", rate(f.disk_full_per_s)),
+        ("slow disks", rate(f.slow_disks_per_s)),
+        ("slow links", rate(f.slow_links_per_s)),
+        ("pageserver link cuts", rate(f.link_cuts_per_s)),
+        ("slow object store", rate(f.slow_object_store_per_s)),
+        ("safekeeper bitrot", rate(f.safekeeper_bitrot_per_s)),
+        ("safekeeper disk lost", on(f.safekeeper_disk_loss)),
         ("buggify", on(f.buggify)),
     ];
     let parts: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -166,6 +166,12 @@ async fn simulate(
     registry: NodeRegistry,
 ) -> RunOutcome {
     let disks = make_disks(seed, config, plan, &trace);
+    // The control plane creates the timeline on every safekeeper before the run.
+    for id in crate::plan::safekeeper_ids(config.safekeepers) {
+        lakesim_nodes::safekeeper::provision(&disks[&id])
+            .await
+            .expect("a fresh disk takes the timeline");
+    }
     let disks_for_stats = disks.clone();
     let disks_of = |ids: Vec<u32>| {
         ids.into_iter()
@@ -192,6 +198,11 @@ async fn simulate(
         disks,
         bucket,
         work: client.record(plan.workload.source()),
+        links: lakesim_faults::Links::new(
+            seed ^ crate::plan::STREAM_LINKS,
+            plan.faults_chosen.duplicate_probability,
+            Some(trace.clone()),
+        ),
     };
     let mut cluster = Cluster::start(
         config,

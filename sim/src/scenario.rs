@@ -31,7 +31,7 @@ pub const ALL: &[Scenario] = &[
     },
     Scenario {
         name: "torn-writes",
-        about: "safekeeper and compute crashes that tear unsynced sectors and keep unsynced renames",
+        about: "safekeeper and compute crashes that tear unsynced sectors and keep unsynced renames whose data did not land",
         build: torn_writes,
     },
     Scenario {
@@ -58,6 +58,21 @@ pub const ALL: &[Scenario] = &[
         name: "object-store-outage",
         about: "the object store goes down while pageservers upload and restart",
         build: object_store_outage,
+    },
+    Scenario {
+        name: "disk-errors",
+        about: "read errors, failed fsyncs, full disks and slow disks on safekeepers and pageservers, with crashes",
+        build: disk_errors,
+    },
+    Scenario {
+        name: "slow-network",
+        about: "latency spikes on links, cuts of every pageserver link, a slow object store, partitions",
+        build: slow_network,
+    },
+    Scenario {
+        name: "safekeeper-disk-loss",
+        about: "a safekeeper loses its disk (it stays out), bits rot in safekeepers' WAL and control files",
+        build: safekeeper_disk_loss,
     },
     Scenario {
         name: "bitrot",
@@ -113,7 +128,42 @@ fn torn_writes() -> Config {
     c.faults.safekeeper_crashes_per_s = 1.5;
     c.faults.compute_crashes_per_s = 0.5;
     c.faults.torn_write_probability = 0.5;
+    c.faults.dir_land_probability = 0.5;
     c.disk.sector_size = 512;
+    c
+}
+
+fn disk_errors() -> Config {
+    let mut c = Config::default();
+    c.faults.read_errors_per_s = 1.0;
+    c.faults.fsync_failures_per_s = 0.5;
+    c.faults.disk_full_per_s = 0.3;
+    c.faults.slow_disks_per_s = 0.5;
+    c.faults.safekeeper_crashes_per_s = 0.5;
+    c.faults.pageserver_crashes_per_s = 0.3;
+    c.faults.torn_write_probability = 0.3;
+    c.faults.dir_land_probability = 0.5;
+    c
+}
+
+fn slow_network() -> Config {
+    let mut c = Config::default();
+    c.faults.slow_links_per_s = 2.0;
+    c.faults.link_cuts_per_s = 1.0;
+    c.faults.slow_object_store_per_s = 0.5;
+    c.faults.partitions_per_s = 0.5;
+    c.faults.max_packet_loss = 0.1;
+    c.faults.duplicate_probability = 0.05;
+    c.faults.pageserver_crashes_per_s = 0.2;
+    c
+}
+
+fn safekeeper_disk_loss() -> Config {
+    let mut c = Config::default();
+    c.faults.safekeeper_disk_loss = true;
+    c.faults.safekeeper_bitrot_per_s = 1.0;
+    c.faults.safekeeper_crashes_per_s = 1.0;
+    c.faults.compute_crashes_per_s = 0.3;
     c
 }
 
@@ -136,6 +186,16 @@ fn storm() -> Config {
             safekeeper_loss: true,
             swarm: true,
             buggify_share: 0.75,
+            dir_land_probability: 0.5,
+            read_errors_per_s: 0.3,
+            fsync_failures_per_s: 0.2,
+            disk_full_per_s: 0.15,
+            slow_disks_per_s: 0.3,
+            slow_links_per_s: 0.5,
+            link_cuts_per_s: 0.3,
+            slow_object_store_per_s: 0.15,
+            safekeeper_bitrot_per_s: 0.2,
+            safekeeper_disk_loss: true,
         },
         swarm: crate::config::ConfigSwarm {
             enabled: true,

@@ -21,7 +21,8 @@ pub struct ComputeConfig {
     pub safekeepers: Vec<NodeId>,
     pub bugs: BugSet,
     pub observer: Arc<dyn Observer>,
-    pub duplicate_probability: f64,
+    /// The network's faults (duplication, latency spikes), which its interface applies.
+    pub links: lakesim_faults::Links,
     pub full_page_writes: bool,
     pub timing: ProposerTiming,
     pub client: Arc<Client>,
@@ -38,9 +39,10 @@ pub struct ComputeConfig {
 
 /// Runs a compute until the process is killed.
 pub async fn run(cfg: ComputeConfig) {
-    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
-        .await
-        .expect("bind");
+    let net = match Net::bind(cfg.id, cfg.observer.clone(), cfg.links.clone()).await {
+        Ok(net) => net,
+        Err(e) => crate::process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
+    };
     cfg.observer.observe(cfg.id, Observation::Started);
     let proposer = Proposer::new(
         net,

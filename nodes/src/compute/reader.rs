@@ -75,7 +75,9 @@ impl Reader {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            let (sent, page, lsn) = self.in_flight.remove(&id).expect("listed");
+            let Some((sent, page, lsn)) = self.in_flight.remove(&id) else {
+                unreachable!("an expired read is in flight")
+            };
             let waited_ns = elapsed.saturating_sub(sent).as_nanos() as u64;
             let obs = Observation::PageReadFailed {
                 page,

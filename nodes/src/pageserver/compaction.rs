@@ -138,11 +138,13 @@ impl Pageserver {
 
     /// Image layers of each page at each of its LSNs (a change of the page), in LSN order per
     /// page, so that each image builds on the one before.
-    pub(super) async fn create_images(&mut self, images: Vec<(PageId, Lsn)>) {
+    /// Writes the images, makes them durable, and only then serves and uploads them. A full
+    /// disk fails it with nothing made (the files it wrote are removed).
+    pub(super) async fn create_images(&mut self, images: Vec<(PageId, Lsn)>) -> std::io::Result<()> {
         if images.is_empty() {
-            return;
+            return Ok(());
         }
-        let mut names = Vec::with_capacity(images.len());
+        let mut made: Vec<(String, Vec<u8>, PageId, Lsn, _)> = Vec::with_capacity(images.len());
         for (page, lsn) in images {
             assert_eq!(
                 self.map.last_change(page, lsn),
@@ -162,21 +164,27 @@ impl Pageserver {
             };
             let name = super::layers::image_name(page, label);
             let bytes = super::layers::encode_image(page, label, &image);
-            self.cfg.disk.create(&name);
-            self.cfg.disk.write(&name, 0, &bytes).expect("write image");
-            self.map.add_image(page, label, image);
-            let obs = Observation::ImageCreated { page, lsn: label };
-            self.cfg.observer.observe(self.cfg.id, obs);
-            names.push((name, bytes));
+            let written = super::write_new_file(&self.cfg.disk, &name, &bytes);
+            if let Err(e) = written {
+                for (name, ..) in &made {
+                    let _ = self.cfg.disk.remove(name);
+                }
+                return Err(e);
+            }
+            made.push((name, bytes, page, label, image));
         }
         // The image files are synced at once, as a real pageserver issues them in parallel;
         // none is served before every one and the directory are durable.
-        let files = names.iter().map(|(name, _)| Some(name.clone())).collect();
-        sync_all(&self.cfg.disk, files).await.expect("sync images");
-        self.cfg.disk.sync_dir().await.expect("sync dir");
-        for (name, bytes) in names {
+        let files = made.iter().map(|(name, ..)| Some(name.clone())).collect();
+        sync_all(&self.cfg.disk, files).await?;
+        self.cfg.disk.sync_dir().await?;
+        for (name, bytes, page, label, image) in made {
+            self.map.add_image(page, label, image);
+            let obs = Observation::ImageCreated { page, lsn: label };
+            self.cfg.observer.observe(self.cfg.id, obs);
             self.remote.enqueue(&name, bytes, None);
         }
+        Ok(())
     }
 }
 

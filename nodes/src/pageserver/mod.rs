@@ -26,7 +26,9 @@ use crate::durable::{decode_checked, encode_checked, write_atomic};
 use crate::ids::{Lsn, NodeId};
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
+use crate::process;
 use crate::proto::Message;
+use lakesim_faults::disk::is_no_space;
 use lakesim_faults::Disk;
 use layers::{encode_delta, LayerMap};
 use serde::{Deserialize, Serialize};
@@ -51,7 +53,8 @@ pub struct PageserverConfig {
     pub object_store: NodeId,
     pub bugs: BugSet,
     pub observer: Arc<dyn Observer>,
-    pub duplicate_probability: f64,
+    /// The network's faults (duplication, latency spikes), which its interface applies.
+    pub links: lakesim_faults::Links,
     pub image_policy: compaction::ImagePolicy,
     /// Flush the open layer to a delta layer file once it holds this much WAL (Neon:
     /// `checkpoint_distance`).
@@ -87,16 +90,15 @@ impl Metadata {
     pub const MAGIC: u32 = 0x9a9e_5e7a;
 
     /// Replaces the metadata file crash-safely, checksummed.
-    pub async fn persist(&self, disk: &Disk) {
+    pub async fn persist(&self, disk: &Disk) -> std::io::Result<()> {
         let bytes = encode_checked(Self::MAGIC, self);
-        write_atomic(disk, METADATA, &bytes, false)
-            .await
-            .expect("write metadata");
+        write_atomic(disk, METADATA, &bytes, false).await
     }
 
-    /// The metadata, if the file is there and intact (rot makes the disk untrusted).
-    pub fn load(disk: &Disk) -> Option<Metadata> {
-        Metadata::decode(&disk.read_all(METADATA).ok()?)
+    /// The metadata, if the file is there, readable and intact (rot or a read error makes the
+    /// disk untrusted).
+    pub async fn load(disk: &Disk) -> Option<Metadata> {
+        Metadata::decode(&disk.read_all(METADATA).await.ok()?)
     }
 
     /// The metadata in `bytes`, if they are intact.
@@ -124,25 +126,54 @@ pub struct Pageserver {
 }
 
 /// Runs a pageserver until the process is killed.
+///
+/// Disk errors: a full disk fails the flush or image creation it hit, which runs again at a
+/// later tick (the open layer stays in memory meanwhile); any other error (a failed fsync)
+/// ends the process, which restarts from its disk. A layer it cannot read at start-up is
+/// damaged, as one that fails its checksum: fetched again or ingested again, never empty.
 pub async fn run(cfg: PageserverConfig) {
     cfg.observer.observe(cfg.id, Observation::Started);
-    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
-        .await
-        .expect("bind");
-    let mut ps = startup::start(cfg, net).await;
+    let (id, observer) = (cfg.id, cfg.observer.clone());
+    let started = match Net::bind(cfg.id, cfg.observer.clone(), cfg.links.clone()).await {
+        Ok(net) => startup::start(cfg, net).await,
+        Err(e) => Err(e),
+    };
+    let mut ps = match started {
+        Ok(ps) => ps,
+        Err(e) => process::abort(id, observer.as_ref(), &e).await,
+    };
     let mut tick = madsim::time::interval(TICK);
     loop {
-        tokio::select! {
+        let done = tokio::select! {
             biased;
-            env = ps.net.recv() => {
-                let env = env.expect("network");
-                ps.on_message(env.from, env.msg);
-                ps.make_images_after_ingest().await;
-                ps.answer_waiters();
-            }
+            env = ps.net.recv() => match env {
+                Ok(env) => {
+                    ps.on_message(env.from, env.msg);
+                    let made = ps.make_images_after_ingest().await;
+                    ps.answer_waiters();
+                    made
+                }
+                Err(e) => Err(e),
+            },
             _ = tick.tick() => ps.on_tick().await,
+        };
+        match done {
+            Ok(()) => {}
+            Err(e) if is_no_space(&e) => observer.observe(id, Observation::DiskFull),
+            Err(e) => process::abort(id, observer.as_ref(), &e).await,
         }
     }
+}
+
+/// Creates `name` and writes `bytes` into it (not yet durable). On a full disk it fails and
+/// leaves no partial file behind.
+fn write_new_file(disk: &Disk, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    disk.create(name)?;
+    let written = disk.write(name, 0, bytes);
+    if written.is_err() {
+        let _ = disk.remove(name);
+    }
+    written
 }
 
 impl Pageserver {
@@ -193,7 +224,7 @@ impl Pageserver {
         }
     }
 
-    async fn on_tick(&mut self) {
+    async fn on_tick(&mut self) -> std::io::Result<()> {
         self.ingest.tick(&self.net);
         self.since_feedback += TICK;
         if self.since_feedback >= FEEDBACK_INTERVAL {
@@ -203,17 +234,17 @@ impl Pageserver {
         self.since_flush += TICK;
         let due = self.open_layer.len() >= self.cfg.checkpoint_distance_bytes
             || (!self.open_layer.is_empty() && self.since_flush >= FLUSH_INTERVAL);
-        if due {
-            self.flush_open_layer().await;
-        }
-
         self.remote.tick(&self.net, self.cfg.object_store);
         self.expire_waiters();
+        if due {
+            self.flush_open_layer().await?;
+        }
+        Ok(())
     }
 
     /// Writes the open layer to a delta layer file, makes it durable, then moves
     /// `disk_consistent_lsn` past it; then creates image layers where chains grew long.
-    async fn flush_open_layer(&mut self) {
+    async fn flush_open_layer(&mut self) -> std::io::Result<()> {
         self.since_flush = Duration::ZERO;
         let start = self.consistent.disk_consistent_lsn;
         let end = self.last_record_lsn();
@@ -224,9 +255,7 @@ impl Pageserver {
             self.consistent.prev_record_lsn,
             &self.open_layer,
         );
-        let disk = &self.cfg.disk;
-        disk.create(&name);
-        disk.write(&name, 0, &bytes).expect("write layer");
+        write_new_file(&self.cfg.disk, &name, &bytes)?;
         let next = Metadata {
             disk_consistent_lsn: end,
             prev_record_lsn: self.ingest.last_record_start(),
@@ -235,32 +264,33 @@ impl Pageserver {
         // before the layer's sync can take away a layer the metadata already counts on.
         let early = self.cfg.bugs.has(Bug::ConsistentLsnBeforeSync);
         if early {
-            self.persist_metadata(next).await;
+            self.persist_metadata(next).await?;
         }
         let disk = &self.cfg.disk;
-        disk.sync(&name).await.expect("sync layer");
-        disk.sync_dir().await.expect("sync dir");
+        disk.sync(&name).await?;
+        disk.sync_dir().await?;
         if !early {
-            self.persist_metadata(next).await;
+            self.persist_metadata(next).await?;
         }
         self.open_layer.clear();
         self.map.add_delta_layer(end);
         self.remote.enqueue(&name, bytes, Some(next));
-        let images = self.pages_to_image(end);
-        self.create_images(images).await;
         self.report_flushed();
+        let images = self.pages_to_image(end);
+        self.create_images(images).await
     }
 
-    async fn persist_metadata(&mut self, metadata: Metadata) {
-        metadata.persist(&self.cfg.disk).await;
+    async fn persist_metadata(&mut self, metadata: Metadata) -> std::io::Result<()> {
+        metadata.persist(&self.cfg.disk).await?;
         self.consistent = metadata;
+        Ok(())
     }
 
     /// The `per-page-records` images the WAL ingested since the last call calls for.
-    async fn make_images_after_ingest(&mut self) {
+    async fn make_images_after_ingest(&mut self) -> std::io::Result<()> {
         let upto = self.last_record_lsn();
         let images = self.pages_over_threshold(upto);
-        self.create_images(images).await;
+        self.create_images(images).await
     }
 
     /// Tells every safekeeper how far the layers reach, locally and in the object store.

@@ -6,7 +6,9 @@
 //! WAL it held is ingested again rather than served wrong. Layers past the consistent point (a
 //! flush the crash interrupted) are removed. A failing delta layer the object store holds is
 //! downloaded again instead: the WAL it covers lies below `remote_consistent_lsn`, which the
-//! safekeepers may already have removed.
+//! safekeepers may already have removed. A layer that cannot be read (EIO) is damaged in the
+//! same way, never empty; unreadable metadata makes the disk untrusted, as rotted metadata.
+//! Any other I/O error fails the start (the process restarts and tries again).
 
 use super::ingest::WalReceiver;
 use super::layers::{decode_delta, decode_image, LayerChecks, LayerMap, LayerName};
@@ -19,12 +21,13 @@ use crate::observe::Observation;
 use crate::proto::Message;
 use crate::wal::WalRecord;
 use std::collections::BTreeMap;
+use std::io::Result;
 use std::sync::Arc;
 use std::time::Duration;
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
 
-pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
+pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
     let mut store = StoreReader {
         net: &net,
         store: cfg.object_store,
@@ -32,11 +35,12 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
         next_id: StoreReader::FIRST_ID,
     };
     let index = fetch_index(&mut store).await;
-    let metadata = match load_metadata(&cfg) {
+    let metadata = match load_metadata(&cfg).await {
         Some(m) => m,
-        None => download(&mut store, &cfg, index.as_ref()).await,
+        None => download(&mut store, &cfg, index.as_ref()).await?,
     };
-    let (map, consistent, local) = load_layers(&mut store, &cfg, metadata, index.as_ref()).await;
+    let (map, consistent, local) =
+        load_layers(&mut store, &cfg, metadata, index.as_ref()).await?;
     let first_source = (cfg.id.0 as usize) % cfg.safekeepers.len();
     let ingest = WalReceiver::new(
         cfg.safekeepers.clone(),
@@ -76,7 +80,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Pageserver {
     ps.cfg
         .observer
         .observe(ps.cfg.id, Observation::Ingested { lsn });
-    ps
+    Ok(ps)
 }
 
 /// The object store as a starting pageserver reads it: whole objects, each request retried until
@@ -140,8 +144,8 @@ async fn fetch_index(store: &mut StoreReader<'_>) -> Option<IndexPart> {
 
 /// Written atomically, so unreadable only through rot: then the local disk is not trusted and
 /// the pageserver rebuilds as after disk loss.
-fn load_metadata(cfg: &PageserverConfig) -> Option<Metadata> {
-    Metadata::load(&cfg.disk)
+async fn load_metadata(cfg: &PageserverConfig) -> Option<Metadata> {
+    Metadata::load(&cfg.disk).await
 }
 
 /// Rebuilds the local disk from the object store (after whole-disk loss).
@@ -149,9 +153,9 @@ async fn download(
     store: &mut StoreReader<'_>,
     cfg: &PageserverConfig,
     index: Option<&IndexPart>,
-) -> Metadata {
+) -> Result<Metadata> {
     let Some(index) = index else {
-        return Metadata::default();
+        return Ok(Metadata::default());
     };
     let keys: Vec<String> = index.layers.iter().cloned().collect();
     for (name, data) in store.get_all(&keys).await {
@@ -161,14 +165,14 @@ async fn download(
                 format!("the object store lost layer {name} that its index names"),
             );
         };
-        cfg.disk.create(&name);
-        cfg.disk.set_len(&name, 0).expect("truncate");
-        cfg.disk.write(&name, 0, &data).expect("write layer");
-        cfg.disk.sync(&name).await.expect("sync layer");
+        cfg.disk.create(&name)?;
+        cfg.disk.set_len(&name, 0)?;
+        cfg.disk.write(&name, 0, &data)?;
+        cfg.disk.sync(&name).await?;
     }
-    cfg.disk.sync_dir().await.expect("sync dir");
-    index.consistent.persist(&cfg.disk).await;
-    index.consistent
+    cfg.disk.sync_dir().await?;
+    index.consistent.persist(&cfg.disk).await?;
+    Ok(index.consistent)
 }
 
 /// A delta layer that failed its checks here, fetched again from the object store if its index
@@ -179,9 +183,9 @@ async fn refetch_delta(
     index: Option<&IndexPart>,
     name: &str,
     (start, end): (Lsn, Lsn),
-) -> Option<(Vec<u8>, Vec<(Lsn, WalRecord)>)> {
-    if !index?.layers.contains(name) {
-        return None;
+) -> Result<Option<(Vec<u8>, Vec<(Lsn, WalRecord)>)>> {
+    if !index.is_some_and(|i| i.layers.contains(name)) {
+        return Ok(None);
     }
     let Some(data) = store.get(name).await else {
         broken(
@@ -197,10 +201,10 @@ async fn refetch_delta(
         )
     });
     // Rewritten in place: a crash that tears it is found, and repaired, at the next start.
-    cfg.disk.set_len(name, 0).expect("truncate");
-    cfg.disk.write(name, 0, &data).expect("write layer");
-    cfg.disk.sync(name).await.expect("sync layer");
-    Some((data, records))
+    cfg.disk.set_len(name, 0)?;
+    cfg.disk.write(name, 0, &data)?;
+    cfg.disk.sync(name).await?;
+    Ok(Some((data, records)))
 }
 
 /// A layer kept at startup, with the consistent point it completes (for delta layers) and its
@@ -214,7 +218,7 @@ async fn load_layers(
     cfg: &PageserverConfig,
     metadata: Metadata,
     index: Option<&IndexPart>,
-) -> (LayerMap, Metadata, Vec<LocalLayer>) {
+) -> Result<(LayerMap, Metadata, Vec<LocalLayer>)> {
     let disk = &cfg.disk;
     let mut names: Vec<(LayerName, String)> = disk
         .list()
@@ -251,12 +255,18 @@ async fn load_layers(
             doomed.push(name.clone());
             continue;
         }
-        let mut bytes = disk.read_all(name).expect("listed file");
-        let mut decoded = decode_delta(&bytes, start, end, LayerChecks::delta(&cfg.bugs));
+        // Unreadable is damaged, as a failed checksum is: fetched again or ingested again.
+        let (mut bytes, mut decoded) = match disk.read_all(name).await {
+            Ok(bytes) => {
+                let decoded = decode_delta(&bytes, start, end, LayerChecks::delta(&cfg.bugs));
+                (bytes, decoded)
+            }
+            Err(e) => (Vec::new(), Err(format!("unreadable: {e}"))),
+        };
         if let Err(why) = &decoded {
-            tracing::debug!(%name, %why, "a delta layer fails its checks");
+            tracing::debug!(%name, %why, "a delta layer is damaged");
             if let Some((data, records)) =
-                refetch_delta(store, cfg, index, name, (start, end)).await
+                refetch_delta(store, cfg, index, name, (start, end)).await?
             {
                 (bytes, decoded) = (data, Ok(records));
             }
@@ -285,14 +295,16 @@ async fn load_layers(
                 doomed.push(name.clone())
             }
             LayerName::Image { page, lsn } => {
-                let loaded = (lsn <= consistent)
-                    .then(|| {
-                        let bytes = disk.read_all(name).expect("listed file");
-                        let image =
-                            decode_image(&bytes, page, lsn, LayerChecks::image(&cfg.bugs)).ok()?;
-                        Some((bytes, image))
-                    })
-                    .flatten();
+                // Unreadable or failing its checks: removed, and made again when due.
+                let bytes = match lsn <= consistent {
+                    true => disk.read_all(name).await.ok(),
+                    false => None,
+                };
+                let loaded = bytes.and_then(|bytes| {
+                    let image =
+                        decode_image(&bytes, page, lsn, LayerChecks::image(&cfg.bugs)).ok()?;
+                    Some((bytes, image))
+                });
                 match loaded {
                     Some((bytes, image)) => {
                         map.add_image(page, lsn, image);
@@ -317,7 +329,7 @@ async fn load_layers(
             disk_consistent_lsn: consistent,
             prev_record_lsn: prev,
         };
-        m.persist(disk).await;
+        m.persist(disk).await?;
         let obs = Observation::LayersFlushed {
             disk_consistent_lsn: consistent,
             remote_consistent_lsn: Lsn::ZERO,
@@ -326,10 +338,10 @@ async fn load_layers(
         m
     };
     for name in &doomed {
-        disk.remove(name).expect("remove layer");
+        disk.remove(name)?;
     }
     if !doomed.is_empty() {
-        disk.sync_dir().await.expect("sync dir");
+        disk.sync_dir().await?;
     }
     let mut kept: Vec<LocalLayer> = Vec::new();
     for (layer, name) in &names {
@@ -343,16 +355,20 @@ async fn load_layers(
                     disk_consistent_lsn: end,
                     prev_record_lsn: prev,
                 };
-                let bytes = checked.remove(name).expect("a kept layer was checked");
+                let Some(bytes) = checked.remove(name) else {
+                    unreachable!("a kept layer was checked")
+                };
                 kept.push((name.clone(), Some(completes), bytes));
             }
             LayerName::Image { lsn, .. } if lsn <= resumed.disk_consistent_lsn => {
-                let bytes = checked.remove(name).expect("a kept layer was checked");
+                let Some(bytes) = checked.remove(name) else {
+                    unreachable!("a kept layer was checked")
+                };
                 kept.push((name.clone(), None, bytes))
             }
             _ => {}
         }
     }
     kept.sort_by_key(|(_, completes, _)| completes.is_none());
-    (map, resumed, kept)
+    Ok((map, resumed, kept))
 }

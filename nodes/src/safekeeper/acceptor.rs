@@ -12,6 +12,11 @@
 //!   WAL after it), the proposer's `truncate_lsn` (so every acceptor can still be caught up),
 //!   and our own commit LSN; the new WAL start is durable before any segment goes.
 //!
+//! Disk faults (see `safekeeper::run` for what the node does with an error): a WAL write that
+//! finds the disk full fails the batch unacknowledged; WAL read back from disk is checked
+//! before it is served or trusted, and a record that fails its checks is an error (damage),
+//! never the end of the WAL; a failed fsync is an error, never retried.
+//!
 //! Appends that arrive together are group-committed: written, then one flush covers them all
 //! and each sender hears the new flush LSN once (`process_batch`). An append that arrives
 //! ahead of the WAL it continues (the network reorders) is held, bounded, until the gap fills;
@@ -21,17 +26,18 @@
 //! the durable work in [`Acceptor::settle`], which the safekeeper runs once the replies are sent;
 //! without them, `settle` has nothing to do.
 
-use super::control_file::{self, SafekeeperState};
-use super::wal_store::{SegmentSize, WalStore};
+use super::control_file::{self, Loaded, SafekeeperState};
+use super::wal_store::{Recovered, SegmentSize, WalStore};
 use crate::bugs::{Bug, BugSet};
 use crate::ids::{Lsn, NodeId, Term};
 use crate::invariant::Invariant;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Envelope, Message, ProposerId, TermHistory};
-use crate::wal::decode_stream;
+use crate::wal::{decode_stream, Tail};
+use lakesim_faults::disk::is_no_space;
 use lakesim_faults::Disk;
 use std::collections::BTreeMap;
-use std::io::Result;
+use std::io::{Error, ErrorKind, Result};
 use std::sync::Arc;
 
 /// What a pageserver last told us: how far it ingested, and how far its layers reach on its
@@ -90,6 +96,33 @@ pub struct Acceptor {
     reported: Option<(Term, Term, Lsn, Lsn, Lsn)>,
     /// Durability work a planted bug put off until the batch's replies are sent.
     owed: Owed,
+    /// The sequence number of the last control-file persist.
+    seq: u64,
+}
+
+/// What a safekeeper finds when it opens its disk.
+pub enum Opened {
+    Acceptor(Box<Acceptor>),
+    /// Nothing it can trust (no timeline, a control file that fails every check, WAL damaged
+    /// below its persisted commit LSN): it must stay out of the quorum. Says why.
+    StaysOut(String),
+}
+
+/// WAL on our own disk that fails its checks: bit rot.
+fn damaged(at: Lsn) -> Error {
+    Error::new(ErrorKind::InvalidData, format!("WAL damaged at {at}"))
+}
+
+/// A reply, or none when the read behind it failed; damage stays an error.
+fn unanswered_on_error(reply: Result<Message>) -> Result<Option<Message>> {
+    match reply {
+        Ok(reply) => Ok(Some(reply)),
+        Err(e) if e.kind() == ErrorKind::InvalidData => Err(e),
+        Err(e) => {
+            tracing::debug!(error = %e, "read failed, unanswered");
+            Ok(None)
+        }
+    }
 }
 
 /// What [`Acceptor::settle`] still has to do: the fsync (with the commit LSN the appends
@@ -102,17 +135,31 @@ struct Owed {
 }
 
 impl Acceptor {
-    /// Recovers the acceptor from its disk: the control file, then the WAL with its torn tail cut.
+    /// Recovers the acceptor from its disk: the control file, then the WAL with its torn tail
+    /// cut. An I/O error fails it (the process restarts and tries again).
     pub async fn open(
         id: NodeId,
         disk: Disk,
         seg: SegmentSize,
         bugs: BugSet,
         observer: Arc<dyn Observer>,
-    ) -> Result<Acceptor> {
-        let state = control_file::load(&disk)?;
-        let (wal, cut) =
-            WalStore::recover(disk.clone(), seg, state.wal_start, state.wal_start_prev).await?;
+    ) -> Result<Opened> {
+        let trust_rot = bugs.has(Bug::RottedControlFileTrusted);
+        let (state, seq) = match control_file::load(&disk, trust_rot).await {
+            Loaded::State(state, seq) => (state, seq),
+            Loaded::Untrusted(why) => return Ok(Opened::StaysOut(format!("control file: {why}"))),
+        };
+        let start = (state.wal_start, state.wal_start_prev);
+        let error_as_eof = bugs.has(Bug::ReadErrorAsEof);
+        let recovered =
+            WalStore::recover(disk.clone(), seg, start, state.commit_lsn, error_as_eof).await?;
+        let (wal, cut) = match recovered {
+            Recovered::Store(wal, cut) => (wal, cut),
+            Recovered::Damaged(at) => {
+                let why = format!("WAL damaged at {at}, below its commit LSN {}", state.commit_lsn);
+                return Ok(Opened::StaysOut(why));
+            }
+        };
         if let Some(lsn) = cut {
             observer.observe(id, Observation::Truncated { lsn });
         }
@@ -147,9 +194,10 @@ impl Acceptor {
             early: BTreeMap::new(),
             reported: None,
             owed: Owed::default(),
+            seq,
         };
         acceptor.report();
-        Ok(acceptor)
+        Ok(Opened::Acceptor(Box::new(acceptor)))
     }
 
     /// Turns the BUGGIFY points on.
@@ -190,7 +238,8 @@ impl Acceptor {
 
     async fn persist(&mut self) -> Result<()> {
         let unsynced = self.bugs.has(Bug::ControlFileUnsynced);
-        control_file::persist(&self.disk, &self.state, unsynced).await?;
+        self.seq += 1;
+        control_file::persist(&self.disk, self.seq, &self.state, unsynced).await?;
         self.durable = self.state.clone();
         self.last_persist = madsim::time::Instant::now();
         self.report();
@@ -271,9 +320,13 @@ impl Acceptor {
                 self.remove_old_wal().await?;
                 Ok(None)
             }
-            Message::ReadCommitted { start } => Ok(self.handle_read_committed(*start)),
+            // A read error fails the read, unanswered: the reader asks again. Damage is not
+            // an answer either, and the safekeeper must recover from it.
+            Message::ReadCommitted { start } => {
+                unanswered_on_error(self.handle_read_committed(*start).await)
+            }
             Message::ReadWal { term, start, end } => {
-                Ok(Some(self.handle_read(*term, *start, *end)?))
+                unanswered_on_error(self.handle_read(*term, *start, *end).await)
             }
             _ => Ok(None),
         }
@@ -416,13 +469,21 @@ impl Acceptor {
         Ok(Appended::Written { commit_lsn })
     }
 
-    /// Writes the part of an append from `begin` that lies past the write position.
+    /// Writes the part of an append from `begin` that lies past the write position. On a full
+    /// disk it fails, and the append goes unacknowledged (the enospc-ack-anyway bug claims it
+    /// written).
     fn write_from(&mut self, begin: Lsn, bytes: &[u8]) -> Result<()> {
         let write_lsn = self.wal.write_lsn();
         let end = begin.advance(bytes.len() as u64);
         if begin <= write_lsn && end > write_lsn {
             let skip = write_lsn.bytes_since(begin) as usize;
-            self.wal.write(write_lsn, &bytes[skip..])?;
+            match self.wal.write(write_lsn, &bytes[skip..]) {
+                Err(e) if is_no_space(&e) && self.bugs.has(Bug::EnospcAckAnyway) => {
+                    self.wal.pretend_written(bytes.len() - skip);
+                }
+                other => other?,
+            }
+            assert_eq!(self.wal.write_lsn(), end, "a write reaches the append's end");
         }
         Ok(())
     }
@@ -467,7 +528,11 @@ impl Acceptor {
 
     /// Makes every write durable; then the commit LSN may move and old WAL may go.
     async fn flush_and_advance(&mut self, commit_lsn: Lsn) -> Result<()> {
-        let flushed = self.wal.flush().await?;
+        let flushed = match self.wal.flush().await {
+            // fsyncgate: the retry succeeds with nothing left to write, the data is gone.
+            Err(_) if self.bugs.has(Bug::FsyncRetryAfterEio) => self.wal.flush().await?,
+            other => other?,
+        };
         assert_eq!(flushed, self.wal.write_lsn(), "a flush covers every write");
         self.advance_commit_lsn(commit_lsn.min(flushed)).await?;
         self.remove_old_wal().await.map(|_| ())
@@ -565,7 +630,13 @@ impl Acceptor {
         if self.last_persist.elapsed() < PERSIST_INTERVAL {
             return Ok(false); // later, with more segments at once
         }
-        let decoded = decode_stream(&self.wal.read(start, horizon)?, start, Some(start_prev));
+        let Ok(wal) = self.wal.read(start, horizon).await else {
+            return Ok(false); // unreadable for now: the next removal tries again
+        };
+        let decoded = decode_stream(&wal, start, Some(start_prev));
+        if decoded.tail == Tail::Corrupt {
+            return Err(damaged(decoded.end_lsn));
+        }
         invariant!(
             Invariant::WalAgreement,
             decoded.end_lsn == horizon,
@@ -584,24 +655,37 @@ impl Acceptor {
         Ok(true)
     }
 
+    /// Our WAL in `[start, end)` (`start` a record boundary), checked: whole records only (a
+    /// record cut by `end` is left for the next read), and a record that fails its checks is
+    /// damage, an error, never served.
+    async fn read_verified(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+        let mut wal = self.wal.read(start, end).await?;
+        let decoded = decode_stream(&wal, start, None);
+        if decoded.tail == Tail::Corrupt {
+            return Err(damaged(decoded.end_lsn));
+        }
+        wal.truncate(decoded.end_lsn.bytes_since(start) as usize);
+        Ok(wal)
+    }
+
     /// Committed WAL for a pageserver: whole records from `start` up to our commit LSN, which
     /// is always a record boundary (the proposer appends whole records only).
-    fn handle_read_committed(&mut self, start: Lsn) -> Option<Message> {
+    async fn handle_read_committed(&mut self, start: Lsn) -> Result<Message> {
         let wal_start = self.wal.start().0;
         if start < wal_start {
-            return Some(Message::WalRemoved { start, wal_start });
+            return Ok(Message::WalRemoved { start, wal_start });
         }
         let commit = self.commit_lsn.min(self.wal.flush_lsn());
         if start > commit {
-            return Some(Message::CommittedWal {
+            return Ok(Message::CommittedWal {
                 start,
                 wal: Arc::new(Vec::new()),
                 commit_lsn: commit,
             });
         }
         let end = Lsn(commit.0.min(start.0 + READ_COMMITTED_MAX_BYTES));
-        let wal = self.wal.read(start, end).ok()?;
-        Some(Message::CommittedWal {
+        let wal = self.read_verified(start, end).await?;
+        Ok(Message::CommittedWal {
             start,
             wal: Arc::new(wal),
             commit_lsn: commit,
@@ -609,11 +693,11 @@ impl Acceptor {
     }
 
     /// The WAL in `[start, end)` for a recovering proposer, from our WAL start if it is later.
-    fn handle_read(&mut self, term: Term, start: Lsn, end: Lsn) -> Result<Message> {
+    async fn handle_read(&mut self, term: Term, start: Lsn, end: Lsn) -> Result<Message> {
         let (wal_start, wal_start_prev) = self.wal.start();
         let start = start.max(wal_start);
         let wal = if term == self.state.term && start <= end && end <= self.wal.flush_lsn() {
-            Some(Arc::new(self.wal.read(start, end)?))
+            Some(Arc::new(self.read_verified(start, end).await?))
         } else {
             None
         };
@@ -676,7 +760,8 @@ mod tests {
     /// `trace`.
     async fn elected_with(trace: Option<lakesim_faults::Trace>) -> Acceptor {
         let disk = Disk::new(1, DiskConfig::default(), 1, trace);
-        let mut a = Acceptor::open(
+        control_file::create(&disk).await.unwrap();
+        let opened = Acceptor::open(
             NodeId(1),
             disk,
             SegmentSize::DEFAULT,
@@ -685,6 +770,10 @@ mod tests {
         )
         .await
         .unwrap();
+        let Opened::Acceptor(a) = opened else {
+            panic!("a created timeline opens")
+        };
+        let mut a = *a;
         let id = ProposerId(7);
         let history = TermHistory(vec![TermSwitch {
             term: Term(1),

@@ -1,6 +1,7 @@
 //! The safekeeper node: an acceptor behind a network loop. The loop hands the acceptor every
 //! message that has arrived, at most [`MAX_BATCH`] at a time, so that appends that arrive
-//! together are made durable by one fsync (group commit).
+//! together are made durable by one fsync (group commit). [`run`] says what it does with disk
+//! errors; [`provision`] is the control plane creating the timeline on it.
 
 pub mod acceptor;
 pub mod control_file;
@@ -8,10 +9,11 @@ pub mod wal_store;
 
 use crate::bugs::BugSet;
 use crate::ids::NodeId;
-use crate::invariant::{broken, Invariant};
 use crate::net::Net;
 use crate::observe::{Observation, Observer};
-use acceptor::Acceptor;
+use crate::process;
+use acceptor::{Acceptor, Opened};
+use lakesim_faults::disk::is_no_space;
 use lakesim_faults::Disk;
 use std::sync::Arc;
 
@@ -25,7 +27,8 @@ pub struct SafekeeperConfig {
     pub disk: Disk,
     pub bugs: BugSet,
     pub observer: Arc<dyn Observer>,
-    pub duplicate_probability: f64,
+    /// The network's faults (duplication, latency spikes), which its interface applies.
+    pub links: lakesim_faults::Links,
     pub buggify: bool,
     /// The pageservers that read this timeline's WAL: removal waits for their feedback.
     pub pageservers: Vec<NodeId>,
@@ -34,50 +37,77 @@ pub struct SafekeeperConfig {
 }
 
 /// Runs a safekeeper until the process is killed.
+///
+/// What it does with a disk error, following Postgres after fsyncgate and Neon's safekeeper:
+/// - a full disk (ENOSPC) fails the batch it hit, unacknowledged, and the safekeeper goes on:
+///   it answers again once space returns (the proposer resends what was not acknowledged);
+/// - any other error (a failed fsync, WAL it cannot read back, WAL that fails its checks) ends
+///   the process, which restarts from its disk ([`crate::process::abort`]): a failed fsync is
+///   never retried and trusted;
+/// - a disk without a timeline it can verify keeps it out of the quorum for good: it neither
+///   votes nor answers (see [`control_file`]).
 pub async fn run(cfg: SafekeeperConfig) {
     cfg.observer.observe(cfg.id, Observation::Started);
-    // A control file that fails its checksum is state the acceptor promised to keep and lost:
-    // it must not start and vote as if it had never voted.
     let opened = Acceptor::open(
         cfg.id,
-        cfg.disk,
+        cfg.disk.clone(),
         cfg.wal_segment_size,
-        cfg.bugs,
+        cfg.bugs.clone(),
         cfg.observer.clone(),
     )
     .await;
     let mut acceptor = match opened {
-        Ok(acceptor) => acceptor
+        Ok(Opened::Acceptor(acceptor)) => acceptor
             .with_buggify(cfg.buggify)
             .with_pageservers(cfg.pageservers.clone()),
-        Err(e) => broken(
-            Invariant::Durability,
-            format!(
-                "safekeeper {} cannot recover its durable state: {e}",
-                cfg.id
-            ),
-        ),
+        Ok(Opened::StaysOut(why)) => stay_out(&cfg, &why).await,
+        Err(e) => process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
     };
-    let net = Net::bind(cfg.id, cfg.observer.clone(), cfg.duplicate_probability)
-        .await
-        .expect("bind");
+    let net = match Net::bind(cfg.id, cfg.observer.clone(), cfg.links.clone()).await {
+        Ok(net) => net,
+        Err(e) => process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
+    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        batch.push(net.recv().await.expect("network"));
+        match net.recv().await {
+            Ok(env) => batch.push(env),
+            Err(e) => process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
+        }
         while batch.len() < MAX_BATCH {
             match net.try_recv() {
                 Some(env) => batch.push(env),
                 None => break,
             }
         }
-        let replies = acceptor
-            .process_batch(&batch)
-            .await
-            .expect("safekeeper disk I/O failed");
+        let processed = acceptor.process_batch(&batch).await;
         batch.clear();
-        for (to, reply) in replies {
-            net.send(to, reply);
+        match processed {
+            Ok(replies) => {
+                for (to, reply) in replies {
+                    net.send(to, reply);
+                }
+            }
+            Err(e) if is_no_space(&e) => {
+                cfg.observer.observe(cfg.id, Observation::DiskFull);
+                continue;
+            }
+            Err(e) => process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
         }
-        acceptor.settle().await.expect("safekeeper disk I/O failed");
+        if let Err(e) = acceptor.settle().await {
+            process::abort(cfg.id, cfg.observer.as_ref(), &e).await;
+        }
     }
+}
+
+/// Stays out of the quorum: says so once, and never answers.
+async fn stay_out(cfg: &SafekeeperConfig, why: &str) -> ! {
+    tracing::warn!(node = %cfg.id, why, "no timeline it can trust: staying out of the quorum");
+    cfg.observer.observe(cfg.id, Observation::StaysOut);
+    std::future::pending().await
+}
+
+/// The control plane creates the timeline on a new safekeeper's disk (Neon's timeline creation
+/// call): without it, or after the disk is lost, the safekeeper stays out.
+pub async fn provision(disk: &Disk) -> std::io::Result<()> {
+    control_file::create(disk).await
 }

@@ -5,7 +5,12 @@
 //! every new segment's name made durable with a directory sync, before `flush` returns it);
 //! [`WalStore::recover`] finds the end of the last valid record and cuts whatever lies past it
 //! (a torn or partial tail, or stale bytes), so the WAL a restarted acceptor serves is exactly a
-//! chain of whole, checksummed records from `wal_start`. Removal takes whole segments below
+//! chain of whole, checksummed records from `wal_start`. A record that fails its checks below
+//! the point the caller knows was durable (its persisted commit LSN) is damage, not a torn
+//! tail: recovery refuses ([`Recovered::Damaged`]) rather than cut WAL the quorum counts on.
+//! Rot past that point looks exactly like a torn tail and is cut, as Postgres and Neon do.
+//! A read error is an error, never the end of the WAL (the read-error-as-eof bug takes it for
+//! one). Removal takes whole segments below
 //! `wal_start` only, and the caller persists `wal_start` first: a removal a crash undid leaves
 //! segments recovery ignores, never a hole it would have to explain.
 
@@ -56,8 +61,15 @@ fn segno_of(name: &str) -> Option<u64> {
     u64::from_str_radix(name.strip_prefix("wal/")?, 16).ok()
 }
 
-/// Reads the WAL in `[start, end)` from `disk`, as far as the segments reach.
-pub fn read_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+/// Reads the WAL in `[start, end)` from `disk`, as far as the segments reach. With
+/// `error_as_eof` (the read-error-as-eof bug) a read error ends the WAL instead of failing.
+pub async fn read_wal(
+    disk: &Disk,
+    seg: SegmentSize,
+    start: Lsn,
+    end: Lsn,
+    error_as_eof: bool,
+) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(end.bytes_since(start).min(seg.0) as usize);
     let mut pos = start.0;
     while pos < end.0 {
@@ -68,7 +80,10 @@ pub fn read_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Result<V
         if !disk.exists(&name) {
             break;
         }
-        let chunk = disk.read(&name, off, want)?;
+        let chunk = match disk.read(&name, off, want).await {
+            Err(_) if error_as_eof => break,
+            other => other?,
+        };
         let got = chunk.len();
         out.extend_from_slice(&chunk);
         pos += got as u64;
@@ -77,6 +92,35 @@ pub fn read_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// The WAL in `[start, end)` on `disk` as its cache holds it, past every disk fault: for the
+/// harness, which reads what a safekeeper holds without meeting its faults.
+pub fn peek_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut pos = start.0;
+    while pos < end.0 {
+        let (segno, off) = (pos / seg.0, pos % seg.0);
+        let want = (seg.0 - off).min(end.0 - pos) as usize;
+        let Some(chunk) = disk.peek(&segment_name(segno), off, want) else {
+            break;
+        };
+        let got = chunk.len();
+        out.extend_from_slice(&chunk);
+        pos += got as u64;
+        if got < want {
+            break;
+        }
+    }
+    out
+}
+
+/// What recovery found.
+pub enum Recovered {
+    /// The WAL, with the LSN its invalid tail was cut at, if it had one.
+    Store(WalStore, Option<Lsn>),
+    /// A record below the durable point fails its checks at this LSN: the WAL is damaged.
+    Damaged(Lsn),
 }
 
 pub struct WalStore {
@@ -94,18 +138,21 @@ pub struct WalStore {
     unsynced: BTreeSet<u64>,
     /// A segment was created since the last flush: its name needs a directory sync.
     created: bool,
+    /// The read-error-as-eof bug: a read error ends the WAL.
+    error_as_eof: bool,
 }
 
 impl WalStore {
     /// Opens the WAL on `disk` from `start` (the record boundary the control file names, with
-    /// `start_prev` the record before it), cutting any invalid tail. Returns the store and, when
-    /// a tail was cut, the LSN it was cut at.
+    /// `start_prev` the record before it), cutting any invalid tail past `durable` (a point the
+    /// WAL is known to have been durable to). A read error fails it.
     pub async fn recover(
         disk: Disk,
         seg: SegmentSize,
-        start: Lsn,
-        start_prev: Lsn,
-    ) -> Result<(WalStore, Option<Lsn>)> {
+        (start, start_prev): (Lsn, Lsn),
+        durable: Lsn,
+        error_as_eof: bool,
+    ) -> Result<Recovered> {
         let first = seg.segno(start);
         // Segments below `first` may be back after a crash undid their removal: not ours.
         let last = disk
@@ -123,26 +170,33 @@ impl WalStore {
             flush_lsn: start,
             unsynced: BTreeSet::new(),
             created: false,
+            error_as_eof,
         };
         let Some(last) = last else {
-            return Ok((store, None));
+            return Ok(Recovered::Store(store, None));
         };
         let held_end = seg
             .start(last)
             .advance(store.disk.len(&segment_name(last))?);
         if held_end <= start {
-            return Ok((store, None));
+            return Ok(Recovered::Store(store, None));
         }
-        let bytes = read_wal(&store.disk, seg, start, held_end)?;
+        let bytes = read_wal(&store.disk, seg, start, held_end, error_as_eof).await?;
         let end = decode_stream(&bytes, start, Some(start_prev)).end_lsn;
-        store.write_lsn = start.advance(bytes.len() as u64);
+        let read_end = start.advance(bytes.len() as u64);
+        // Records fail before the durable point although the bytes reach it: damage. (Bytes
+        // that simply stop short of it are a cut the caller's own checks judge.)
+        if end < durable && read_end >= durable {
+            return Ok(Recovered::Damaged(end));
+        }
+        store.write_lsn = read_end;
         let cut = end < held_end;
         if cut {
             store.truncate(end).await?;
         }
         store.flush_lsn = end;
         store.write_lsn = end;
-        Ok((store, cut.then_some(end)))
+        Ok(Recovered::Store(store, cut.then_some(end)))
     }
 
     pub fn segment_size(&self) -> SegmentSize {
@@ -173,7 +227,7 @@ impl WalStore {
             let n = ((self.seg.0 - off) as usize).min(rest.len());
             let name = segment_name(segno);
             if !self.disk.exists(&name) {
-                self.disk.create(&name);
+                self.disk.create(&name)?;
                 self.created = true;
             }
             self.disk.write(&name, off, &rest[..n])?;
@@ -256,10 +310,16 @@ impl WalStore {
 
     /// The WAL in `[start, end)`; `end` must not pass the write position, nor `start` precede
     /// the WAL held.
-    pub fn read(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+    pub async fn read(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
         assert!(end <= self.write_lsn, "read past the WAL end");
         assert!(start >= self.start, "read before the WAL start");
-        read_wal(&self.disk, self.seg, start, end)
+        read_wal(&self.disk, self.seg, start, end, self.error_as_eof).await
+    }
+
+    /// Claims `bytes` at the write position as written without writing them: what the
+    /// enospc-ack-anyway bug does after a write failed for want of space.
+    pub fn pretend_written(&mut self, bytes: usize) {
+        self.write_lsn = self.write_lsn.advance(bytes as u64);
     }
 }
 
@@ -292,6 +352,65 @@ mod tests {
         (wal, starts)
     }
 
+    /// Recovery that must find a store (no damage below `durable`).
+    async fn open(disk: &Disk, start: Lsn, prev: Lsn, durable: Lsn) -> (WalStore, Option<Lsn>) {
+        let seg = SegmentSize::DEFAULT;
+        match WalStore::recover(disk.clone(), seg, (start, prev), durable, false).await {
+            Ok(Recovered::Store(store, cut)) => (store, cut),
+            Ok(Recovered::Damaged(at)) => panic!("damaged at {at}"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn rot_below_the_durable_point_is_damage_and_past_it_a_cut() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let disk = Disk::new(1, DiskConfig::default(), 1, None);
+            let (wal, starts) = records(50);
+            let (mut store, _) = open(&disk, Lsn::ZERO, Lsn::ZERO, Lsn::ZERO).await;
+            store.write(Lsn::ZERO, &wal).unwrap();
+            store.flush().await.unwrap();
+            disk.sync_dir().await.unwrap();
+            // Flip a bit inside record 20 (its payload).
+            let at = starts[20].0 + 100;
+            let byte = disk.peek("wal/00000000", at, 1).unwrap()[0];
+            disk.write("wal/00000000", at, &[byte ^ 4]).unwrap();
+            let seg = SegmentSize::DEFAULT;
+            let damaged =
+                WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), starts[30], false);
+            assert!(matches!(damaged.await, Ok(Recovered::Damaged(l)) if l == starts[20]));
+            let (store, cut) = open(&disk, Lsn::ZERO, Lsn::ZERO, starts[10]).await;
+            assert_eq!((cut, store.flush_lsn()), (Some(starts[20]), starts[20]));
+        });
+    }
+
+    #[test]
+    fn a_read_error_fails_recovery_unless_taken_for_the_end() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let disk = Disk::new(1, DiskConfig::default(), 1, None);
+            let (wal, _) = records(50);
+            let (mut store, _) = open(&disk, Lsn::ZERO, Lsn::ZERO, Lsn::ZERO).await;
+            store.write(Lsn::ZERO, &wal).unwrap();
+            store.flush().await.unwrap();
+            disk.sync_dir().await.unwrap();
+            // pick 7: the one file, its second sector.
+            disk.fail_reads(7, 1, None).unwrap();
+            let seg = SegmentSize::DEFAULT;
+            let end = Lsn(wal.len() as u64);
+            let honest = WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, false);
+            assert!(honest.await.is_err(), "a read error is not the end of the WAL");
+            let buggy = WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, true);
+            match buggy.await {
+                Ok(Recovered::Store(store, Some(cut))) => {
+                    assert!(cut < Lsn(8192) && store.flush_lsn() == cut, "cut at {cut}");
+                }
+                _ => panic!("the bug takes the error for the end and cuts there"),
+            }
+        });
+    }
+
     #[test]
     fn removal_survives_a_crash_that_undoes_it() {
         for seed in 0..16 {
@@ -304,10 +423,7 @@ mod tests {
                 };
                 let disk = Disk::new(1, config, seed, None);
                 let (wal, starts) = records(300);
-                let (mut store, _) =
-                    WalStore::recover(disk.clone(), SegmentSize::DEFAULT, Lsn::ZERO, Lsn::ZERO)
-                        .await
-                        .unwrap();
+                let (mut store, _) = open(&disk, Lsn::ZERO, Lsn::ZERO, Lsn::ZERO).await;
                 store.write(Lsn::ZERO, &wal).unwrap();
                 store.flush().await.unwrap();
                 let i = starts
@@ -318,13 +434,10 @@ mod tests {
                 assert_eq!(store.remove_before(start, prev).unwrap(), 2);
                 // The removals were never made durable: some may come back.
                 disk.crash();
-                let (store, cut) =
-                    WalStore::recover(disk.clone(), SegmentSize::DEFAULT, start, prev)
-                        .await
-                        .unwrap();
+                let (store, cut) = open(&disk, start, prev, start).await;
                 assert_eq!(cut, None, "synced WAL after the start is whole");
                 assert_eq!(store.flush_lsn(), Lsn(wal.len() as u64));
-                let kept = store.read(start, store.flush_lsn()).unwrap();
+                let kept = store.read(start, store.flush_lsn()).await.unwrap();
                 assert_eq!(kept, &wal[start.0 as usize..]);
                 assert_eq!(store.start(), (start, prev));
             });
@@ -338,14 +451,11 @@ mod tests {
         rt.block_on(async {
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
             let (wal, starts) = records(100);
-            let (mut store, _) =
-                WalStore::recover(disk, SegmentSize::DEFAULT, Lsn::ZERO, Lsn::ZERO)
-                    .await
-                    .unwrap();
+            let (mut store, _) = open(&disk, Lsn::ZERO, Lsn::ZERO, Lsn::ZERO).await;
             store.write(Lsn::ZERO, &wal).unwrap();
             store.flush().await.unwrap();
             store.remove_before(starts[80], starts[79]).unwrap();
-            let _ = store.read(starts[10], starts[90]);
+            let _ = store.read(starts[10], starts[90]).await;
         });
     }
 }

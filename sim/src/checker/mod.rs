@@ -34,13 +34,14 @@ pub use check::{Check, Violation};
 use crate::config::ImagePolicy;
 use crate::oracle::Oracle;
 use client::{expected_write, ClientLog};
+use lakesim_faults::disk::Rotted;
 use lakesim_faults::{Disk, Trace};
 use lakesim_nodes::object_store::Bucket;
 use lakesim_nodes::observe::{Observation, Observer};
 use lakesim_nodes::pageserver::layers::{decode_delta, LayerChecks, LayerName, IMAGE_HEADER};
 use lakesim_nodes::pageserver::remote::{IndexPart, RemotePrefix, INDEX_KEY};
 use lakesim_nodes::pageserver::Metadata;
-use lakesim_nodes::safekeeper::wal_store::{read_wal, SegmentSize};
+use lakesim_nodes::safekeeper::wal_store::{peek_wal, SegmentSize};
 use lakesim_nodes::wal::decode_stream;
 use lakesim_nodes::{Lsn, NodeId, PageId, Term, Xid};
 use serde::Serialize;
@@ -129,6 +130,15 @@ struct State {
     /// Files bit rot hit, by node and name: the CRC32C of the rotted contents. The excuse
     /// holds for exactly that version of the file.
     rotted: BTreeMap<(NodeId, String), u32>,
+    /// Safekeepers whose WAL on disk is no longer a witness: their disk was lost, rot hit a WAL
+    /// segment, or they said they stay out. Their WAL is not compared with the committed WAL,
+    /// and elections they would take part in are not judged (a damaged acceptor finds the
+    /// damage when it reads the WAL back, and stays out or cuts it).
+    damaged_acceptors: std::collections::BTreeSet<NodeId>,
+    /// Bits rot flipped in safekeepers' WAL, by node and LSN: the checker reads their WAL as
+    /// it was written (the acceptor finds the damage when it reads it back). Forgotten where
+    /// the acceptor truncates its WAL, which rewrites those bytes.
+    wal_flips: BTreeMap<NodeId, BTreeMap<Lsn, u8>>,
     /// Durable delta layers found intact, and how far each pageserver's durable layers were
     /// found to reach: the audit's memory, forgotten when a crash, rot or disk loss hits.
     intact_layers: std::collections::BTreeSet<(NodeId, String)>,
@@ -383,12 +393,10 @@ impl Checker {
     /// prefix when the acceptor knows more.
     fn check_committed_bytes(&self, s: &mut State, node: NodeId, commit: Lsn) {
         let verified = s.acceptors[&node].verified_lsn;
-        if commit <= verified {
+        if commit <= verified || s.damaged_acceptors.contains(&node) {
             return;
         }
-        let disk = &self.src.safekeeper_disks[&node];
-        let bytes =
-            read_wal(disk, self.src.wal_segment_size, verified, commit).expect("acceptor disk");
+        let bytes = self.witness_wal(&s.wal_flips, node, verified, commit);
         if (bytes.len() as u64) < commit.bytes_since(verified) {
             let detail = format!(
                 "reports commit LSN {commit} but holds WAL only to {}",
@@ -429,8 +437,7 @@ impl Checker {
             return true;
         }
         let from = view.verified_lsn;
-        let disk = &self.src.safekeeper_disks[&node];
-        let bytes = read_wal(disk, self.src.wal_segment_size, from, lsn).expect("acceptor disk");
+        let bytes = self.witness_wal(&s.wal_flips, node, from, lsn);
         if bytes != s.committed[from.0 as usize..lsn.0 as usize] {
             return false;
         }
@@ -463,6 +470,9 @@ impl Checker {
                 .filter(|i| mask & (1 << i) != 0)
                 .map(|i| ids[i])
                 .collect();
+            if members.iter().any(|m| s.damaged_acceptors.contains(m)) {
+                continue;
+            }
             let donor = *members.iter().max_by_key(|id| key(s, id)).unwrap();
             if !self.holds_committed(s, donor, committed) {
                 let (term, flush) = key(s, &donor);
@@ -498,6 +508,25 @@ fn durable_consistent_lsn(disk: &Disk) -> Lsn {
     metadata
         .and_then(|b| Metadata::decode(&b))
         .map_or(Lsn::ZERO, |m| m.disk_consistent_lsn)
+}
+
+impl Checker {
+    /// `node`'s WAL in `[from, to)` as its disk holds it, with the bits rot flipped put back.
+    fn witness_wal(
+        &self,
+        flips: &BTreeMap<NodeId, BTreeMap<Lsn, u8>>,
+        node: NodeId,
+        from: Lsn,
+        to: Lsn,
+    ) -> Vec<u8> {
+        let disk = &self.src.safekeeper_disks[&node];
+        let mut bytes = peek_wal(disk, self.src.wal_segment_size, from, to);
+        let end = from.advance(bytes.len() as u64);
+        for (lsn, mask) in flips.get(&node).into_iter().flat_map(|f| f.range(from..end)) {
+            bytes[lsn.bytes_since(from) as usize] ^= mask;
+        }
+        bytes
+    }
 }
 
 /// The start LSN of the lowest WAL segment on a safekeeper's disk.
@@ -537,10 +566,7 @@ impl Checker {
         let Some(disk) = self.src.safekeeper_disks.get(&voter) else {
             return;
         };
-        let durable = disk
-            .read_durable(control_file::FILE_NAME)
-            .and_then(|b| control_file::decode(&b).ok())
-            .map_or(Term(0), |state| state.term);
+        let durable = control_file::durable_state(disk).map_or(Term(0), |state| state.term);
         if durable < term {
             let detail = format!(
                 "proposer counted {voter}'s vote in {term}, but a crash would leave that acceptor in {durable}, free to vote again"
@@ -673,11 +699,26 @@ impl Checker {
         let mut s = self.state.lock().unwrap();
         s.rotted.retain(|(n, _), _| *n != node);
         s.forget_audit(node);
+        if self.src.safekeeper_disks.contains_key(&node) {
+            s.damaged_acceptors.insert(node);
+        }
     }
 
     /// Bit rot hit `file` on `node`'s disk: that version of the file, and no later one, is
     /// excused from the durability promise.
-    pub fn note_rot(&self, node: NodeId, file: String) {
+    pub fn note_rot(&self, node: NodeId, rotted: Rotted) {
+        let file = rotted.file;
+        if self.src.safekeeper_disks.contains_key(&node) {
+            // A rotted control file copy is the safekeeper's to survive (it has two); rotted
+            // WAL is read as written, so that the checks judge what the acceptor acknowledged.
+            if let Some(segno) = file.strip_prefix("wal/") {
+                let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
+                let lsn = self.src.wal_segment_size.start(segno).advance(rotted.offset);
+                let mut s = self.state.lock().unwrap();
+                *s.wal_flips.entry(node).or_default().entry(lsn).or_default() ^= rotted.mask;
+            }
+            return;
+        }
         let disk = self.src.pageserver_disks.get(&node);
         let Some(bytes) = disk.and_then(|d| d.read_durable(&file)) else {
             return;
@@ -816,8 +857,8 @@ impl Checker {
             .src
             .pageserver_disks
             .get(&node)
-            .map(|d| d.read_all(&name));
-        let Some(Ok(bytes)) = file else {
+            .and_then(|d| d.peek(&name, 0, usize::MAX));
+        let Some(bytes) = file else {
             let detail =
                 format!("pageserver reported image layer {name}, which is not on its disk");
             return self.fail(s, Check::PageMatchesOracle, &[node], detail);
@@ -959,7 +1000,7 @@ impl Checker {
             return;
         }
         let mut wal = s.committed.clone();
-        wal.extend_from_slice(&self.majority_tail(Lsn(wal.len() as u64)));
+        wal.extend_from_slice(&self.majority_tail(&s.wal_flips, Lsn(wal.len() as u64)));
         s.oracle.advance(&wal);
         self.check_pending_pages(&mut s);
         self.check_served_within_committed(&mut s);
@@ -976,10 +1017,11 @@ impl Checker {
             .iter()
             .map(|(node, disk)| (*node, durable_consistent_lsn(disk)))
             .collect();
+        let out = !self.state.lock().unwrap().damaged_acceptors.is_empty();
         AtHeal {
             flushed,
             committed: self.committed_lsn(),
-            safekeeper_retired,
+            safekeeper_retired: safekeeper_retired || out,
         }
     }
 
@@ -1117,13 +1159,12 @@ impl Checker {
 
     /// The WAL past `from` that a majority of acceptors hold byte for byte: durable, though the
     /// acceptors may not have heard yet that it is committed (the last acknowledgements of a run).
-    fn majority_tail(&self, from: Lsn) -> Vec<u8> {
-        let seg = self.src.wal_segment_size;
+    fn majority_tail(&self, flips: &BTreeMap<NodeId, BTreeMap<Lsn, u8>>, from: Lsn) -> Vec<u8> {
         let tails: Vec<Vec<u8>> = self
             .src
             .safekeeper_disks
-            .values()
-            .map(|d| read_wal(d, seg, from, Lsn(u64::MAX / 2)).expect("acceptor disk"))
+            .keys()
+            .map(|node| self.witness_wal(flips, *node, from, Lsn(u64::MAX / 2)))
             .collect();
         let quorum = tails.len() / 2 + 1;
         let mut best: &[u8] = &[];
@@ -1178,9 +1219,18 @@ impl Observer for Checker {
             }
             Observation::Truncated { lsn } => {
                 self.trace.record(n, "truncated", lsn.0, 0);
+                if let Some(flips) = s.wal_flips.get_mut(&node) {
+                    flips.split_off(&lsn);
+                }
                 let view = s.acceptors.entry(node).or_default();
                 view.verified_lsn = view.verified_lsn.min(lsn);
             }
+            Observation::Aborted => self.trace.record(n, "aborted", 0, 0),
+            Observation::StaysOut => {
+                self.trace.record(n, "stays-out", 0, 0);
+                s.damaged_acceptors.insert(node);
+            }
+            Observation::DiskFull => self.trace.record(n, "disk-full", 0, 0),
             Observation::Started => {
                 self.trace.record(n, "started", 0, 0);
                 // A new process starts from its persisted commit LSN.

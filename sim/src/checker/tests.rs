@@ -530,7 +530,7 @@ fn the_rot_excuse_ends_when_the_file_is_rewritten() {
             None,
             "an intact layer covers the promise"
         );
-        let rotted = disk.rot(0).expect("a durable file");
+        let rotted = disk.rot_bit(0).expect("a durable file");
         fx.checker.note_rot(PS, rotted.clone());
         fx.checker.audit();
         assert_eq!(fx.checker.violation(), None, "rot is beyond the promise");
