@@ -823,7 +823,8 @@ mod tests {
             let replies = a.process_batch(&batch).await.unwrap();
             let end = appends().last().map(|(l, w)| l.advance(w.len() as u64)).unwrap();
             assert_eq!(replies.len(), 1, "one acknowledgement for the batch");
-            assert_eq!(syncs(&trace) - before, 1, "one fsync for the three appends");
+            // One fsync per WAL copy (the segment and its mirror), issued together.
+            assert_eq!(syncs(&trace) - before, 2, "one fsync for the three appends");
             assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
         });
     }
@@ -843,18 +844,17 @@ mod tests {
                 Message::ReadWalResponse { wal, .. } => wal.map(|w| w.len() as u64),
                 other => panic!("not a ReadWalResponse: {other:?}"),
             };
-            let read = |a: &mut Acceptor, term, start, end| a.handle_read(Term(term), start, end);
             assert_eq!(
-                wal_of(read(&mut a, 1, Lsn::ZERO, end).unwrap()),
+                wal_of(a.handle_read(Term(1), Lsn::ZERO, end).await.unwrap()),
                 Some(end.0)
             );
             // Past its flush LSN, in another term, or an empty range: no WAL.
             assert_eq!(
-                wal_of(read(&mut a, 1, Lsn::ZERO, end.advance(1)).unwrap()),
+                wal_of(a.handle_read(Term(1), Lsn::ZERO, end.advance(1)).await.unwrap()),
                 None
             );
-            assert_eq!(wal_of(read(&mut a, 2, Lsn::ZERO, end).unwrap()), None);
-            assert_eq!(wal_of(read(&mut a, 1, end, Lsn(1)).unwrap()), None);
+            assert_eq!(wal_of(a.handle_read(Term(2), Lsn::ZERO, end).await.unwrap()), None);
+            assert_eq!(wal_of(a.handle_read(Term(1), end, Lsn(1)).await.unwrap()), None);
         });
     }
 

@@ -5,18 +5,23 @@
 //! every new segment's name made durable with a directory sync, before `flush` returns it);
 //! [`WalStore::recover`] finds the end of the last valid record and cuts whatever lies past it
 //! (a torn or partial tail, or stale bytes), so the WAL a restarted acceptor serves is exactly a
-//! chain of whole, checksummed records from `wal_start`. A record that fails its checks below
-//! the point the caller knows was durable (its persisted commit LSN) is damage, not a torn
-//! tail: recovery refuses ([`Recovered::Damaged`]) rather than cut WAL the quorum counts on.
-//! Rot past that point looks exactly like a torn tail and is cut, as Postgres and Neon do.
-//! A read error is an error, never the end of the WAL (the read-error-as-eof bug takes it for
-//! one). Removal takes whole segments below
+//! chain of whole, checksummed records from `wal_start`.
+//!
+//! Rot: every segment is written twice, `wal/<segno>` and its mirror `walmirror/<segno>`, in
+//! the same fsyncs. A bit flip in acknowledged WAL cannot be told from a torn tail by looking
+//! at one copy (a flip past the last persisted control file looks exactly like a tail a crash
+//! tore, which is why Postgres and Neon, with one copy, would cut acknowledged WAL there), but
+//! it can with two: recovery takes each record from whichever copy holds it whole, and writes
+//! it back to the other. A record that fails in both copies below the point the caller knows
+//! was durable (its persisted commit LSN) is damage: recovery refuses ([`Recovered::Damaged`])
+//! rather than cut WAL the quorum counts on. A read error is an error, never the end of the
+//! WAL (the read-error-as-eof bug takes it for one). Removal takes whole segments below
 //! `wal_start` only, and the caller persists `wal_start` first: a removal a crash undid leaves
 //! segments recovery ignores, never a hole it would have to explain.
 
 use crate::ids::Lsn;
 use crate::invariant::Invariant;
-use crate::wal::decode_stream;
+use crate::wal::{decode_one, Decoded};
 use lakesim_faults::Disk;
 use std::collections::BTreeSet;
 use std::io::Result;
@@ -53,13 +58,26 @@ impl SegmentSize {
     }
 }
 
+/// The two copies of every segment.
+const PRIMARY: &str = "wal/";
+const MIRROR: &str = "walmirror/";
+const COPIES: [&str; 2] = [PRIMARY, MIRROR];
+
 fn segment_name(segno: u64) -> String {
-    format!("wal/{segno:08x}")
+    segment_in(PRIMARY, segno)
 }
 
-fn segno_of(name: &str) -> Option<u64> {
-    u64::from_str_radix(name.strip_prefix("wal/")?, 16).ok()
+fn segment_in(copy: &str, segno: u64) -> String {
+    format!("{copy}{segno:08x}")
 }
+
+/// The segment number of a file of either copy.
+fn segno_in(name: &str) -> Option<u64> {
+    COPIES
+        .iter()
+        .find_map(|c| u64::from_str_radix(name.strip_prefix(c)?, 16).ok())
+}
+
 
 /// Reads the WAL in `[start, end)` from `disk`, as far as the segments reach. With
 /// `error_as_eof` (the read-error-as-eof bug) a read error ends the WAL instead of failing.
@@ -70,18 +88,28 @@ pub async fn read_wal(
     end: Lsn,
     error_as_eof: bool,
 ) -> Result<Vec<u8>> {
+    Ok(read_copy(disk, PRIMARY, seg, (start, end), error_as_eof).await?.0)
+}
+
+async fn read_copy(
+    disk: &Disk,
+    copy: &str,
+    seg: SegmentSize,
+    (start, end): (Lsn, Lsn),
+    error_as_eof: bool,
+) -> Result<(Vec<u8>, bool)> {
     let mut out = Vec::with_capacity(end.bytes_since(start).min(seg.0) as usize);
     let mut pos = start.0;
     while pos < end.0 {
         let segno = pos / seg.0;
         let off = pos % seg.0;
         let want = (seg.0 - off).min(end.0 - pos) as usize;
-        let name = segment_name(segno);
+        let name = segment_in(copy, segno);
         if !disk.exists(&name) {
             break;
         }
         let chunk = match disk.read(&name, off, want).await {
-            Err(_) if error_as_eof => break,
+            Err(_) if error_as_eof => return Ok((out, true)),
             other => other?,
         };
         let got = chunk.len();
@@ -91,7 +119,7 @@ pub async fn read_wal(
             break;
         }
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 /// The WAL in `[start, end)` on `disk` as its cache holds it, past every disk fault: for the
@@ -113,6 +141,29 @@ pub fn peek_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Vec<u8> 
         }
     }
     out
+}
+
+/// The valid WAL from `start` as the two copies hold it, record by record from whichever copy
+/// holds the record whole: the bytes and where they end.
+fn merge_copies(a: &[u8], b: &[u8], start: Lsn, start_prev: Lsn) -> (Vec<u8>, Lsn) {
+    let mut merged = Vec::with_capacity(a.len().max(b.len()));
+    let mut prev = Some(start_prev);
+    loop {
+        let pos = merged.len();
+        let whole = |copy: &[u8]| match decode_one(copy.get(pos..).unwrap_or(&[]), prev) {
+            Decoded::Record(_, len) => Some(len),
+            Decoded::End(_) => None,
+        };
+        let (copy, len) = match (whole(a), whole(b)) {
+            (Some(len), _) => (a, len),
+            (None, Some(len)) => (b, len),
+            (None, None) => break,
+        };
+        merged.extend_from_slice(&copy[pos..pos + len]);
+        prev = Some(start.advance(pos as u64));
+    }
+    let end = start.advance(merged.len() as u64);
+    (merged, end)
 }
 
 /// What recovery found.
@@ -153,14 +204,6 @@ impl WalStore {
         durable: Lsn,
         error_as_eof: bool,
     ) -> Result<Recovered> {
-        let first = seg.segno(start);
-        // Segments below `first` may be back after a crash undid their removal: not ours.
-        let last = disk
-            .list()
-            .iter()
-            .filter_map(|n| segno_of(n))
-            .filter(|s| *s >= first)
-            .max();
         let mut store = WalStore {
             disk,
             seg,
@@ -172,31 +215,68 @@ impl WalStore {
             created: false,
             error_as_eof,
         };
-        let Some(last) = last else {
-            return Ok(Recovered::Store(store, None));
-        };
-        let held_end = seg
-            .start(last)
-            .advance(store.disk.len(&segment_name(last))?);
-        if held_end <= start {
-            return Ok(Recovered::Store(store, None));
+        let mut copies = Vec::with_capacity(2);
+        for copy in COPIES {
+            let held = store.held_end(copy)?;
+            let range = (start, held.max(start));
+            copies.push((held, read_copy(&store.disk, copy, seg, range, error_as_eof).await?));
         }
-        let bytes = read_wal(&store.disk, seg, start, held_end, error_as_eof).await?;
-        let end = decode_stream(&bytes, start, Some(start_prev)).end_lsn;
-        let read_end = start.advance(bytes.len() as u64);
-        // Records fail before the durable point although the bytes reach it: damage. (Bytes
-        // that simply stop short of it are a cut the caller's own checks judge.)
+        // The read-error-as-eof bug: where a read failed, the WAL ends, in both copies.
+        if let Some(eof) = copies.iter().filter(|c| c.1 .1).map(|c| c.1 .0.len()).min() {
+            for copy in &mut copies {
+                copy.1 .0.truncate(eof);
+            }
+        }
+        let copies: Vec<(Lsn, Vec<u8>)> = copies.into_iter().map(|(h, (b, _))| (h, b)).collect();
+        let (merged, end) = merge_copies(&copies[0].1, &copies[1].1, start, start_prev);
+        let read_end = start.advance(copies.iter().map(|c| c.1.len()).max().unwrap_or(0) as u64);
+        // Records fail in both copies before the durable point although the bytes reach it:
+        // damage. (Bytes that simply stop short of it are a cut the caller's own checks judge.)
         if end < durable && read_end >= durable {
             return Ok(Recovered::Damaged(end));
         }
-        store.write_lsn = read_end;
+        let held_end = copies[0].0;
+        for (copy, (_, bytes)) in COPIES.iter().zip(&copies) {
+            store.repair(copy, &merged, bytes)?;
+        }
+        store.flush().await?;
+        store.write_lsn = held_end.max(end);
         let cut = end < held_end;
-        if cut {
+        if copies.iter().any(|c| c.0 > end) {
             store.truncate(end).await?;
         }
         store.flush_lsn = end;
         store.write_lsn = end;
         Ok(Recovered::Store(store, cut.then_some(end)))
+    }
+
+    /// Where the bytes of `copy` end: the end of its last segment at or past the WAL start.
+    fn held_end(&self, copy: &str) -> Result<Lsn> {
+        let first = self.seg.segno(self.start);
+        // Segments below `first` may be back after a crash undid their removal: not ours.
+        let last = self
+            .disk
+            .list()
+            .iter()
+            .filter_map(|n| u64::from_str_radix(n.strip_prefix(copy)?, 16).ok())
+            .filter(|s| *s >= first)
+            .max();
+        let Some(last) = last else {
+            return Ok(self.start);
+        };
+        let len = self.disk.len(&segment_in(copy, last))?;
+        Ok(self.seg.start(last).advance(len))
+    }
+
+    /// Writes back into `copy` the records it lost (`merged` from the WAL start, where `held`
+    /// is what it holds), so that both copies agree up to the end of valid WAL.
+    fn repair(&mut self, copy: &str, merged: &[u8], held: &[u8]) -> Result<()> {
+        let same = merged.iter().zip(held).take_while(|(a, b)| a == b).count();
+        if same < merged.len() {
+            tracing::debug!(copy, at = %self.start.advance(same as u64), "WAL repaired from its other copy");
+            self.write_copy(copy, self.start.advance(same as u64), &merged[same..])?;
+        }
+        Ok(())
     }
 
     pub fn segment_size(&self) -> SegmentSize {
@@ -216,16 +296,25 @@ impl WalStore {
         self.flush_lsn
     }
 
-    /// Writes `bytes` at the write position `begin` (into the cache: call [`WalStore::flush`]).
+    /// Writes `bytes` at the write position `begin`, to both copies (into the cache: call
+    /// [`WalStore::flush`]). On an error (a full disk) the write position stays where it was.
     pub fn write(&mut self, begin: Lsn, bytes: &[u8]) -> Result<()> {
         assert_eq!(begin, self.write_lsn, "WAL writes must be contiguous");
+        for copy in COPIES {
+            self.write_copy(copy, begin, bytes)?;
+        }
+        self.write_lsn = begin.advance(bytes.len() as u64);
+        Ok(())
+    }
+
+    fn write_copy(&mut self, copy: &str, begin: Lsn, bytes: &[u8]) -> Result<()> {
         let mut pos = begin.0;
         let mut rest = bytes;
         while !rest.is_empty() {
             let segno = pos / self.seg.0;
             let off = pos % self.seg.0;
             let n = ((self.seg.0 - off) as usize).min(rest.len());
-            let name = segment_name(segno);
+            let name = segment_in(copy, segno);
             if !self.disk.exists(&name) {
                 self.disk.create(&name)?;
                 self.created = true;
@@ -235,7 +324,6 @@ impl WalStore {
             pos += n as u64;
             rest = &rest[n..];
         }
-        self.write_lsn = Lsn(pos);
         Ok(())
     }
 
@@ -245,7 +333,9 @@ impl WalStore {
     pub async fn flush(&mut self) -> Result<Lsn> {
         let mut names: Vec<Option<String>> = std::mem::take(&mut self.unsynced)
             .into_iter()
-            .map(|segno| Some(segment_name(segno)))
+            .flat_map(|segno| COPIES.map(|c| segment_in(c, segno)))
+            .filter(|name| self.disk.exists(name))
+            .map(Some)
             .collect();
         if std::mem::take(&mut self.created) {
             names.push(None);
@@ -266,9 +356,9 @@ impl WalStore {
         (self.start, self.start_prev) = (start, start_prev);
         let mut removed = 0;
         for name in self.disk.list() {
-            if segno_of(&name).is_some_and(|s| s < self.seg.segno(start)) {
+            if segno_in(&name).is_some_and(|s| s < self.seg.segno(start)) {
                 self.disk.remove(&name)?;
-                removed += 1;
+                removed += u32::from(name.starts_with(PRIMARY));
             }
         }
         Ok(removed)
@@ -285,7 +375,7 @@ impl WalStore {
         let keep = self.seg.segno(lsn);
         let mut removed = false;
         for name in self.disk.list() {
-            match segno_of(&name) {
+            match segno_in(&name) {
                 Some(s) if s > keep || (s == keep && lsn.0.is_multiple_of(self.seg.0) && s > 0) => {
                     self.disk.remove(&name)?;
                     self.unsynced.remove(&s);
@@ -294,12 +384,14 @@ impl WalStore {
                 _ => {}
             }
         }
-        let name = segment_name(keep);
-        if self.disk.exists(&name) {
-            self.disk.set_len(&name, lsn.0 % self.seg.0)?;
-            self.disk.sync(&name).await?;
-            self.unsynced.remove(&keep);
+        for copy in COPIES {
+            let name = segment_in(copy, keep);
+            if self.disk.exists(&name) {
+                self.disk.set_len(&name, lsn.0 % self.seg.0)?;
+                self.disk.sync(&name).await?;
+            }
         }
+        self.unsynced.remove(&keep);
         if removed || std::mem::take(&mut self.created) {
             self.disk.sync_dir().await?;
         }
@@ -363,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn rot_below_the_durable_point_is_damage_and_past_it_a_cut() {
+    fn rot_in_one_copy_is_repaired_and_in_both_below_the_durable_point_is_damage() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.block_on(async {
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
@@ -372,14 +464,23 @@ mod tests {
             store.write(Lsn::ZERO, &wal).unwrap();
             store.flush().await.unwrap();
             disk.sync_dir().await.unwrap();
-            // Flip a bit inside record 20 (its payload).
-            let at = starts[20].0 + 100;
-            let byte = disk.peek("wal/00000000", at, 1).unwrap()[0];
-            disk.write("wal/00000000", at, &[byte ^ 4]).unwrap();
+            let flip = |file: &str, at: u64| {
+                let byte = disk.peek(file, at, 1).unwrap()[0];
+                disk.write(file, at, &[byte ^ 4]).unwrap();
+            };
+            // A bit of record 20 flips in the primary: the mirror repairs it.
+            flip("wal/00000000", starts[20].0 + 100);
+            let (store, cut) = open(&disk, Lsn::ZERO, Lsn::ZERO, starts[30]).await;
+            assert_eq!((cut, store.flush_lsn()), (None, Lsn(wal.len() as u64)));
+            assert_eq!(disk.peek("wal/00000000", 0, wal.len()).unwrap(), wal, "repaired");
+            // The same record in both copies: below the durable point, damage.
+            flip("wal/00000000", starts[20].0 + 100);
+            flip("walmirror/00000000", starts[20].0 + 200);
             let seg = SegmentSize::DEFAULT;
             let damaged =
                 WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), starts[30], false);
             assert!(matches!(damaged.await, Ok(Recovered::Damaged(l)) if l == starts[20]));
+            // Past it, a cut (a torn tail looks the same).
             let (store, cut) = open(&disk, Lsn::ZERO, Lsn::ZERO, starts[10]).await;
             assert_eq!((cut, store.flush_lsn()), (Some(starts[20]), starts[20]));
         });

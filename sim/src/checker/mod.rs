@@ -135,10 +135,11 @@ struct State {
     /// and elections they would take part in are not judged (a damaged acceptor finds the
     /// damage when it reads the WAL back, and stays out or cuts it).
     damaged_acceptors: std::collections::BTreeSet<NodeId>,
-    /// Bits rot flipped in safekeepers' WAL, by node and LSN: the checker reads their WAL as
-    /// it was written (the acceptor finds the damage when it reads it back). Forgotten where
-    /// the acceptor truncates its WAL, which rewrites those bytes.
-    wal_flips: BTreeMap<NodeId, BTreeMap<Lsn, u8>>,
+    /// Bits rot flipped in safekeepers' WAL, by node and LSN, with the rotted byte: the checker
+    /// reads their WAL as it was written (the acceptor finds the damage when it reads it back,
+    /// and repairs it from its mirror). A flip no longer applies once the byte changed (the
+    /// acceptor repaired or rewrote it) or the acceptor truncated its WAL there.
+    wal_flips: BTreeMap<NodeId, BTreeMap<Lsn, (u8, u8)>>,
     /// Durable delta layers found intact, and how far each pageserver's durable layers were
     /// found to reach: the audit's memory, forgotten when a crash, rot or disk loss hits.
     intact_layers: std::collections::BTreeSet<(NodeId, String)>,
@@ -514,7 +515,7 @@ impl Checker {
     /// `node`'s WAL in `[from, to)` as its disk holds it, with the bits rot flipped put back.
     fn witness_wal(
         &self,
-        flips: &BTreeMap<NodeId, BTreeMap<Lsn, u8>>,
+        flips: &BTreeMap<NodeId, BTreeMap<Lsn, (u8, u8)>>,
         node: NodeId,
         from: Lsn,
         to: Lsn,
@@ -522,8 +523,11 @@ impl Checker {
         let disk = &self.src.safekeeper_disks[&node];
         let mut bytes = peek_wal(disk, self.src.wal_segment_size, from, to);
         let end = from.advance(bytes.len() as u64);
-        for (lsn, mask) in flips.get(&node).into_iter().flat_map(|f| f.range(from..end)) {
-            bytes[lsn.bytes_since(from) as usize] ^= mask;
+        for (lsn, (mask, rotted)) in flips.get(&node).into_iter().flat_map(|f| f.range(from..end)) {
+            let byte = &mut bytes[lsn.bytes_since(from) as usize];
+            if *byte == *rotted {
+                *byte ^= mask;
+            }
         }
         bytes
     }
@@ -714,8 +718,18 @@ impl Checker {
             if let Some(segno) = file.strip_prefix("wal/") {
                 let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
                 let lsn = self.src.wal_segment_size.start(segno).advance(rotted.offset);
+                let disk = &self.src.safekeeper_disks[&node];
+                // The durable copy: the name may be gone from the cache (a removal not yet
+                // synced), and a crash brings it back as rot left it.
+                let durable = disk.read_durable(&file);
+                let Some(&now) = durable.as_ref().and_then(|d| d.get(rotted.offset as usize)) else {
+                    return;
+                };
                 let mut s = self.state.lock().unwrap();
-                *s.wal_flips.entry(node).or_default().entry(lsn).or_default() ^= rotted.mask;
+                s.wal_flips
+                    .entry(node)
+                    .or_default()
+                    .insert(lsn, (rotted.mask, now));
             }
             return;
         }
@@ -1159,7 +1173,7 @@ impl Checker {
 
     /// The WAL past `from` that a majority of acceptors hold byte for byte: durable, though the
     /// acceptors may not have heard yet that it is committed (the last acknowledgements of a run).
-    fn majority_tail(&self, flips: &BTreeMap<NodeId, BTreeMap<Lsn, u8>>, from: Lsn) -> Vec<u8> {
+    fn majority_tail(&self, flips: &BTreeMap<NodeId, BTreeMap<Lsn, (u8, u8)>>, from: Lsn) -> Vec<u8> {
         let tails: Vec<Vec<u8>> = self
             .src
             .safekeeper_disks
