@@ -323,8 +323,14 @@ impl Cluster {
                 }
             }
             FaultAction::FailSync { node } => self.on_disk(node, Disk::fail_next_sync),
-            FaultAction::DiskFull { node } => self.on_disk(node, Disk::fill),
-            FaultAction::DiskSpace { node } => self.on_disk(node, Disk::free_space),
+            FaultAction::DiskFull { node } => {
+                self.on_disk(node, Disk::fill);
+                self.checker.note_disk_full(NodeId(node), true);
+            }
+            FaultAction::DiskSpace { node } => {
+                self.on_disk(node, Disk::free_space);
+                self.checker.note_disk_full(NodeId(node), false);
+            }
             FaultAction::SlowDisk {
                 node,
                 extra_ms,
@@ -394,8 +400,9 @@ impl Cluster {
         }
         net.update_config(|c| c.packet_loss_rate = 0.0);
         self.links.heal();
-        for disk in self.disks.values() {
+        for (node, disk) in &self.disks {
             disk.heal();
+            self.checker.note_disk_full(NodeId(*node), false);
         }
         self.trace.record(0, "heal-all", 0, 0);
     }

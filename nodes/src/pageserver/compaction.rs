@@ -16,6 +16,10 @@
 //! where it is made), and it is durable (file and directory synced) before the layer map uses it.
 
 use super::Pageserver;
+use crate::page::Page;
+
+/// An image layer written, not yet durable: its file name and bytes, page, LSN and image.
+type MadeImage = (String, Vec<u8>, PageId, Lsn, Page);
 use crate::bugs::Bug;
 use crate::durable::sync_all;
 use crate::ids::{Lsn, PageId};
@@ -144,7 +148,31 @@ impl Pageserver {
         if images.is_empty() {
             return Ok(());
         }
-        let mut made: Vec<(String, Vec<u8>, PageId, Lsn, _)> = Vec::with_capacity(images.len());
+        let pages: Vec<PageId> = images.iter().map(|(page, _)| *page).collect();
+        let made = self.write_images(images);
+        if made.is_err() {
+            // A full disk: the next image pass tries these pages again.
+            self.map.mark_changed(pages);
+        }
+        let made = made?;
+        // The image files are synced at once, as a real pageserver issues them in parallel;
+        // none is served before every one and the directory are durable.
+        let files = made.iter().map(|(name, ..)| Some(name.clone())).collect();
+        sync_all(&self.cfg.disk, files).await?;
+        self.cfg.disk.sync_dir().await?;
+        for (name, bytes, page, label, image) in made {
+            self.map.add_image(page, label, image);
+            let obs = Observation::ImageCreated { page, lsn: label };
+            self.cfg.observer.observe(self.cfg.id, obs);
+            self.remote.enqueue(&name, bytes, None);
+        }
+        Ok(())
+    }
+
+    /// Builds and writes the image files (not yet durable). On a full disk it fails, with the
+    /// files it wrote removed.
+    fn write_images(&mut self, images: Vec<(PageId, Lsn)>) -> std::io::Result<Vec<MadeImage>> {
+        let mut made: Vec<MadeImage> = Vec::with_capacity(images.len());
         for (page, lsn) in images {
             assert_eq!(
                 self.map.last_change(page, lsn),
@@ -173,18 +201,7 @@ impl Pageserver {
             }
             made.push((name, bytes, page, label, image));
         }
-        // The image files are synced at once, as a real pageserver issues them in parallel;
-        // none is served before every one and the directory are durable.
-        let files = made.iter().map(|(name, ..)| Some(name.clone())).collect();
-        sync_all(&self.cfg.disk, files).await?;
-        self.cfg.disk.sync_dir().await?;
-        for (name, bytes, page, label, image) in made {
-            self.map.add_image(page, label, image);
-            let obs = Observation::ImageCreated { page, lsn: label };
-            self.cfg.observer.observe(self.cfg.id, obs);
-            self.remote.enqueue(&name, bytes, None);
-        }
-        Ok(())
+        Ok(made)
     }
 }
 

@@ -264,6 +264,11 @@ impl LayerMap {
         std::mem::take(&mut self.changed)
     }
 
+    /// Pages whose image pass failed: the next pass looks at them again.
+    pub fn mark_changed(&mut self, pages: impl IntoIterator<Item = PageId>) {
+        self.changed.extend(pages);
+    }
+
     pub fn add_image(&mut self, page: PageId, lsn: Lsn, image: Page) {
         self.images.entry(page).or_default().insert(lsn, image);
     }

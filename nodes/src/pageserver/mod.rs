@@ -150,7 +150,10 @@ pub async fn run(cfg: PageserverConfig) {
                 Ok(env) => {
                     ps.on_message(env.from, env.msg);
                     let made = ps.make_images_after_ingest().await;
-                    ps.answer_waiters();
+                    // After a failed pass, only a full disk lets the process go on and answer.
+                    if made.as_ref().map_or_else(is_no_space, |_| true) {
+                        ps.answer_waiters();
+                    }
                     made
                 }
                 Err(e) => Err(e),

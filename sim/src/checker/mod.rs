@@ -95,6 +95,13 @@ struct PageserverView {
     starting: bool,
     /// Its image layers, by page (from its disk at start, then as it makes them).
     images: BTreeMap<PageId, std::collections::BTreeSet<Lsn>>,
+    /// Its disk is full now: image passes fail.
+    disk_full: bool,
+    /// Space returned and no image pass ran since.
+    space_returned: bool,
+    /// Image passes before this LSN may have failed for want of space: reads that rely on
+    /// them are not judged.
+    passes_judged_from: Lsn,
 }
 
 #[derive(Default)]
@@ -570,6 +577,9 @@ impl Checker {
         let Some(disk) = self.src.safekeeper_disks.get(&voter) else {
             return;
         };
+        if s.damaged_acceptors.contains(&voter) {
+            return; // its disk was lost since: the vote went with it, and it stays out
+        }
         let durable = control_file::durable_state(disk).map_or(Term(0), |state| state.term);
         if durable < term {
             let detail = format!(
@@ -629,6 +639,9 @@ impl Checker {
             view.images = self.image_layers_on_disk(node);
         } else {
             view.chunks.push(lsn);
+            if std::mem::take(&mut view.space_returned) {
+                view.passes_judged_from = lsn;
+            }
         }
         if lsn > committed {
             let detail = format!("pageserver ingested to {lsn}, past the committed {committed}");
@@ -696,6 +709,18 @@ impl Checker {
                 prefix.0
             )
         })
+    }
+
+    /// `node`'s disk filled (`true`) or has space again (`false`): a pageserver's image passes
+    /// fail meanwhile, and read amplification is judged again from its first pass after.
+    pub fn note_disk_full(&self, node: NodeId, full: bool) {
+        let mut s = self.state.lock().unwrap();
+        if let Some(view) = s.pageservers.get_mut(&node) {
+            view.space_returned |= view.disk_full && !full;
+            view.disk_full = full;
+        } else if full && self.src.pageserver_disks.contains_key(&node) {
+            s.pageservers.entry(node).or_default().disk_full = true;
+        }
     }
 
     /// `node` lost its whole disk: its rotted files went with it.
@@ -844,6 +869,9 @@ impl Checker {
         let Some(pass) = i.checked_sub(1).map(|i| view.chunks[i]) else {
             return;
         };
+        if view.disk_full || view.space_returned || pass < view.passes_judged_from {
+            return; // the pass may have failed for want of space: it promises nothing
+        }
         let image = view
             .images
             .get(&page)
