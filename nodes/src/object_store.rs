@@ -1,5 +1,6 @@
 //! The object store: an S3-like node. Whole objects, put (atomic: an object is there whole or
-//! not at all), get, list by prefix, delete. It can be slow or unavailable (the harness kills
+//! not at all; optionally conditional on a version, so that a late write never rolls an
+//! object back), get, list by prefix, delete. It can be slow or unavailable (the harness kills
 //! or cuts it off), but an object it acknowledged is never lost: the bucket is its durable
 //! storage and outlives the process.
 
@@ -13,24 +14,39 @@ use std::sync::{Arc, Mutex};
 
 /// The store's durable contents, shared with the harness so that it survives restarts.
 #[derive(Clone, Default)]
-pub struct Bucket(Arc<Mutex<BTreeMap<String, Arc<Vec<u8>>>>>);
+pub struct Bucket(Arc<Mutex<Objects>>);
+
+/// The objects, and the version of each written by a conditional put.
+#[derive(Default)]
+struct Objects {
+    data: BTreeMap<String, Arc<Vec<u8>>>,
+    versions: BTreeMap<String, u64>,
+}
 
 impl Bucket {
     /// The object under `key`, if the store holds it (for the harness, which reads the bucket
     /// as the durable truth).
     pub fn object(&self, key: &str) -> Option<Arc<Vec<u8>>> {
-        self.0.lock().unwrap().get(key).cloned()
+        self.0.lock().unwrap().data.get(key).cloned()
     }
 
     fn apply(&self, msg: &Message) -> Option<Message> {
-        let mut objects = self.0.lock().unwrap();
+        let mut guard = self.0.lock().unwrap();
+        let Objects { data: objects, versions } = &mut *guard;
         let (request_id, data, keys) = match msg {
             Message::StorePut {
                 request_id,
                 key,
                 data,
+                version,
             } => {
-                objects.insert(key.clone(), data.clone());
+                let stale = version.is_some_and(|v| versions.get(key).is_some_and(|held| *held >= v));
+                if !stale {
+                    objects.insert(key.clone(), data.clone());
+                    if let Some(v) = version {
+                        versions.insert(key.clone(), *v);
+                    }
+                }
                 (*request_id, None, Vec::new())
             }
             Message::StoreGet { request_id, key } => {
@@ -46,6 +62,7 @@ impl Bucket {
             }
             Message::StoreDelete { request_id, key } => {
                 objects.remove(key);
+                versions.remove(key);
                 (*request_id, None, Vec::new())
             }
             _ => return None,

@@ -196,6 +196,10 @@ pub enum Message {
         request_id: u64,
         key: String,
         data: Arc<Vec<u8>>,
+        /// A conditional write: the store keeps the object only if it holds no version of it
+        /// at or above this one (as GCS's `ifGenerationMatch` or S3's `If-Match` guard an
+        /// overwrite), so that a late PUT never rolls an object back. `None`: unconditional.
+        version: Option<u64>,
     },
     StoreGet {
         request_id: u64,

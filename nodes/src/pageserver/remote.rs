@@ -83,15 +83,24 @@ pub struct Uploader {
     prefix: RemotePrefix,
     /// The index-never-uploaded bug: layers go up, the index naming them never does.
     skip_index: bool,
+    /// This process's generation (Neon's: the storage controller hands one out at each attach;
+    /// here the process's start time in ms on the simulated clock) and its index uploads so far:
+    /// the index's version is both, so a later process's uploads outrank an earlier one's.
+    generation: u64,
+    index_seq: u64,
 }
 
 impl Uploader {
     pub fn from_index(index: IndexPart, prefix: RemotePrefix, bugs: &BugSet) -> Uploader {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Uploader {
             ready: index.consistent,
             index,
             prefix,
             skip_index: bugs.has(Bug::IndexNeverUploaded),
+            generation: started.as_millis() as u64,
             ..Uploader::default()
         }
     }
@@ -146,6 +155,7 @@ impl Uploader {
                     request_id: self.next_request_id,
                     key: self.prefix.key(&up.key),
                     data: up.data.clone(),
+                    version: None,
                 };
                 net.send(store, msg);
             } else if let Attempt::Sent { waited, .. } = &mut self.queue[i].attempt {
@@ -177,10 +187,14 @@ impl Uploader {
         let mut index = self.index.clone();
         index.consistent = point;
         self.next_request_id += 1;
+        // Every attempt a higher version: a late earlier one is refused, never rolls back.
+        self.index_seq += 1;
+        assert!(self.index_seq < 1 << 20, "index uploads outgrew their version field");
         let msg = Message::StorePut {
             request_id: self.next_request_id,
             key: self.prefix.key(INDEX_KEY),
             data: Arc::new(serde_json::to_vec(&index).expect("index serialises")),
+            version: Some(self.generation << 20 | self.index_seq),
         };
         self.index_in_flight = Some(IndexUpload {
             request_id: self.next_request_id,

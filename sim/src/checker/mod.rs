@@ -147,6 +147,8 @@ struct State {
     /// and repairs it from its mirror). A flip no longer applies once the byte changed (the
     /// acceptor repaired or rewrote it) or the acceptor truncated its WAL there.
     wal_flips: BTreeMap<NodeId, BTreeMap<Lsn, (u8, u8)>>,
+    /// Where rot flipped bits in safekeepers' WAL mirrors, by node.
+    mirror_flips: BTreeMap<NodeId, std::collections::BTreeSet<Lsn>>,
     /// Durable delta layers found intact, and how far each pageserver's durable layers were
     /// found to reach: the audit's memory, forgotten when a crash, rot or disk loss hits.
     intact_layers: std::collections::BTreeSet<(NodeId, String)>,
@@ -540,6 +542,10 @@ impl Checker {
     }
 }
 
+/// Rot in both WAL copies within this many bytes past a cut counts as one record hit twice
+/// (records are at most a page image and a header).
+const DOUBLE_ROT_SPAN: u64 = 16 * 1024;
+
 /// The start LSN of the lowest WAL segment on a safekeeper's disk.
 fn lowest_wal_lsn(disk: &Disk, seg: SegmentSize) -> Lsn {
     let first = disk
@@ -740,6 +746,12 @@ impl Checker {
         if self.src.safekeeper_disks.contains_key(&node) {
             // A rotted control file copy is the safekeeper's to survive (it has two); rotted
             // WAL is read as written, so that the checks judge what the acceptor acknowledged.
+            if let Some(segno) = file.strip_prefix("walmirror/") {
+                let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
+                let lsn = self.src.wal_segment_size.start(segno).advance(rotted.offset);
+                let mut s = self.state.lock().unwrap();
+                s.mirror_flips.entry(node).or_default().insert(lsn);
+            }
             if let Some(segno) = file.strip_prefix("wal/") {
                 let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
                 let lsn = self.src.wal_segment_size.start(segno).advance(rotted.offset);
@@ -1261,7 +1273,18 @@ impl Observer for Checker {
             }
             Observation::Truncated { lsn } => {
                 self.trace.record(n, "truncated", lsn.0, 0);
+                // Rot in both copies of the WAL just past the cut: a double fault, which the
+                // acceptor cannot tell from a torn tail; it is out of the WAL checks from here.
+                let past = |l: &Lsn| (lsn..lsn.advance(DOUBLE_ROT_SPAN)).contains(l);
+                let primary = s.wal_flips.get(&node).is_some_and(|f| f.keys().any(past));
+                let mirror = s.mirror_flips.get(&node).is_some_and(|f| f.iter().any(past));
+                if primary && mirror {
+                    s.damaged_acceptors.insert(node);
+                }
                 if let Some(flips) = s.wal_flips.get_mut(&node) {
+                    flips.split_off(&lsn);
+                }
+                if let Some(flips) = s.mirror_flips.get_mut(&node) {
                     flips.split_off(&lsn);
                 }
                 let view = s.acceptors.entry(node).or_default();
