@@ -239,7 +239,12 @@ impl Acceptor {
     async fn persist(&mut self) -> Result<()> {
         let unsynced = self.bugs.has(Bug::ControlFileUnsynced);
         self.seq += 1;
-        control_file::persist(&self.disk, self.seq, &self.state, unsynced).await?;
+        if let Err(e) = control_file::persist(&self.disk, self.seq, &self.state, unsynced).await {
+            // Not persisted, not promised: memory goes back to what the disk holds (a vote
+            // or a term a full disk could not take is not given).
+            self.state = self.durable.clone();
+            return Err(e);
+        }
         self.durable = self.state.clone();
         self.last_persist = madsim::time::Instant::now();
         self.report();

@@ -1,13 +1,16 @@
 //! The safekeeper's control file: the acceptor state that must survive any crash, and the
 //! timeline's existence on this safekeeper.
 //!
-//! Format: two copies, `safekeeper.control.0` and `.1`, each [`COPY_SIZE`] bytes overwritten
-//! in place (as Postgres writes `pg_control`): [`crate::durable::encode_checked`] of the state
-//! with its sequence number, zero-padded. A persist writes and fsyncs copy 0, then copy 1, and
-//! only then is the new state acted on. So after a crash at least one copy holds the last state
-//! acted on or a newer one, a torn or rotted copy fails its checksum and the other is used, and
-//! of two valid copies the higher sequence wins. Writing in place needs no new space: a full
-//! disk never stops a vote from being persisted.
+//! Format: two copies, `safekeeper.control.0` and `.1`, overwritten in place (as Postgres
+//! writes `pg_control`): `magic | len | crc32c | body`, all little-endian, the body
+//! `seq | term | voted_for + 1 (0: none) | commit_lsn | wal_start | wal_start_prev | n |
+//! n x (term, lsn)` in u64s (n a u32). A persist writes and fsyncs copy 0, then copy 1, and only
+//! then is the new state acted on. So after a crash at least one copy holds the last state acted
+//! on or a newer one, a torn or rotted copy fails its checksum and the other is used, and of two
+//! valid copies the higher sequence wins. Every byte of a copy is state (no padding), so bit rot
+//! that strikes one always changes a number: what the checksum is for. A copy grows only when
+//! the term history does (16 bytes a term): a full disk can stop a new term from being
+//! persisted, and then the vote is not given.
 //!
 //! The timeline exists on this safekeeper only once the control plane created it
 //! ([`create`]: Neon's timeline creation call). A safekeeper whose disk holds no control file
@@ -15,17 +18,16 @@
 //! out of the quorum ([`Loaded::Untrusted`]), until an operator replaces it (membership change,
 //! not modelled).
 
-use crate::durable::{decode_checked, encode_checked};
 use crate::ids::{Lsn, Term};
-use crate::proto::{ProposerId, TermHistory};
+use crate::proto::{ProposerId, TermHistory, TermSwitch};
 use lakesim_faults::Disk;
 use serde::{Deserialize, Serialize};
 use std::io::Result;
 
 const COPIES: [&str; 2] = ["safekeeper.control.0", "safekeeper.control.1"];
 const MAGIC: u32 = 0x5afe_c0de;
-/// Bytes per copy: room for a term history of a few hundred terms.
-pub const COPY_SIZE: usize = 16 * 1024;
+/// Header bytes: magic, body length, CRC32C of the body.
+const HEADER: usize = 12;
 
 /// What an acceptor persists.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -47,10 +49,79 @@ pub struct SafekeeperState {
 }
 
 /// One copy's contents: the state and the persist it came from.
-#[derive(Serialize, Deserialize)]
 struct Copy {
     seq: u64,
     state: SafekeeperState,
+}
+
+impl Copy {
+    fn encode(&self) -> Vec<u8> {
+        let st = &self.state;
+        let fixed = [
+            self.seq,
+            st.term.0,
+            st.voted_for.map_or(0, |p| p.0 + 1),
+            st.commit_lsn.0,
+            st.wal_start.0,
+            st.wal_start_prev.0,
+        ];
+        let mut body = Vec::with_capacity(52 + 16 * st.term_history.0.len());
+        fixed.iter().for_each(|w| body.extend_from_slice(&w.to_le_bytes()));
+        body.extend_from_slice(&(st.term_history.0.len() as u32).to_le_bytes());
+        for t in &st.term_history.0 {
+            body.extend_from_slice(&t.term.0.to_le_bytes());
+            body.extend_from_slice(&t.lsn.0.to_le_bytes());
+        }
+        let mut out = Vec::with_capacity(HEADER + body.len());
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes a copy; `trust_rot` (the rotted-control-file-trusted bug) skips the checksum.
+    fn decode(bytes: &[u8], trust_rot: bool) -> std::result::Result<Copy, String> {
+        let word = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+        if word(0) != Some(MAGIC) {
+            return Err("bad magic".into());
+        }
+        let len = word(4).ok_or("truncated header")? as usize;
+        let body = bytes.get(HEADER..HEADER + len).ok_or("truncated body")?;
+        if !trust_rot && word(8) != Some(crc32c::crc32c(body)) {
+            return Err("checksum mismatch".into());
+        }
+        let u64_at = |i: usize| {
+            body.get(i..i + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+                .ok_or("truncated state")
+        };
+        let n = body.get(48..52).ok_or("truncated state")?;
+        let n = u32::from_le_bytes(n.try_into().unwrap()) as usize;
+        if body.len() != 52 + 16 * n {
+            return Err(format!("{} bytes for {n} terms", body.len()));
+        }
+        let history = (0..n)
+            .map(|i| {
+                Ok(TermSwitch {
+                    term: Term(u64_at(52 + 16 * i)?),
+                    lsn: Lsn(u64_at(60 + 16 * i)?),
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        let voted = u64_at(16)?;
+        Ok(Copy {
+            seq: u64_at(0)?,
+            state: SafekeeperState {
+                term: Term(u64_at(8)?),
+                voted_for: voted.checked_sub(1).map(ProposerId),
+                term_history: TermHistory(history),
+                commit_lsn: Lsn(u64_at(24)?),
+                wal_start: Lsn(u64_at(32)?),
+                wal_start_prev: Lsn(u64_at(40)?),
+            },
+        })
+    }
 }
 
 /// What a safekeeper finds on its disk.
@@ -62,18 +133,6 @@ pub enum Loaded {
     Untrusted(String),
 }
 
-/// Decodes one copy; `trust_rot` (the rotted-control-file-trusted bug) skips the checksum
-/// when the contents still parse.
-fn decode_copy(bytes: &[u8], trust_rot: bool) -> std::result::Result<Copy, String> {
-    match decode_checked::<Copy>(MAGIC, bytes) {
-        Err(e) if trust_rot && e.contains("checksum") => {
-            let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
-            let body = bytes.get(12..12 + len).ok_or("truncated body")?;
-            serde_json::from_slice(body).map_err(|e| e.to_string())
-        }
-        other => other,
-    }
-}
 
 /// Picks the state from the copies' bytes (`None`: that copy could not be read at all).
 fn choose(copies: [Option<Vec<u8>>; 2], trust_rot: bool) -> Loaded {
@@ -82,7 +141,7 @@ fn choose(copies: [Option<Vec<u8>>; 2], trust_rot: bool) -> Loaded {
     for (name, bytes) in COPIES.iter().zip(copies) {
         let decoded = match bytes {
             None => Err("missing or unreadable".to_string()),
-            Some(b) => decode_copy(&b, trust_rot),
+            Some(b) => Copy::decode(&b, trust_rot),
         };
         match decoded {
             Ok(c) if best.as_ref().is_none_or(|b| c.seq > b.seq) => best = Some(c),
@@ -122,20 +181,11 @@ pub fn is_control_file(name: &str) -> bool {
 }
 
 fn encode(seq: u64, state: &SafekeeperState) -> Vec<u8> {
-    let mut bytes = encode_checked(
-        MAGIC,
-        &Copy {
-            seq,
-            state: state.clone(),
-        },
-    );
-    assert!(
-        bytes.len() <= COPY_SIZE,
-        "control file state of {} bytes outgrew its {COPY_SIZE}-byte copy",
-        bytes.len()
-    );
-    bytes.resize(COPY_SIZE, 0);
-    bytes
+    let copy = Copy {
+        seq,
+        state: state.clone(),
+    };
+    copy.encode()
 }
 
 /// Persists `state` as persist number `seq` (or, with the `control-file-unsynced` bug,
@@ -143,6 +193,7 @@ fn encode(seq: u64, state: &SafekeeperState) -> Vec<u8> {
 pub async fn persist(disk: &Disk, seq: u64, state: &SafekeeperState, unsynced: bool) -> Result<()> {
     let bytes = encode(seq, state);
     for name in COPIES {
+        // In place: past a shorter body, stale bytes stay, and the header says where it ends.
         disk.write(name, 0, &bytes)?;
         if !unsynced {
             disk.sync(name).await?;
@@ -196,9 +247,8 @@ mod tests {
     #[test]
     fn the_planted_bug_trusts_a_rotted_copy_that_still_parses() {
         let mut bytes = encode(3, &state(5));
-        // '5' -> '4' in `"term":5`: still JSON, a lower term.
-        let at = bytes.windows(8).position(|w| w == b"\"term\":5").unwrap() + 7;
-        bytes[at] ^= 1;
+        // The term's low bit: 5 -> 4, a lower term.
+        bytes[HEADER + 8] ^= 1;
         assert!(matches!(choose([Some(bytes.clone()), None], false), Loaded::Untrusted(_)));
         match choose([Some(bytes), None], true) {
             Loaded::State(s, _) => assert_eq!(s.term, Term(4)),
