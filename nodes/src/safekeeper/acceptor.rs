@@ -145,7 +145,7 @@ impl Acceptor {
         observer: Arc<dyn Observer>,
     ) -> Result<Opened> {
         let trust_rot = bugs.has(Bug::RottedControlFileTrusted);
-        let (state, seq) = match control_file::load(&disk, trust_rot).await {
+        let (state, seq) = match control_file::load(&disk, trust_rot).await? {
             Loaded::State(state, seq) => (state, seq),
             Loaded::Untrusted(why) => return Ok(Opened::StaysOut(format!("control file: {why}"))),
         };
@@ -566,6 +566,9 @@ impl Acceptor {
             self.commit_lsn <= self.wal.flush_lsn(),
             "commit LSN past flush LSN"
         );
+        // Said before the persist is tried: the commit LSN is known (and served) even if a
+        // full disk stops the persist.
+        self.report();
         // BUGGIFY: persisting the commit LSN early or late must be equally safe.
         let due = commit_lsn.bytes_since(self.durable.commit_lsn) >= COMMIT_LSN_PERSIST_BYTES
             && self.last_persist.elapsed() >= PERSIST_INTERVAL;
@@ -576,8 +579,6 @@ impl Acceptor {
             if !self.remove_old_wal().await? {
                 self.persist().await?;
             }
-        } else {
-            self.report();
         }
         Ok(())
     }
@@ -764,13 +765,17 @@ mod tests {
     /// An acceptor that voted for and accepted a proposer in term 1, its disk recording into
     /// `trace`.
     async fn elected_with(trace: Option<lakesim_faults::Trace>) -> Acceptor {
+        elected_with_bugs(trace, BugSet::none()).await
+    }
+
+    async fn elected_with_bugs(trace: Option<lakesim_faults::Trace>, bugs: BugSet) -> Acceptor {
         let disk = Disk::new(1, DiskConfig::default(), 1, trace);
         control_file::create(&disk).await.unwrap();
         let opened = Acceptor::open(
             NodeId(1),
             disk,
             SegmentSize::DEFAULT,
-            BugSet::none(),
+            bugs,
             Arc::new(NoObserver),
         )
         .await
@@ -887,6 +892,84 @@ mod tests {
                 .unwrap();
             assert_eq!(a.wal.flush_lsn(), end, "the held appends follow the first");
             assert!(a.early.is_empty());
+        });
+    }
+
+    fn batch() -> (Vec<Envelope>, Lsn) {
+        let parts = appends();
+        let end = parts.last().map(|(l, w)| l.advance(w.len() as u64)).unwrap();
+        let batch = parts.iter().map(|(b, w)| append(Term(1), *b, w)).collect();
+        (batch, end)
+    }
+
+    /// The WAL bytes the acceptor's disk holds, past every fault.
+    fn held(a: &Acceptor) -> usize {
+        a.disk.peek("wal/00000000", 0, usize::MAX).map_or(0, |w| w.len())
+    }
+
+    #[test]
+    fn a_full_disk_stops_acknowledgements_until_space_returns() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(4, madsim::Config::default());
+        rt.block_on(async {
+            let mut a = elected().await;
+            let (batch, end) = batch();
+            a.disk.fill();
+            let e = a.process_batch(&batch).await.unwrap_err();
+            assert!(is_no_space(&e), "{e}");
+            assert_eq!(a.wal.flush_lsn(), Lsn::ZERO, "nothing acknowledged");
+            a.disk.free_space();
+            let replies = a.process_batch(&batch).await.unwrap();
+            assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
+            assert_eq!(held(&a) as u64, end.0);
+        });
+    }
+
+    #[test]
+    fn the_enospc_bug_acknowledges_what_it_could_not_write() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(4, madsim::Config::default());
+        rt.block_on(async {
+            let mut a = elected_with_bugs(None, BugSet::of([Bug::EnospcAckAnyway])).await;
+            let (batch, end) = batch();
+            a.disk.fill();
+            let replies = a.process_batch(&batch).await.unwrap();
+            assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
+            assert_eq!(held(&a), 0, "acknowledged WAL that is not on disk");
+        });
+    }
+
+    #[test]
+    fn a_failed_fsync_fails_the_batch_and_the_retry_bug_trusts_a_second_one() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(4, madsim::Config::default());
+        rt.block_on(async {
+            let (batch, end) = batch();
+            let mut a = elected().await;
+            a.disk.fail_next_sync();
+            assert!(a.process_batch(&batch).await.is_err(), "EIO is an error");
+            let mut a = elected_with_bugs(None, BugSet::of([Bug::FsyncRetryAfterEio])).await;
+            a.disk.fail_next_sync();
+            let replies = a.process_batch(&batch).await.unwrap();
+            assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
+            assert!((held(&a) as u64) < end.0, "the failed fsync dropped what it acknowledged");
+        });
+    }
+
+    #[test]
+    fn no_trusted_control_file_keeps_a_safekeeper_out() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(4, madsim::Config::default());
+        rt.block_on(async {
+            let open = |disk: Disk| {
+                let observer: Arc<dyn Observer> = Arc::new(NoObserver);
+                Acceptor::open(NodeId(1), disk, SegmentSize::DEFAULT, BugSet::none(), observer)
+            };
+            let disk = Disk::new(1, DiskConfig::default(), 1, None);
+            let opened = open(disk.clone()).await.unwrap();
+            assert!(matches!(opened, Opened::StaysOut(_)), "a lost disk is not a fresh one");
+            control_file::create(&disk).await.unwrap();
+            for name in ["safekeeper.control.0", "safekeeper.control.1"] {
+                disk.write(name, 20, &[0xff]).unwrap();
+            }
+            let opened = open(disk.clone()).await.unwrap();
+            assert!(matches!(opened, Opened::StaysOut(why) if why.contains("checksum")));
         });
     }
 }

@@ -155,15 +155,24 @@ fn choose(copies: [Option<Vec<u8>>; 2], trust_rot: bool) -> Loaded {
     }
 }
 
-/// Reads the control file. An unreadable copy (EIO) counts as a bad one: the other may serve.
-pub async fn load(disk: &Disk, trust_rot: bool) -> Loaded {
+/// Reads the control file. A copy that cannot be read (EIO) is passed over if the other
+/// verifies (it is the older only if the persist that wrote it never finished); if none
+/// verifies, the read error is the answer (try again), not a verdict on the state.
+pub async fn load(disk: &Disk, trust_rot: bool) -> Result<Loaded> {
     let mut copies = [None, None];
+    let mut error = None;
     for (slot, name) in copies.iter_mut().zip(COPIES) {
         if disk.exists(name) {
-            *slot = disk.read_all(name).await.ok();
+            match disk.read_all(name).await {
+                Ok(bytes) => *slot = Some(bytes),
+                Err(e) => error = Some(e),
+            }
         }
     }
-    choose(copies, trust_rot)
+    match (choose(copies, trust_rot), error) {
+        (Loaded::Untrusted(_), Some(e)) => Err(e),
+        (loaded, _) => Ok(loaded),
+    }
 }
 
 /// The state a crash would leave on `disk` (for the harness, which judges a node's promises
