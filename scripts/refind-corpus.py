@@ -40,6 +40,10 @@ ABOUT = {
     "index-never-uploaded": "a pageserver that uploads its layers but never the index naming them leaves remote_consistent_lsn where it was, so the object store never covers what it flushed.",
     "replay-keeps-next-xid": "a compute rebuilt from WAL that does not move its next xid past the xids it replays commits a used xid again.",
     "refused-acceptor-ignored": "a leader that leaves out an acceptor which voted for a lost proposer of its term never confirms it, so truncate_lsn and WAL removal stall on every safekeeper.",
+    "fsync-retry-after-eio": "(fsyncgate) a WAL fsync that failed and dropped the dirty data, retried and trusted, acknowledges WAL the safekeeper's disk does not hold.",
+    "enospc-ack-anyway": "an append whose WAL write failed on a full disk, acknowledged anyway, counts toward a commit the safekeeper's disk does not hold.",
+    "read-error-as-eof": "a WAL read error taken for the end of the WAL makes recovery cut WAL the safekeeper had acknowledged, below its commit LSN.",
+    "rotted-control-file-trusted": "a control file copy that fails its checksum but still parses, trusted, hands the safekeeper a term, vote or commit LSN it never persisted.",
 }
 # Where to look (scenario, invariant wanted or None); storm otherwise.
 WANT = {
@@ -48,6 +52,10 @@ WANT = {
     "object-store-silent": ("object-store-outage", "liveness"),
     "refused-acceptor-ignored": ("storm", "liveness"),
     "index-never-uploaded": ("calm", "liveness"),
+    "fsync-retry-after-eio": ("disk-errors", None),
+    "enospc-ack-anyway": ("disk-errors", None),
+    "read-error-as-eof": ("disk-errors", None),
+    "rotted-control-file-trusted": ("safekeeper-disk-loss", None),
 }
 
 

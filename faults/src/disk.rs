@@ -1029,4 +1029,23 @@ mod tests {
             assert!(t.elapsed() < Duration::from_millis(10));
         });
     }
+
+    #[test]
+    fn a_rename_can_land_without_the_data_it_names() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let config = DiskConfig {
+                dir_land_probability: 1.0,
+                ..DiskConfig::default()
+            };
+            let disk = Disk::new(1, config, 1, None);
+            disk.create("f.tmp").unwrap();
+            disk.write("f.tmp", 0, b"new contents").unwrap();
+            disk.rename("f.tmp", "f").unwrap();
+            disk.crash();
+            // The journal kept both operations; the data, never synced, did not land.
+            assert!(disk.exists("f") && !disk.exists("f.tmp"));
+            assert_eq!(disk.read_all("f").await.unwrap(), b"");
+        });
+    }
 }

@@ -80,7 +80,7 @@ fn wal_of(bodies: Vec<RecordBody>) -> (Vec<u8>, Vec<Lsn>) {
 }
 
 fn put_wal(disk: &Disk, wal: &[u8]) {
-    disk.create("wal/00000000");
+    disk.create("wal/00000000").unwrap();
     disk.write("wal/00000000", 0, wal).unwrap();
 }
 
@@ -373,7 +373,7 @@ fn durable_metadata_ahead_of_the_durable_layers_is_caught() {
         };
         let disk = fx.checker.src.pageserver_disks[&PS].clone();
         let bytes = lakesim_nodes::durable::encode_checked(Metadata::MAGIC, &metadata);
-        disk.create("metadata");
+        disk.create("metadata").unwrap();
         disk.write("metadata", 0, &bytes).unwrap();
         fx.checker.check_layers_durable(PS);
         assert_eq!(
@@ -481,7 +481,7 @@ fn wal_still_held_below_the_horizon_at_heal_breaks_liveness() {
     };
     let hold_segment_zero = |fx: &Fixture| {
         for sk in SK {
-            fx.disks[&sk].create("wal/00000000");
+            fx.disks[&sk].create("wal/00000000").unwrap();
         }
     };
     let check = caught(move |fx| {
@@ -519,7 +519,7 @@ fn the_rot_excuse_ends_when_the_file_is_rewritten() {
         };
         let meta = lakesim_nodes::durable::encode_checked(Metadata::MAGIC, &metadata);
         for (file, bytes) in [(name.as_str(), &layer), ("metadata", &meta)] {
-            disk.create(file);
+            disk.create(file).unwrap();
             disk.write(file, 0, bytes).unwrap();
             disk.sync(file).await.unwrap();
         }
