@@ -198,7 +198,10 @@ impl DiskState {
             return Ok(());
         };
         bad.retain(|b| b.until.is_none_or(|t| now < t));
-        if bad.iter().any(|b| b.start < end.max(start + 1) && start < b.end) {
+        if bad
+            .iter()
+            .any(|b| b.start < end.max(start + 1) && start < b.end)
+        {
             self.trace("disk.eio-read", start, end - start);
             return Err(io_error(name, "read"));
         }
@@ -575,7 +578,12 @@ impl Disk {
     /// Makes sectors of a durable, non-empty file unreadable: `pick` chooses the file and the
     /// first sector, `sectors` how many; `for_time` how long (`None`: until rewritten). Returns
     /// the file hit, if any.
-    pub fn fail_reads(&self, pick: u64, sectors: u64, for_time: Option<Duration>) -> Option<String> {
+    pub fn fail_reads(
+        &self,
+        pick: u64,
+        sectors: u64,
+        for_time: Option<Duration>,
+    ) -> Option<String> {
         let mut guard = self.state();
         let s = &mut *guard;
         let sector = s.config.sector_size as u64;
@@ -622,7 +630,11 @@ impl Disk {
     pub fn slow(&self, extra: Duration, for_time: Duration) {
         let mut s = self.state();
         s.faults.slow = Some((madsim::time::Instant::now() + for_time, extra));
-        s.trace("disk.slow", extra.as_micros() as u64, for_time.as_millis() as u64);
+        s.trace(
+            "disk.slow",
+            extra.as_micros() as u64,
+            for_time.as_millis() as u64,
+        );
     }
 
     /// Ends every fault but crashes: reads heal, fsyncs succeed, space returns, no delay.
@@ -865,7 +877,9 @@ mod tests {
                     Op::Rename(a, b) => {
                         let full = cap.is_some_and(|c| used(&inodes, &dir) >= c);
                         if a != b && full && dir.contains_key(NAMES[a]) {
-                            prop_assert!(is_no_space(&disk.rename(NAMES[a], NAMES[b]).unwrap_err()));
+                            prop_assert!(is_no_space(
+                                &disk.rename(NAMES[a], NAMES[b]).unwrap_err()
+                            ));
                         } else if a != b {
                             if let Some(i) = dir.remove(NAMES[a]) {
                                 disk.rename(NAMES[a], NAMES[b]).unwrap();
@@ -1002,13 +1016,24 @@ mod tests {
             assert_eq!(e.raw_os_error(), None);
             assert!(e.to_string().contains("os error 5"), "{e}");
             assert!(disk.read_all("f").await.is_err());
-            assert_eq!(disk.peek("f", 4096, 1), Some(vec![7]), "the bytes are intact");
+            assert_eq!(
+                disk.peek("f", 4096, 1),
+                Some(vec![7]),
+                "the bytes are intact"
+            );
             disk.write("f", 4096, &[9u8; 4096]).unwrap();
-            assert_eq!(disk.read("f", 4096, 1).await.unwrap(), vec![9], "a rewrite remaps");
+            assert_eq!(
+                disk.read("f", 4096, 1).await.unwrap(),
+                vec![9],
+                "a rewrite remaps"
+            );
             disk.fail_reads(7, 1, Some(Duration::from_millis(50)));
             assert!(disk.read("f", 4096, 1).await.is_err());
             madsim::time::sleep(Duration::from_millis(60)).await;
-            assert!(disk.read("f", 4096, 1).await.is_ok(), "a timed error passes");
+            assert!(
+                disk.read("f", 4096, 1).await.is_ok(),
+                "a timed error passes"
+            );
         });
     }
 
@@ -1022,7 +1047,11 @@ mod tests {
             let t = madsim::time::Instant::now();
             disk.sync("f").await.unwrap();
             disk.read("f", 0, 1).await.unwrap();
-            assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+            assert!(
+                t.elapsed() >= Duration::from_millis(400),
+                "{:?}",
+                t.elapsed()
+            );
             madsim::time::sleep(Duration::from_millis(500)).await;
             let t = madsim::time::Instant::now();
             disk.sync("f").await.unwrap();

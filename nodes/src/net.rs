@@ -64,11 +64,7 @@ pub struct Net {
 }
 
 impl Net {
-    pub async fn bind(
-        me: NodeId,
-        observer: Arc<dyn Observer>,
-        links: Links,
-    ) -> io::Result<Net> {
+    pub async fn bind(me: NodeId, observer: Arc<dyn Observer>, links: Links) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
         for _ in 0..RECEIVERS {

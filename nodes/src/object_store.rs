@@ -32,7 +32,10 @@ impl Bucket {
 
     fn apply(&self, msg: &Message) -> Option<Message> {
         let mut guard = self.0.lock().unwrap();
-        let Objects { data: objects, versions } = &mut *guard;
+        let Objects {
+            data: objects,
+            versions,
+        } = &mut *guard;
         let (request_id, data, keys) = match msg {
             Message::StorePut {
                 request_id,
@@ -40,7 +43,8 @@ impl Bucket {
                 data,
                 version,
             } => {
-                let stale = version.is_some_and(|v| versions.get(key).is_some_and(|held| *held >= v));
+                let stale =
+                    version.is_some_and(|v| versions.get(key).is_some_and(|held| *held >= v));
                 if !stale {
                     objects.insert(key.clone(), data.clone());
                     if let Some(v) = version {

@@ -595,7 +595,12 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
 /// Disk errors, slow disks and links, cuts on every kind of link, safekeeper rot and disk loss,
 /// appended to the plan from their own stream. Every disk fault ends by the heal at the end of
 /// the window at the latest (the operator replaces the drive, grows the volume).
-fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &mut Vec<FaultEvent>) {
+fn schedule_device_faults(
+    seed: u64,
+    config: &Config,
+    mix: &FaultMix,
+    events: &mut Vec<FaultEvent>,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ STREAM_FAULTS_DEVICES);
     let window = config.fault_window_ms;
     let sks = safekeeper_ids(config.safekeepers);
@@ -614,7 +619,15 @@ fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &m
         let node = pick_of(&mut rng, &disks);
         let for_ms = rng.gen_bool(0.5).then(|| rng.gen_range(100..2000));
         let (pick, sectors) = (rng.gen(), rng.gen_range(1..=4));
-        push(t, FaultAction::FailReads { node, pick, sectors, for_ms });
+        push(
+            t,
+            FaultAction::FailReads {
+                node,
+                pick,
+                sectors,
+                for_ms,
+            },
+        );
     }
     for t in strikes(&mut rng, mix.fsync_failures_per_s, window) {
         let node = pick_of(&mut rng, &disks);
@@ -623,18 +636,36 @@ fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &m
     for t in strikes(&mut rng, mix.disk_full_per_s, window) {
         let node = pick_of(&mut rng, &disks);
         push(t, FaultAction::DiskFull { node });
-        push(t + rng.gen_range(100..2000), FaultAction::DiskSpace { node });
+        push(
+            t + rng.gen_range(100..2000),
+            FaultAction::DiskSpace { node },
+        );
     }
     for t in strikes(&mut rng, mix.slow_disks_per_s, window) {
         let node = pick_of(&mut rng, &disks);
         let (extra_ms, for_ms) = (rng.gen_range(5..200), rng.gen_range(100..2000));
-        push(t, FaultAction::SlowDisk { node, extra_ms, for_ms });
+        push(
+            t,
+            FaultAction::SlowDisk {
+                node,
+                extra_ms,
+                for_ms,
+            },
+        );
     }
     for t in strikes(&mut rng, mix.slow_links_per_s, window) {
         let (from, to) = (pick_of(&mut rng, &all), pick_of(&mut rng, &all));
         let (extra_ms, for_ms) = (rng.gen_range(10..500), rng.gen_range(100..2000));
         if from != to {
-            push(t, FaultAction::SlowLink { from, to, extra_ms, for_ms });
+            push(
+                t,
+                FaultAction::SlowLink {
+                    from,
+                    to,
+                    extra_ms,
+                    for_ms,
+                },
+            );
         }
     }
     // Cuts on the links the partitions above never touch: pageserver to safekeeper, to the
@@ -648,7 +679,11 @@ fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &m
         };
         let len = rng.gen_range(50..2000);
         let both = rng.gen_bool(0.5);
-        let (from, to) = if rng.gen_bool(0.5) { (ps, other) } else { (other, ps) };
+        let (from, to) = if rng.gen_bool(0.5) {
+            (ps, other)
+        } else {
+            (other, ps)
+        };
         let mut links = vec![(from, to)];
         if both {
             links.push((to, from));
@@ -663,7 +698,15 @@ fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &m
         let (extra_ms, for_ms) = (rng.gen_range(100..1500), rng.gen_range(200..3000));
         for &ps in &pss {
             for (from, to) in [(ps, OBJECT_STORE), (OBJECT_STORE, ps)] {
-                push(t, FaultAction::SlowLink { from, to, extra_ms, for_ms });
+                push(
+                    t,
+                    FaultAction::SlowLink {
+                        from,
+                        to,
+                        extra_ms,
+                        for_ms,
+                    },
+                );
             }
         }
     }
@@ -676,7 +719,13 @@ fn schedule_device_faults(seed: u64, config: &Config, mix: &FaultMix, events: &m
     });
     let victim = retired.unwrap_or_else(|| pick_of(&mut rng, &sks));
     for t in strikes(&mut rng, mix.safekeeper_bitrot_per_s, window) {
-        push(t, FaultAction::Rot { node: victim, pick: rng.gen() });
+        push(
+            t,
+            FaultAction::Rot {
+                node: victim,
+                pick: rng.gen(),
+            },
+        );
     }
     if mix.safekeeper_disk_loss {
         let node = victim;

@@ -144,7 +144,10 @@ impl Pageserver {
     /// page, so that each image builds on the one before.
     /// Writes the images, makes them durable, and only then serves and uploads them. A full
     /// disk fails it with nothing made (the files it wrote are removed).
-    pub(super) async fn create_images(&mut self, images: Vec<(PageId, Lsn)>) -> std::io::Result<()> {
+    pub(super) async fn create_images(
+        &mut self,
+        images: Vec<(PageId, Lsn)>,
+    ) -> std::io::Result<()> {
         if images.is_empty() {
             return Ok(());
         }

@@ -189,7 +189,10 @@ impl Uploader {
         self.next_request_id += 1;
         // Every attempt a higher version: a late earlier one is refused, never rolls back.
         self.index_seq += 1;
-        assert!(self.index_seq < 1 << 20, "index uploads outgrew their version field");
+        assert!(
+            self.index_seq < 1 << 20,
+            "index uploads outgrew their version field"
+        );
         let msg = Message::StorePut {
             request_id: self.next_request_id,
             key: self.prefix.key(INDEX_KEY),

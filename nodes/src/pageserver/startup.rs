@@ -39,8 +39,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
         Some(m) => m,
         None => download(&mut store, &cfg, index.as_ref()).await?,
     };
-    let (map, consistent, local) =
-        load_layers(&mut store, &cfg, metadata, index.as_ref()).await?;
+    let (map, consistent, local) = load_layers(&mut store, &cfg, metadata, index.as_ref()).await?;
     let first_source = (cfg.id.0 as usize) % cfg.safekeepers.len();
     let ingest = WalReceiver::new(
         cfg.safekeepers.clone(),

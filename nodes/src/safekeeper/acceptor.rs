@@ -156,7 +156,10 @@ impl Acceptor {
         let (wal, cut) = match recovered {
             Recovered::Store(wal, cut) => (wal, cut),
             Recovered::Damaged(at) => {
-                let why = format!("WAL damaged at {at}, below its commit LSN {}", state.commit_lsn);
+                let why = format!(
+                    "WAL damaged at {at}, below its commit LSN {}",
+                    state.commit_lsn
+                );
                 return Ok(Opened::StaysOut(why));
             }
         };
@@ -488,7 +491,11 @@ impl Acceptor {
                 }
                 other => other?,
             }
-            assert_eq!(self.wal.write_lsn(), end, "a write reaches the append's end");
+            assert_eq!(
+                self.wal.write_lsn(),
+                end,
+                "a write reaches the append's end"
+            );
         }
         Ok(())
     }
@@ -860,11 +867,21 @@ mod tests {
             );
             // Past its flush LSN, in another term, or an empty range: no WAL.
             assert_eq!(
-                wal_of(a.handle_read(Term(1), Lsn::ZERO, end.advance(1)).await.unwrap()),
+                wal_of(
+                    a.handle_read(Term(1), Lsn::ZERO, end.advance(1))
+                        .await
+                        .unwrap()
+                ),
                 None
             );
-            assert_eq!(wal_of(a.handle_read(Term(2), Lsn::ZERO, end).await.unwrap()), None);
-            assert_eq!(wal_of(a.handle_read(Term(1), end, Lsn(1)).await.unwrap()), None);
+            assert_eq!(
+                wal_of(a.handle_read(Term(2), Lsn::ZERO, end).await.unwrap()),
+                None
+            );
+            assert_eq!(
+                wal_of(a.handle_read(Term(1), end, Lsn(1)).await.unwrap()),
+                None
+            );
         });
     }
 
@@ -897,14 +914,19 @@ mod tests {
 
     fn batch() -> (Vec<Envelope>, Lsn) {
         let parts = appends();
-        let end = parts.last().map(|(l, w)| l.advance(w.len() as u64)).unwrap();
+        let end = parts
+            .last()
+            .map(|(l, w)| l.advance(w.len() as u64))
+            .unwrap();
         let batch = parts.iter().map(|(b, w)| append(Term(1), *b, w)).collect();
         (batch, end)
     }
 
     /// The WAL bytes the acceptor's disk holds, past every fault.
     fn held(a: &Acceptor) -> usize {
-        a.disk.peek("wal/00000000", 0, usize::MAX).map_or(0, |w| w.len())
+        a.disk
+            .peek("wal/00000000", 0, usize::MAX)
+            .map_or(0, |w| w.len())
     }
 
     #[test]
@@ -963,11 +985,20 @@ mod tests {
         rt.block_on(async {
             let open = |disk: Disk| {
                 let observer: Arc<dyn Observer> = Arc::new(NoObserver);
-                Acceptor::open(NodeId(1), disk, SegmentSize::DEFAULT, BugSet::none(), observer)
+                Acceptor::open(
+                    NodeId(1),
+                    disk,
+                    SegmentSize::DEFAULT,
+                    BugSet::none(),
+                    observer,
+                )
             };
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
             let opened = open(disk.clone()).await.unwrap();
-            assert!(matches!(opened, Opened::StaysOut(_)), "a lost disk is not a fresh one");
+            assert!(
+                matches!(opened, Opened::StaysOut(_)),
+                "a lost disk is not a fresh one"
+            );
             control_file::create(&disk).await.unwrap();
             for name in ["safekeeper.control.0", "safekeeper.control.1"] {
                 disk.write(name, 20, &[0xff]).unwrap();

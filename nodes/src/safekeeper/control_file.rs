@@ -66,7 +66,9 @@ impl Copy {
             st.wal_start_prev.0,
         ];
         let mut body = Vec::with_capacity(52 + 16 * st.term_history.0.len());
-        fixed.iter().for_each(|w| body.extend_from_slice(&w.to_le_bytes()));
+        fixed
+            .iter()
+            .for_each(|w| body.extend_from_slice(&w.to_le_bytes()));
         body.extend_from_slice(&(st.term_history.0.len() as u32).to_le_bytes());
         for t in &st.term_history.0 {
             body.extend_from_slice(&t.term.0.to_le_bytes());
@@ -82,7 +84,11 @@ impl Copy {
 
     /// Decodes a copy; `trust_rot` (the rotted-control-file-trusted bug) skips the checksum.
     fn decode(bytes: &[u8], trust_rot: bool) -> std::result::Result<Copy, String> {
-        let word = |i: usize| bytes.get(i..i + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+        let word = |i: usize| {
+            bytes
+                .get(i..i + 4)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        };
         if word(0) != Some(MAGIC) {
             return Err("bad magic".into());
         }
@@ -132,7 +138,6 @@ pub enum Loaded {
     /// No state it can trust, and why: it must stay out of the quorum.
     Untrusted(String),
 }
-
 
 /// Picks the state from the copies' bytes (`None`: that copy could not be read at all).
 fn choose(copies: [Option<Vec<u8>>; 2], trust_rot: bool) -> Loaded {
@@ -241,11 +246,20 @@ mod tests {
             Loaded::State(s, _) => Some(s.term.0),
             Loaded::Untrusted(_) => None,
         };
-        assert_eq!(term(choose([Some(new.clone()), Some(old.clone())], false)), Some(2));
-        assert_eq!(term(choose([Some(old.clone()), Some(new.clone())], false)), Some(2));
+        assert_eq!(
+            term(choose([Some(new.clone()), Some(old.clone())], false)),
+            Some(2)
+        );
+        assert_eq!(
+            term(choose([Some(old.clone()), Some(new.clone())], false)),
+            Some(2)
+        );
         let mut torn = new.clone();
         torn[20] ^= 1;
-        assert_eq!(term(choose([Some(torn.clone()), Some(old.clone())], false)), Some(1));
+        assert_eq!(
+            term(choose([Some(torn.clone()), Some(old.clone())], false)),
+            Some(1)
+        );
         assert_eq!(term(choose([None, Some(old)], false)), Some(1));
         match choose([Some(torn.clone()), None], false) {
             Loaded::Untrusted(why) => assert!(why.contains("checksum"), "{why}"),
@@ -258,7 +272,10 @@ mod tests {
         let mut bytes = encode(3, &state(5));
         // The term's low bit: 5 -> 4, a lower term.
         bytes[HEADER + 8] ^= 1;
-        assert!(matches!(choose([Some(bytes.clone()), None], false), Loaded::Untrusted(_)));
+        assert!(matches!(
+            choose([Some(bytes.clone()), None], false),
+            Loaded::Untrusted(_)
+        ));
         match choose([Some(bytes), None], true) {
             Loaded::State(s, _) => assert_eq!(s.term, Term(4)),
             l => panic!("{l:?}"),

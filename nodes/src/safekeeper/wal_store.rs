@@ -78,7 +78,6 @@ fn segno_in(name: &str) -> Option<u64> {
         .find_map(|c| u64::from_str_radix(name.strip_prefix(c)?, 16).ok())
 }
 
-
 /// Reads the WAL in `[start, end)` from `disk`, as far as the segments reach. With
 /// `error_as_eof` (the read-error-as-eof bug) a read error ends the WAL instead of failing.
 pub async fn read_wal(
@@ -88,7 +87,9 @@ pub async fn read_wal(
     end: Lsn,
     error_as_eof: bool,
 ) -> Result<Vec<u8>> {
-    Ok(read_copy(disk, PRIMARY, seg, (start, end), error_as_eof).await?.0)
+    Ok(read_copy(disk, PRIMARY, seg, (start, end), error_as_eof)
+        .await?
+        .0)
 }
 
 async fn read_copy(
@@ -219,7 +220,10 @@ impl WalStore {
         for copy in COPIES {
             let held = store.held_end(copy)?;
             let range = (start, held.max(start));
-            copies.push((held, read_copy(&store.disk, copy, seg, range, error_as_eof).await?));
+            copies.push((
+                held,
+                read_copy(&store.disk, copy, seg, range, error_as_eof).await?,
+            ));
         }
         // The read-error-as-eof bug: where a read failed, the WAL ends, in both copies.
         if let Some(eof) = copies.iter().filter(|c| c.1 .1).map(|c| c.1 .0.len()).min() {
@@ -472,7 +476,11 @@ mod tests {
             flip("wal/00000000", starts[20].0 + 100);
             let (store, cut) = open(&disk, Lsn::ZERO, Lsn::ZERO, starts[30]).await;
             assert_eq!((cut, store.flush_lsn()), (None, Lsn(wal.len() as u64)));
-            assert_eq!(disk.peek("wal/00000000", 0, wal.len()).unwrap(), wal, "repaired");
+            assert_eq!(
+                disk.peek("wal/00000000", 0, wal.len()).unwrap(),
+                wal,
+                "repaired"
+            );
             // The same record in both copies: below the durable point, damage.
             flip("wal/00000000", starts[20].0 + 100);
             flip("walmirror/00000000", starts[20].0 + 200);
@@ -501,7 +509,10 @@ mod tests {
             let seg = SegmentSize::DEFAULT;
             let end = Lsn(wal.len() as u64);
             let honest = WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, false);
-            assert!(honest.await.is_err(), "a read error is not the end of the WAL");
+            assert!(
+                honest.await.is_err(),
+                "a read error is not the end of the WAL"
+            );
             let buggy = WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, true);
             match buggy.await {
                 Ok(Recovered::Store(store, Some(cut))) => {

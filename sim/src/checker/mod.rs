@@ -532,7 +532,11 @@ impl Checker {
         let disk = &self.src.safekeeper_disks[&node];
         let mut bytes = peek_wal(disk, self.src.wal_segment_size, from, to);
         let end = from.advance(bytes.len() as u64);
-        for (lsn, (mask, rotted)) in flips.get(&node).into_iter().flat_map(|f| f.range(from..end)) {
+        for (lsn, (mask, rotted)) in flips
+            .get(&node)
+            .into_iter()
+            .flat_map(|f| f.range(from..end))
+        {
             let byte = &mut bytes[lsn.bytes_since(from) as usize];
             if *byte == *rotted {
                 *byte ^= mask;
@@ -748,18 +752,27 @@ impl Checker {
             // WAL is read as written, so that the checks judge what the acceptor acknowledged.
             if let Some(segno) = file.strip_prefix("walmirror/") {
                 let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
-                let lsn = self.src.wal_segment_size.start(segno).advance(rotted.offset);
+                let lsn = self
+                    .src
+                    .wal_segment_size
+                    .start(segno)
+                    .advance(rotted.offset);
                 let mut s = self.state.lock().unwrap();
                 s.mirror_flips.entry(node).or_default().insert(lsn);
             }
             if let Some(segno) = file.strip_prefix("wal/") {
                 let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
-                let lsn = self.src.wal_segment_size.start(segno).advance(rotted.offset);
+                let lsn = self
+                    .src
+                    .wal_segment_size
+                    .start(segno)
+                    .advance(rotted.offset);
                 let disk = &self.src.safekeeper_disks[&node];
                 // The durable copy: the name may be gone from the cache (a removal not yet
                 // synced), and a crash brings it back as rot left it.
                 let durable = disk.read_durable(&file);
-                let Some(&now) = durable.as_ref().and_then(|d| d.get(rotted.offset as usize)) else {
+                let Some(&now) = durable.as_ref().and_then(|d| d.get(rotted.offset as usize))
+                else {
                     return;
                 };
                 let mut s = self.state.lock().unwrap();
@@ -1213,7 +1226,11 @@ impl Checker {
 
     /// The WAL past `from` that a majority of acceptors hold byte for byte: durable, though the
     /// acceptors may not have heard yet that it is committed (the last acknowledgements of a run).
-    fn majority_tail(&self, flips: &BTreeMap<NodeId, BTreeMap<Lsn, (u8, u8)>>, from: Lsn) -> Vec<u8> {
+    fn majority_tail(
+        &self,
+        flips: &BTreeMap<NodeId, BTreeMap<Lsn, (u8, u8)>>,
+        from: Lsn,
+    ) -> Vec<u8> {
         let tails: Vec<Vec<u8>> = self
             .src
             .safekeeper_disks
@@ -1277,7 +1294,10 @@ impl Observer for Checker {
                 // acceptor cannot tell from a torn tail; it is out of the WAL checks from here.
                 let past = |l: &Lsn| (lsn..lsn.advance(DOUBLE_ROT_SPAN)).contains(l);
                 let primary = s.wal_flips.get(&node).is_some_and(|f| f.keys().any(past));
-                let mirror = s.mirror_flips.get(&node).is_some_and(|f| f.iter().any(past));
+                let mirror = s
+                    .mirror_flips
+                    .get(&node)
+                    .is_some_and(|f| f.iter().any(past));
                 if primary && mirror {
                     s.damaged_acceptors.insert(node);
                 }
