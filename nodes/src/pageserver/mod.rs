@@ -237,12 +237,13 @@ impl Pageserver {
         self.since_flush += TICK;
         let due = self.open_layer.len() >= self.cfg.checkpoint_distance_bytes
             || (!self.open_layer.is_empty() && self.since_flush >= FLUSH_INTERVAL);
+        let flushed = match due {
+            true => self.flush_open_layer().await,
+            false => Ok(()),
+        };
         self.remote.tick(&self.net, self.cfg.object_store);
         self.expire_waiters();
-        if due {
-            self.flush_open_layer().await?;
-        }
-        Ok(())
+        flushed
     }
 
     /// Writes the open layer to a delta layer file, makes it durable, then moves

@@ -3,10 +3,12 @@
 //!
 //! Guarantees:
 //! - Up to [`MAX_IN_FLIGHT`] layer uploads are in flight at once (Neon uploads in parallel
-//!   too), so image layers cannot starve the delta layers that move `remote_consistent_lsn`.
-//! - The index is written only after every layer enqueued before the point it names has been
-//!   acknowledged, so what it promises is always in the store; and one index upload at a time,
-//!   so a newer index is never overtaken by an older one of ours.
+//!   too), delta layers before image layers, so images cannot starve the deltas that move
+//!   `remote_consistent_lsn`.
+//! - The index's point is one every delta layer up to which has been acknowledged, and it
+//!   names only acknowledged layers, so what it promises is always in the store (images are
+//!   derived: a rebuild needs none); one index upload at a time, each a conditional write of
+//!   a higher version, so a newer index is never overwritten by an older one of ours.
 //! - Every upload is retried every [`RETRY_AFTER`] until acknowledged, under a new request id;
 //!   a late or duplicated answer to an earlier attempt is ignored.
 
@@ -127,46 +129,55 @@ impl Uploader {
         self.tick_index(net, store);
     }
 
-    /// Retries the layer uploads that waited too long and starts queued ones while there is room.
+    /// Retries the layer uploads that waited too long, then starts queued ones while there is
+    /// room: delta layers first (they move `remote_consistent_lsn`), images after.
     fn tick_layers(&mut self, net: &Net, store: NodeId) {
         let mut in_flight = 0;
-        for i in 0..self.queue.len() {
-            let attempt = self.queue[i].attempt;
-            let send = match attempt {
-                Attempt::Done => false,
-                Attempt::Sent { waited, .. } => {
-                    in_flight += 1;
-                    waited + super::TICK >= RETRY_AFTER
-                }
-                Attempt::Queued if in_flight < MAX_IN_FLIGHT => {
-                    in_flight += 1;
-                    true
-                }
-                Attempt::Queued => break,
-            };
-            if send {
-                self.next_request_id += 1;
-                let up = &mut self.queue[i];
-                up.attempt = Attempt::Sent {
-                    request_id: self.next_request_id,
-                    waited: Duration::ZERO,
-                };
-                let msg = Message::StorePut {
-                    request_id: self.next_request_id,
-                    key: self.prefix.key(&up.key),
-                    data: up.data.clone(),
-                    version: None,
-                };
-                net.send(store, msg);
-            } else if let Attempt::Sent { waited, .. } = &mut self.queue[i].attempt {
+        let mut due = Vec::new();
+        for (i, up) in self.queue.iter_mut().enumerate() {
+            if let Attempt::Sent { waited, .. } = &mut up.attempt {
+                in_flight += 1;
                 *waited += super::TICK;
+                if *waited >= RETRY_AFTER {
+                    due.push(i);
+                }
             }
+        }
+        for deltas in [true, false] {
+            for (i, up) in self.queue.iter().enumerate() {
+                if in_flight >= MAX_IN_FLIGHT {
+                    break;
+                }
+                if up.attempt == Attempt::Queued && up.completes.is_some() == deltas {
+                    in_flight += 1;
+                    due.push(i);
+                }
+            }
+        }
+        for i in due {
+            self.send_layer(net, store, i);
         }
         invariant!(
             Invariant::Liveness,
             in_flight <= MAX_IN_FLIGHT,
             "{in_flight} layer uploads in flight, more than {MAX_IN_FLIGHT}"
         );
+    }
+
+    fn send_layer(&mut self, net: &Net, store: NodeId, i: usize) {
+        self.next_request_id += 1;
+        let up = &mut self.queue[i];
+        up.attempt = Attempt::Sent {
+            request_id: self.next_request_id,
+            waited: Duration::ZERO,
+        };
+        let msg = Message::StorePut {
+            request_id: self.next_request_id,
+            key: self.prefix.key(&up.key),
+            data: up.data.clone(),
+            version: None,
+        };
+        net.send(store, msg);
     }
 
     /// Sends an index for the ready point once the store's index is behind it; retries it.
@@ -226,28 +237,25 @@ impl Uploader {
             }
             return moved;
         }
-        let sent = self
-            .queue
-            .iter_mut()
-            .take_while(|up| up.attempt != Attempt::Queued)
-            .find(
-                |up| matches!(up.attempt, Attempt::Sent { request_id: id, .. } if id == request_id),
-            );
+        let sent = self.queue.iter_mut().find(
+            |up| matches!(up.attempt, Attempt::Sent { request_id: id, .. } if id == request_id),
+        );
         let Some(up) = sent else {
             return false; // a late or duplicated answer to an attempt already settled
         };
         up.attempt = Attempt::Done;
         self.index.layers.insert(up.key.clone());
-        while self
-            .queue
-            .front()
-            .is_some_and(|up| up.attempt == Attempt::Done)
-        {
-            let done = self.queue.pop_front().expect("front");
-            if let Some(point) = done.completes.filter(|p| *p > self.ready) {
-                self.ready = point;
+        // The ready point: every delta layer up to it acknowledged. Images are not waited
+        // for: the index names those that are in the store, and a rebuild needs none.
+        for up in &self.queue {
+            match (up.completes, up.attempt) {
+                (Some(point), Attempt::Done) if point > self.ready => self.ready = point,
+                (Some(_), Attempt::Done) => {}
+                (Some(_), _) => break,
+                (None, _) => {}
             }
         }
+        self.queue.retain(|up| up.attempt != Attempt::Done);
         false
     }
 }
