@@ -1063,7 +1063,8 @@ mod tests {
     fn a_rename_can_land_without_the_data_it_names() {
         let mut landed = 0;
         for seed in 0..20 {
-            let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            let rt =
+                madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             landed += rt.block_on(async move {
                 let config = DiskConfig {
                     dir_land_probability: 1.0,

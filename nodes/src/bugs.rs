@@ -167,7 +167,7 @@ impl Bug {
                 "safekeeper takes a WAL read error for the end of its WAL and cuts the WAL there on recovery"
             }
             Bug::RottedControlFileTrusted => {
-                "safekeeper loads a control file copy that fails its checksum if its contents still parse"
+                "safekeeper trusts a control file copy whose checksum fails (rot) rather than pass it over"
             }
         }
     }

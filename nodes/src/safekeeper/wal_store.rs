@@ -15,7 +15,10 @@
 //! it back to the other. A record that fails in both copies below the point the caller knows
 //! was durable (its persisted commit LSN) is damage: recovery refuses ([`Recovered::Damaged`])
 //! rather than cut WAL the quorum counts on. A read error is an error, never the end of the
-//! WAL (the read-error-as-eof bug takes it for one). Removal takes whole segments below
+//! WAL (the read-error-as-eof bug takes it for one): recovery reads a record from the other
+//! copy when one cannot be read, writes it back (a rewrite remaps the sectors), and fails, to
+//! be tried again, only when neither copy can say where the WAL ends. Removal takes whole
+//! segments below
 //! `wal_start` only, and the caller persists `wal_start` first: a removal a crash undid leaves
 //! segments recovery ignores, never a hole it would have to explain.
 
@@ -87,18 +90,20 @@ pub async fn read_wal(
     end: Lsn,
     error_as_eof: bool,
 ) -> Result<Vec<u8>> {
-    Ok(read_copy(disk, PRIMARY, seg, (start, end), error_as_eof)
-        .await?
-        .0)
+    match read_copy(disk, PRIMARY, seg, (start, end)).await {
+        (_, Some(e)) if !error_as_eof => Err(e),
+        (bytes, _) => Ok(bytes),
+    }
 }
 
+/// The bytes of one copy in `[start, end)`, as far as they can be read: on a read error, what
+/// came before it, and the error.
 async fn read_copy(
     disk: &Disk,
     copy: &str,
     seg: SegmentSize,
     (start, end): (Lsn, Lsn),
-    error_as_eof: bool,
-) -> Result<(Vec<u8>, bool)> {
+) -> (Vec<u8>, Option<std::io::Error>) {
     let mut out = Vec::with_capacity(end.bytes_since(start).min(seg.0) as usize);
     let mut pos = start.0;
     while pos < end.0 {
@@ -110,8 +115,8 @@ async fn read_copy(
             break;
         }
         let chunk = match disk.read(&name, off, want).await {
-            Err(_) if error_as_eof => return Ok((out, true)),
-            other => other?,
+            Ok(chunk) => chunk,
+            Err(e) => return (out, Some(e)),
         };
         let got = chunk.len();
         out.extend_from_slice(&chunk);
@@ -120,7 +125,7 @@ async fn read_copy(
             break;
         }
     }
-    Ok((out, false))
+    (out, None)
 }
 
 /// The WAL in `[start, end)` on `disk` as its cache holds it, past every disk fault: for the
@@ -217,22 +222,26 @@ impl WalStore {
             error_as_eof,
         };
         let mut copies = Vec::with_capacity(2);
+        let mut errors = Vec::new();
         for copy in COPIES {
             let held = store.held_end(copy)?;
             let range = (start, held.max(start));
-            copies.push((
-                held,
-                read_copy(&store.disk, copy, seg, range, error_as_eof).await?,
-            ));
+            let (bytes, error) = read_copy(&store.disk, copy, seg, range).await;
+            errors.extend(error.map(|e| (held, e)));
+            copies.push((held, bytes));
         }
-        // The read-error-as-eof bug: where a read failed, the WAL ends, in both copies.
-        if let Some(eof) = copies.iter().filter(|c| c.1 .1).map(|c| c.1 .0.len()).min() {
-            for copy in &mut copies {
-                copy.1 .0.truncate(eof);
-            }
+        if error_as_eof && !errors.is_empty() {
+            // The read-error-as-eof bug: where a read failed, the WAL ends, in both copies.
+            let eof = copies.iter().map(|c| c.1.len()).min().unwrap_or(0);
+            copies.iter_mut().for_each(|c| c.1.truncate(eof));
+            errors.clear();
         }
-        let copies: Vec<(Lsn, Vec<u8>)> = copies.into_iter().map(|(h, (b, _))| (h, b)).collect();
         let (merged, end) = merge_copies(&copies[0].1, &copies[1].1, start, start_prev);
+        // A copy that could not be read past `end` may hold WAL the other lacks: that is not
+        // the end of the WAL, and recovery fails (to be tried again) rather than cut it.
+        if let Some((_, e)) = errors.into_iter().find(|(held, _)| *held > end) {
+            return Err(e);
+        }
         let read_end = start.advance(copies.iter().map(|c| c.1.len()).max().unwrap_or(0) as u64);
         // Records fail in both copies before the durable point although the bytes reach it:
         // damage. (Bytes that simply stop short of it are a cut the caller's own checks judge.)
@@ -495,7 +504,7 @@ mod tests {
     }
 
     #[test]
-    fn a_read_error_fails_recovery_unless_taken_for_the_end() {
+    fn a_read_error_is_read_around_or_fails_recovery_unless_taken_for_the_end() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.block_on(async {
             let disk = Disk::new(1, DiskConfig::default(), 1, None);
@@ -504,19 +513,34 @@ mod tests {
             store.write(Lsn::ZERO, &wal).unwrap();
             store.flush().await.unwrap();
             disk.sync_dir().await.unwrap();
-            // pick 7: the one file, its second sector.
-            disk.fail_reads(7, 1, None).unwrap();
             let seg = SegmentSize::DEFAULT;
             let end = Lsn(wal.len() as u64);
-            let honest = WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, false);
+            let recover =
+                |as_eof| WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, as_eof);
+            // pick 14: the primary's third sector; 15: the mirror's.
+            disk.fail_reads(14, 1, None).unwrap();
+            let (store, cut) = open(&disk, Lsn::ZERO, Lsn::ZERO, end).await;
+            assert_eq!(
+                (cut, store.flush_lsn()),
+                (None, end),
+                "read from the mirror"
+            );
             assert!(
-                honest.await.is_err(),
+                disk.read("wal/00000000", 8192, 1).await.is_ok(),
+                "and written back"
+            );
+            disk.fail_reads(14, 1, None).unwrap();
+            disk.fail_reads(15, 1, None).unwrap();
+            assert!(
+                recover(false).await.is_err(),
                 "a read error is not the end of the WAL"
             );
-            let buggy = WalStore::recover(disk.clone(), seg, (Lsn::ZERO, Lsn::ZERO), end, true);
-            match buggy.await {
+            match recover(true).await {
                 Ok(Recovered::Store(store, Some(cut))) => {
-                    assert!(cut < Lsn(8192) && store.flush_lsn() == cut, "cut at {cut}");
+                    assert!(
+                        cut < Lsn(3 * 4096) && store.flush_lsn() == cut,
+                        "cut at {cut}"
+                    );
                 }
                 _ => panic!("the bug takes the error for the end and cuts there"),
             }
