@@ -41,9 +41,10 @@ pub struct SafekeeperConfig {
 /// What it does with a disk error, following Postgres after fsyncgate and Neon's safekeeper:
 /// - a full disk (ENOSPC) fails the batch it hit, unacknowledged, and the safekeeper goes on:
 ///   it answers again once space returns (the proposer resends what was not acknowledged);
-/// - any other error (a failed fsync, WAL it cannot read back, WAL that fails its checks) ends
-///   the process, which restarts from its disk ([`crate::process::abort`]): a failed fsync is
-///   never retried and trusted;
+/// - a read error while serving WAL leaves that request unanswered (the reader asks again);
+/// - any other error (a failed fsync, WAL that fails its checks, WAL recovery cannot read in
+///   either copy) ends the process, which restarts from its disk ([`crate::process::abort`]):
+///   a failed fsync is never retried and trusted;
 /// - a disk without a timeline it can verify keeps it out of the quorum for good: it neither
 ///   votes nor answers (see [`control_file`]).
 pub async fn run(cfg: SafekeeperConfig) {
