@@ -176,6 +176,7 @@ impl Cluster {
                 cost: pageserver_cost(config),
                 buggify,
                 remote_prefix: remote_prefix(id),
+                generations: Default::default(),
             };
             let node = handle
                 .create_node()

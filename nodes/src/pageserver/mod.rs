@@ -63,6 +63,9 @@ pub struct PageserverConfig {
     pub buggify: bool,
     /// Where this pageserver's objects live in the object store.
     pub remote_prefix: remote::RemotePrefix,
+    /// The control plane's generation numbers for this pageserver (Neon's storage controller
+    /// hands one out at each attach): each process start takes the next.
+    pub generations: remote::Generations,
 }
 
 /// What a GetPage costs on the simulated clock. All zero (the default): answers go out at once.

@@ -38,6 +38,19 @@ impl RemotePrefix {
     }
 }
 
+/// The control plane's generation counter for one pageserver: every process start takes a
+/// new, higher generation, so that its index uploads outrank any late one of an earlier
+/// process (Neon's generation numbers, issued by the storage controller at attach).
+#[derive(Clone, Debug, Default)]
+pub struct Generations(Arc<std::sync::atomic::AtomicU64>);
+
+impl Generations {
+    /// The generation of a process starting now.
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+    }
+}
+
 const RETRY_AFTER: Duration = Duration::from_millis(300);
 /// Layer uploads in flight at once.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -85,24 +98,29 @@ pub struct Uploader {
     prefix: RemotePrefix,
     /// The index-never-uploaded bug: layers go up, the index naming them never does.
     skip_index: bool,
-    /// This process's generation (Neon's: the storage controller hands one out at each attach;
-    /// here the process's start time in ms on the simulated clock) and its index uploads so far:
-    /// the index's version is both, so a later process's uploads outrank an earlier one's.
+    /// This process's generation (see [`Generations`]) and its index uploads so far: the
+    /// index's version is both, so a later process's uploads outrank an earlier one's.
     generation: u64,
     index_seq: u64,
 }
 
 impl Uploader {
-    pub fn from_index(index: IndexPart, prefix: RemotePrefix, bugs: &BugSet) -> Uploader {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+    pub fn from_index(
+        index: IndexPart,
+        prefix: RemotePrefix,
+        bugs: &BugSet,
+        generation: u64,
+    ) -> Uploader {
+        assert!(
+            generation > 0 && generation < 1 << 40,
+            "generation {generation}"
+        );
         Uploader {
             ready: index.consistent,
             index,
             prefix,
             skip_index: bugs.has(Bug::IndexNeverUploaded),
-            generation: started.as_millis() as u64,
+            generation,
             ..Uploader::default()
         }
     }

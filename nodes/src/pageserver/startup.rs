@@ -54,6 +54,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
         index.unwrap_or_default(),
         cfg.remote_prefix.clone(),
         &cfg.bugs,
+        cfg.generations.next(),
     );
     for (name, completes, bytes) in local {
         if !remote.holds(&name) {

@@ -146,7 +146,15 @@ impl Acceptor {
     ) -> Result<Opened> {
         let trust_rot = bugs.has(Bug::RottedControlFileTrusted);
         let (state, seq) = match control_file::load(&disk, trust_rot).await? {
-            Loaded::State(state, seq) => (state, seq),
+            Loaded::State(state, seq, true) => (state, seq),
+            Loaded::State(state, seq, false) => {
+                // One copy holds it (a persist a crash interrupted, a copy torn, rotted or
+                // unreadable): both must before anything is acted on, or losing that copy
+                // would take back a promise.
+                let unsynced = bugs.has(Bug::ControlFileUnsynced);
+                control_file::persist(&disk, seq + 1, &state, unsynced).await?;
+                (state, seq + 1)
+            }
             Loaded::Untrusted(why) => return Ok(Opened::StaysOut(format!("control file: {why}"))),
         };
         let start = (state.wal_start, state.wal_start_prev);

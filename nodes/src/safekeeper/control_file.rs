@@ -133,8 +133,10 @@ impl Copy {
 /// What a safekeeper finds on its disk.
 #[derive(Debug)]
 pub enum Loaded {
-    /// A verified state, with the sequence number of the persist that wrote it.
-    State(SafekeeperState, u64),
+    /// A verified state, with the sequence number of the persist that wrote it, and whether
+    /// both copies hold it (if not, it must be written to both before it is acted on: a state
+    /// in one copy is lost if that copy is).
+    State(SafekeeperState, u64, bool),
     /// No state it can trust, and why: it must stay out of the quorum.
     Untrusted(String),
 }
@@ -143,19 +145,25 @@ pub enum Loaded {
 fn choose(copies: [Option<Vec<u8>>; 2], trust_rot: bool) -> Loaded {
     let mut why = Vec::new();
     let mut best: Option<Copy> = None;
+    let mut seqs = Vec::new();
     for (name, bytes) in COPIES.iter().zip(copies) {
         let decoded = match bytes {
             None => Err("missing or unreadable".to_string()),
             Some(b) => Copy::decode(&b, trust_rot),
         };
         match decoded {
-            Ok(c) if best.as_ref().is_none_or(|b| c.seq > b.seq) => best = Some(c),
-            Ok(_) => {}
+            Ok(c) => {
+                seqs.push(c.seq);
+                if best.as_ref().is_none_or(|b| c.seq > b.seq) {
+                    best = Some(c);
+                }
+            }
             Err(e) => why.push(format!("{name}: {e}")),
         }
     }
+    let whole = seqs.len() == 2 && seqs[0] == seqs[1];
     match best {
-        Some(c) => Loaded::State(c.state, c.seq),
+        Some(c) => Loaded::State(c.state, c.seq, whole),
         None => Loaded::Untrusted(why.join("; ")),
     }
 }
@@ -184,7 +192,7 @@ pub async fn load(disk: &Disk, trust_rot: bool) -> Result<Loaded> {
 /// against its disk): `None` when no copy verifies.
 pub fn durable_state(disk: &Disk) -> Option<SafekeeperState> {
     match choose(COPIES.map(|n| disk.read_durable(n)), false) {
-        Loaded::State(state, _) => Some(state),
+        Loaded::State(state, ..) => Some(state),
         Loaded::Untrusted(_) => None,
     }
 }
@@ -243,7 +251,7 @@ mod tests {
     fn the_newest_verified_copy_wins_and_a_bad_one_is_passed_over() {
         let (old, new) = (encode(1, &state(1)), encode(2, &state(2)));
         let term = |l: Loaded| match l {
-            Loaded::State(s, _) => Some(s.term.0),
+            Loaded::State(s, ..) => Some(s.term.0),
             Loaded::Untrusted(_) => None,
         };
         assert_eq!(
@@ -277,7 +285,7 @@ mod tests {
             Loaded::Untrusted(_)
         ));
         match choose([Some(bytes), None], true) {
-            Loaded::State(s, _) => assert_eq!(s.term, Term(4)),
+            Loaded::State(s, ..) => assert_eq!(s.term, Term(4)),
             l => panic!("{l:?}"),
         }
     }
