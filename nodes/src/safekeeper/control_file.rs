@@ -7,7 +7,9 @@
 //! n x (term, lsn)` in u64s (n a u32). A persist writes and fsyncs copy 0, then copy 1, and only
 //! then is the new state acted on. So after a crash at least one copy holds the last state acted
 //! on or a newer one, a torn or rotted copy fails its checksum and the other is used, and of two
-//! valid copies the higher sequence wins. Every byte of a copy is state (no padding), so bit rot
+//! valid copies the higher sequence wins. A state found in one copy only is written to both
+//! (the acceptor does, at open) before it is acted on: otherwise losing that copy later would
+//! take the state back. Every byte of a copy is state (no padding), so bit rot
 //! that strikes one always changes a number: what the checksum is for. A copy grows only when
 //! the term history does (16 bytes a term): a full disk can stop a new term from being
 //! persisted, and then the vote is not given.
