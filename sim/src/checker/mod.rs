@@ -750,23 +750,20 @@ impl Checker {
         if self.src.safekeeper_disks.contains_key(&node) {
             // A rotted control file copy is the safekeeper's to survive (it has two); rotted
             // WAL is read as written, so that the checks judge what the acceptor acknowledged.
-            if let Some(segno) = file.strip_prefix("walmirror/") {
-                let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
-                let lsn = self
-                    .src
-                    .wal_segment_size
-                    .start(segno)
-                    .advance(rotted.offset);
+            let lsn_in = |copy: &str| {
+                let segno = u64::from_str_radix(file.strip_prefix(copy)?, 16).ok()?;
+                Some(
+                    self.src
+                        .wal_segment_size
+                        .start(segno)
+                        .advance(rotted.offset),
+                )
+            };
+            if let Some(lsn) = lsn_in("walmirror/") {
                 let mut s = self.state.lock().unwrap();
                 s.mirror_flips.entry(node).or_default().insert(lsn);
             }
-            if let Some(segno) = file.strip_prefix("wal/") {
-                let segno = u64::from_str_radix(segno, 16).expect("a WAL segment's name");
-                let lsn = self
-                    .src
-                    .wal_segment_size
-                    .start(segno)
-                    .advance(rotted.offset);
+            if let Some(lsn) = lsn_in("wal/") {
                 let disk = &self.src.safekeeper_disks[&node];
                 // The durable copy: the name may be gone from the cache (a removal not yet
                 // synced), and a crash brings it back as rot left it.
