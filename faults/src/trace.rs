@@ -48,7 +48,13 @@ struct TraceState {
     count: u64,
     recent: VecDeque<Event>,
     full: Option<Vec<Event>>,
+    /// Called every [`WATCH_EVERY`] events, outside the lock: the harness's budget check,
+    /// which may unwind to end the run (see [`Trace::set_watch`]).
+    watch: Option<Arc<dyn Fn() + Send + Sync>>,
 }
+
+/// How often the watch runs, in events.
+pub const WATCH_EVERY: u64 = 1024;
 
 /// A cloneable handle on one run's trace.
 #[derive(Clone)]
@@ -75,7 +81,15 @@ impl Trace {
             count: 0,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             full: keep_all.then(Vec::new),
+            watch: None,
         })))
+    }
+
+    /// Installs `watch`, called from [`Trace::record`] every [`WATCH_EVERY`] events with no
+    /// lock held, so that it may unwind (a budget or a stop request ends the run there). It
+    /// must not change what the run does otherwise: the trace hash is the same with or without.
+    pub fn set_watch(&self, watch: Arc<dyn Fn() + Send + Sync>) {
+        self.0.lock().unwrap().watch = Some(watch);
     }
 
     /// Records one event at the current simulated time.
@@ -103,6 +117,12 @@ impl Trace {
         s.recent.push_back(e);
         if let Some(full) = s.full.as_mut() {
             full.push(e);
+        }
+        if s.count % WATCH_EVERY == 0 {
+            if let Some(watch) = s.watch.clone() {
+                drop(s);
+                watch();
+            }
         }
     }
 

@@ -31,6 +31,9 @@ pub enum Invariant {
     ReadAmplification,
     /// Node code panicked outside any invariant's assertion.
     Panic,
+    /// The seed ran past its per-seed budget of wall time or memory: a runaway run (a livelock,
+    /// a configuration too big for the machine), recorded so that a campaign goes on.
+    Budget,
 }
 
 impl Invariant {
@@ -53,6 +56,7 @@ impl Invariant {
             Invariant::Liveness => "liveness",
             Invariant::ReadAmplification => "read-amplification",
             Invariant::Panic => "panic",
+            Invariant::Budget => "budget",
         }
     }
 }
@@ -67,7 +71,9 @@ impl FromStr for Invariant {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Invariant, String> {
-        let all = Invariant::CHECKED.into_iter().chain([Invariant::Panic]);
+        let all = Invariant::CHECKED
+            .into_iter()
+            .chain([Invariant::Panic, Invariant::Budget]);
         all.clone().find(|i| i.name() == s).ok_or_else(|| {
             let names: Vec<&str> = all.map(Invariant::name).collect();
             format!(

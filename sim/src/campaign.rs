@@ -1,22 +1,29 @@
 //! Campaigns: many seeds on parallel runtimes, every failure saved as a replayable seed file,
-//! a summary at the end (on the terminal and as `summary.json`).
+//! one result line per seed, a summary at the end (on the terminal and as `summary.json`).
 //!
 //! Seeds are `start_seed + i`; shard `K/N` takes the `i` with `i % N == K - 1`, so N machines
 //! with shards 1/N..N/N cover exactly the seeds of the unsharded campaign. Each seed runs on its
 //! own OS thread (see the runner), so `--jobs J` means J seeds at once.
+//!
+//! A campaign never loses what it found: its directory is its own (see [`crate::outdir`]),
+//! failure files are written before the seed's line, both durably; a stop request (a signal,
+//! stdout closed) cuts the seeds in flight within milliseconds and still writes the summary; a
+//! seed past its wall-time or memory budget is a `budget` failure and the campaign goes on.
 
+use crate::budget::Limits;
 use crate::config::Config;
+use crate::outdir::{Manifest, OutDir, SeedLine, SUMMARY};
 use crate::plan::Plan;
-use crate::report::{describe_config, describe_faults, Setup};
-use crate::runner::{run_seed, RunOptions, RunOutcome};
+use crate::report::{shell_quote, Setup};
+use crate::runner::{try_run_seed, RunOptions, RunOutcome};
 use crate::seedfile;
 use anyhow::{bail, Context, Result};
 use lakesim_nodes::bugs::BugSet;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,11 +48,24 @@ impl std::str::FromStr for Shard {
     }
 }
 
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// How long a campaign runs.
 #[derive(Clone, Copy, Debug)]
 pub enum Budget {
     Seeds(u64),
     Wall(Duration),
+}
+
+/// What each seed may spend before it is cut and recorded as a `budget` failure.
+#[derive(Clone, Copy, Debug)]
+pub struct SeedBudget {
+    pub wall: Duration,
+    pub memory_mib: u64,
 }
 
 pub struct Campaign {
@@ -55,85 +75,256 @@ pub struct Campaign {
     pub shard: Shard,
     pub start_seed: u64,
     pub out: PathBuf,
+    /// Continue the campaign in `out` rather than refuse it.
+    pub resume: bool,
+    pub seed_budget: SeedBudget,
 }
 
-/// The end-of-campaign summary (also written as JSON).
+/// Why a campaign stopped before its budget ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Signal = 1,
+    StdoutClosed = 2,
+    /// No thread could be started for a seed.
+    NoThreads = 3,
+}
+
+impl StopReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Signal => "interrupted by a signal",
+            StopReason::StdoutClosed => "stdout was closed",
+            StopReason::NoThreads => "no thread could be started for a seed",
+        }
+    }
+}
+
+/// A stop request shared by the signal handler, the console and the workers; the first
+/// reason given is kept.
+#[derive(Default)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    reason: AtomicU8,
+}
+
+impl Stopper {
+    pub fn request(&self, why: StopReason) {
+        let _ = self
+            .reason
+            .compare_exchange(0, why as u8, Ordering::SeqCst, Ordering::SeqCst);
+        self.flag.store(true, Ordering::SeqCst);
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.reason.load(Ordering::SeqCst) {
+            1 => Some(StopReason::Signal),
+            2 => Some(StopReason::StdoutClosed),
+            3 => Some(StopReason::NoThreads),
+            _ => None,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+/// Lines for stdout. A closed stdout (`lakesim fuzz | head -1`) is a stop request, never a
+/// panic: the campaign still writes its summary.
+pub struct Console {
+    stop: Arc<Stopper>,
+    closed: AtomicBool,
+}
+
+impl Console {
+    pub fn new(stop: Arc<Stopper>) -> Console {
+        Console {
+            stop,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn line(&self, text: &str) {
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            self.closed.store(true, Ordering::Relaxed);
+            self.stop.request(StopReason::StdoutClosed);
+        }
+    }
+}
+
+/// The end-of-campaign summary (also written as JSON): the whole campaign, every session of it.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
     pub scenario: String,
     pub bug: Option<String>,
     pub shard: String,
+    pub start_seed: u64,
+    /// Seeds of this shard the campaign asked for (none with a wall-clock budget).
+    pub seeds_planned: Option<u64>,
+    /// Seeds finished, in every session.
     pub seeds_run: u64,
+    /// Seeds finished in this session.
+    pub seeds_this_session: u64,
     pub failures: u64,
     pub failures_by_invariant: BTreeMap<String, u64>,
     /// For each invariant, the first failing seed and how many seeds ran up to and with it.
     pub first_failure: BTreeMap<String, (u64, u64)>,
+    /// This session's wall time and rates.
     pub wall_seconds: f64,
     pub seeds_per_second: f64,
     pub simulated_seconds_per_wall_second: f64,
+    /// Every planned seed ran (a wall-clock campaign is complete when its time ran out).
+    pub complete: bool,
     pub interrupted: bool,
+    /// Why it stopped early.
+    pub stopped_by: Option<String>,
+    /// Sessions that added to this directory, this one included.
+    pub sessions: u64,
 }
 
 struct Shared {
-    summary: Mutex<Summary>,
+    dir: Mutex<OutDir>,
+    lines: Mutex<Vec<SeedLine>>,
     sim_seconds: Mutex<f64>,
     next: AtomicU64,
     done: AtomicU64,
-    stop: Arc<AtomicBool>,
+    failures: AtomicU64,
+    stop: Arc<Stopper>,
+    console: Console,
+    last_sync: Mutex<Instant>,
 }
 
-/// Parses a duration like `90s`, `10m`, `2h`.
+/// Parses a duration like `90s`, `10m`, `2h` (at most 30 days).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("duration '{s}': expected a number with s, m or h, like 90s or 10m");
+    let bad = || {
+        format!("duration '{s}': expected a whole number with s, m or h from 1s to 720h, like 90s or 10m")
+    };
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
         _ => return Err(bad()),
     };
-    if secs == 0 {
+    let secs = n.checked_mul(scale).ok_or_else(bad)?;
+    if secs == 0 || secs > 720 * 3600 {
         return Err(bad());
     }
     Ok(Duration::from_secs(secs))
 }
 
 impl Campaign {
-    /// Runs the campaign; `stop` set (by Ctrl-C) ends it after the seeds in flight.
-    pub fn run(&self, stop: Arc<AtomicBool>) -> Result<Summary> {
+    /// Runs the campaign until its budget is spent or `stop` is requested.
+    pub fn run(&self, stop: Arc<Stopper>) -> Result<Summary> {
         let (name, config, bugs) = self.setup.resolve()?;
-        prepare_out_dir(&self.out)?;
+        let manifest = self.manifest(&name, &config);
+        let dir = OutDir::open(&self.out, &manifest, self.resume)?;
+        let earlier_sessions = read_sessions(&self.out);
         let shared = Arc::new(Shared {
-            summary: Mutex::new(Summary {
-                scenario: name.clone(),
-                bug: self.setup.bug.clone(),
-                shard: format!("{}/{}", self.shard.index, self.shard.count),
-                ..Summary::default()
-            }),
+            lines: Mutex::new(dir.earlier.clone()),
+            dir: Mutex::new(dir),
             sim_seconds: Mutex::new(0.0),
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            console: Console::new(stop.clone()),
             stop,
+            last_sync: Mutex::new(Instant::now()),
         });
         let started = Instant::now();
         let progress = Progress::new(self.budget);
-        std::thread::scope(|scope| {
-            for _ in 0..self.jobs.max(1) {
-                scope.spawn(|| self.worker(&config, &bugs, &shared, started, &progress));
+        std::thread::scope(|scope| -> Result<()> {
+            let mut started_workers = 0;
+            for n in 0..self.jobs.max(1) {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("worker-{n}"))
+                    .spawn_scoped(scope, || {
+                        self.worker(&config, &bugs, &shared, started, &progress)
+                    });
+                match spawned {
+                    Ok(_) => started_workers += 1,
+                    Err(e) if started_workers == 0 => {
+                        bail!("--jobs {}: cannot start a worker thread: {e}", self.jobs)
+                    }
+                    Err(e) => {
+                        eprintln!("lakesim: --jobs {}: started {started_workers} workers, then: {e}; going on with {started_workers}", self.jobs);
+                        break;
+                    }
+                }
             }
-        });
+            Ok(())
+        })?;
         progress.finish();
-        let mut summary = std::mem::take(&mut *shared.summary.lock().unwrap());
+        let shared = Arc::into_inner(shared).expect("the workers are done");
+        let dir = shared.dir.into_inner().unwrap();
+        dir.sync()?;
+        let lines = shared.lines.into_inner().unwrap();
+        let mut summary = self.summarize(&name, &lines, dir.earlier.len() as u64);
         let wall = started.elapsed().as_secs_f64();
         summary.wall_seconds = wall;
-        summary.seeds_per_second = summary.seeds_run as f64 / wall.max(1e-9);
+        summary.seeds_per_second = summary.seeds_this_session as f64 / wall.max(1e-9);
         summary.simulated_seconds_per_wall_second =
-            *shared.sim_seconds.lock().unwrap() / wall.max(1e-9);
-        summary.interrupted = shared.stop.load(Ordering::Relaxed);
-        let json = serde_json::to_string_pretty(&summary)?;
-        write_atomic(&self.out.join("summary.json"), json.as_bytes())?;
+            shared.sim_seconds.into_inner().unwrap() / wall.max(1e-9);
+        summary.stopped_by = shared.stop.reason().map(|r| r.describe().to_string());
+        summary.interrupted = summary.stopped_by.is_some();
+        summary.complete =
+            !summary.interrupted && summary.seeds_planned.is_none_or(|n| summary.seeds_run >= n);
+        summary.sessions = earlier_sessions + 1;
+        let json = serde_json::to_string_pretty(&summary)? + "\n";
+        crate::files::replace(&self.out.join(SUMMARY), json.as_bytes())?;
         Ok(summary)
+    }
+
+    /// What this campaign runs, as its directory records it.
+    fn manifest(&self, name: &str, config: &Config) -> Manifest {
+        Manifest {
+            lakesim_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: name.to_string(),
+            config: config.clone(),
+            bug: self.setup.bug.clone(),
+            full_page_writes: self.setup.full_page_writes,
+            start_seed: self.start_seed,
+            shard: self.shard.to_string(),
+            seeds: match self.budget {
+                Budget::Seeds(n) => Some(n),
+                Budget::Wall(_) => None,
+            },
+        }
+    }
+
+    /// The summary of every line the campaign wrote, in order.
+    fn summarize(&self, name: &str, lines: &[SeedLine], earlier: u64) -> Summary {
+        let mut s = Summary {
+            scenario: name.to_string(),
+            bug: self.setup.bug.clone(),
+            shard: self.shard.to_string(),
+            start_seed: self.start_seed,
+            seeds_planned: match self.budget {
+                Budget::Seeds(n) => Some(self.count_for_shard(n)),
+                Budget::Wall(_) => None,
+            },
+            seeds_run: lines.len() as u64,
+            seeds_this_session: lines.len() as u64 - earlier,
+            ..Summary::default()
+        };
+        for (i, line) in lines.iter().enumerate() {
+            let Some(invariant) = &line.invariant else {
+                continue;
+            };
+            s.failures += 1;
+            *s.failures_by_invariant
+                .entry(invariant.clone())
+                .or_default() += 1;
+            s.first_failure
+                .entry(invariant.clone())
+                .or_insert((line.seed, i as u64 + 1));
+        }
+        s
     }
 
     /// The seed of the `i`-th run of this shard.
@@ -148,6 +339,14 @@ impl Campaign {
         seeds / self.shard.count + u64::from(seeds % self.shard.count > k)
     }
 
+    fn limits(&self, stop: &Stopper) -> Limits {
+        Limits {
+            wall: Some(self.seed_budget.wall),
+            memory_bytes: Some(self.seed_budget.memory_mib << 20),
+            stop: Some(stop.flag.clone()),
+        }
+    }
+
     fn worker(
         &self,
         config: &Config,
@@ -156,8 +355,13 @@ impl Campaign {
         started: Instant,
         progress: &Progress,
     ) {
+        let opts = RunOptions {
+            bugs: bugs.clone(),
+            keep_trace: false,
+            limits: self.limits(&shared.stop),
+        };
         loop {
-            if shared.stop.load(Ordering::Relaxed) {
+            if shared.stop.stopping() {
                 return;
             }
             let i = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -167,33 +371,87 @@ impl Campaign {
                 _ => {}
             }
             let seed = self.seed_of(i);
+            if shared.dir.lock().unwrap().done.contains(&seed) {
+                continue;
+            }
             let plan = Plan::generate(seed, config);
-            let opts = RunOptions {
-                bugs: bugs.clone(),
-                keep_trace: false,
+            let Some(outcome) = run_with_retries(seed, &plan, &opts, shared) else {
+                return;
             };
-            let outcome = run_seed(seed, &plan, &opts);
+            if outcome.interrupted {
+                return;
+            }
             *shared.sim_seconds.lock().unwrap() += outcome.sim_time.as_secs_f64();
             let done = shared.done.fetch_add(1, Ordering::Relaxed) + 1;
-            if outcome.violation.is_some() {
-                self.record_failure(config, &plan, &outcome, shared, i + 1, progress);
-            }
-            shared.summary.lock().unwrap().seeds_run += 1;
-            let failures = shared.summary.lock().unwrap().failures;
-            progress.update(done, failures, started.elapsed());
+            self.record(config, &plan, &outcome, shared, progress);
+            let failures = shared.failures.load(Ordering::Relaxed);
+            progress.update(done, failures, started.elapsed(), &shared.console);
         }
     }
 
-    fn record_failure(
+    /// Saves the seed's failure file (if it failed), then its line.
+    fn record(
         &self,
         config: &Config,
         plan: &Plan,
         outcome: &RunOutcome,
         shared: &Shared,
-        seeds_so_far: u64,
         progress: &Progress,
     ) {
-        let v = outcome.violation.as_ref().unwrap();
+        let file = outcome
+            .violation
+            .as_ref()
+            .map(|v| self.save_failure(config, plan, outcome, v, shared, progress));
+        let v = outcome.violation.as_ref();
+        let line = SeedLine {
+            seed: outcome.seed,
+            scenario: self.scenario_name(),
+            bug: self.setup.bug.clone(),
+            result: if v.is_some() { "fail" } else { "ok" }.to_string(),
+            invariant: v.map(|v| v.invariant.to_string()),
+            check: v.map(|v| v.caught_by.clone()),
+            trace_hash: format!("{:016x}", outcome.trace_hash),
+            wall_ms: outcome.wall_time.as_millis() as u64,
+            simulated_ms: outcome.sim_time.as_millis() as u64,
+            events: outcome.events,
+            file: file.flatten(),
+        };
+        let mut dir = shared.dir.lock().unwrap();
+        if let Err(e) = dir.append(&line) {
+            // The seed's failure file is saved; only its line is missing, and a resume runs
+            // the seed again.
+            eprintln!("lakesim: {e:#}");
+        }
+        let mut last = shared.last_sync.lock().unwrap();
+        if last.elapsed() >= Duration::from_secs(1) {
+            *last = Instant::now();
+            if let Err(e) = dir.sync() {
+                eprintln!("lakesim: {e:#}");
+            }
+        }
+        drop(dir);
+        shared.lines.lock().unwrap().push(line);
+    }
+
+    fn scenario_name(&self) -> String {
+        match (&self.setup.scenario, &self.setup.config) {
+            (_, Some(path)) => path.display().to_string(),
+            (Some(name), None) => name.clone(),
+            (None, None) => crate::scenario::DEFAULT.to_string(),
+        }
+    }
+
+    /// Writes the failure file (never over an existing one) and says so; returns its name.
+    fn save_failure(
+        &self,
+        config: &Config,
+        plan: &Plan,
+        outcome: &RunOutcome,
+        v: &crate::checker::Violation,
+        shared: &Shared,
+        progress: &Progress,
+    ) -> Option<String> {
+        shared.failures.fetch_add(1, Ordering::Relaxed);
         let file = seedfile::record(
             outcome.seed,
             self.setup.scenario.as_deref().or(self
@@ -207,19 +465,24 @@ impl Campaign {
             Some(plan),
             outcome,
         );
-        let path = self
-            .out
-            .join(format!("fail-{}-{}.toml", outcome.seed, v.invariant));
-        let saved = seedfile::save(&path, &file);
-        let mut s = shared.summary.lock().unwrap();
-        s.failures += 1;
-        *s.failures_by_invariant
-            .entry(v.invariant.to_string())
-            .or_default() += 1;
-        s.first_failure
-            .entry(v.invariant.to_string())
-            .or_insert((outcome.seed, seeds_so_far));
-        let line = match saved {
+        let file = seedfile::SeedFile {
+            budget: (v.invariant == lakesim_nodes::Invariant::Budget).then(|| {
+                seedfile::BudgetRecord {
+                    wall_ms: self.seed_budget.wall.as_millis() as u64,
+                    memory_mib: self.seed_budget.memory_mib,
+                }
+            }),
+            ..file
+        };
+        let name = format!("fail-{}-{}.toml", outcome.seed, v.invariant);
+        let path = self.out.join(&name);
+        let saved = if path.exists() {
+            // Saved by an earlier session whose line for this seed was lost in a crash.
+            Ok(())
+        } else {
+            seedfile::save(&path, &file)
+        };
+        let line = match &saved {
             Ok(()) => format!(
                 "FAIL seed {}: {} caught by {} ({}); saved {}; replay: lakesim replay {}",
                 outcome.seed,
@@ -227,29 +490,55 @@ impl Campaign {
                 v.caught_by,
                 v.detail,
                 path.display(),
-                path.display()
+                shell_quote(&path.display().to_string())
             ),
             Err(e) => format!(
-                "FAIL seed {}: {} (could not save: {e:#})",
-                outcome.seed, v.invariant
+                "FAIL seed {}: {} caught by {} (could not save: {e:#})",
+                outcome.seed, v.invariant, v.caught_by
             ),
         };
-        progress.println(&line);
-        tracing::debug!(config = %describe_config(plan), faults = %describe_faults(plan), "failure");
+        progress.println(&line, &shared.console);
+        saved.ok().map(|()| name)
     }
 }
 
-fn prepare_out_dir(out: &Path) -> Result<()> {
-    if out.exists() && !out.is_dir() {
-        bail!("--out {}: exists and is not a directory", out.display());
+/// Runs a seed; a thread that cannot be started is retried a few times, then the campaign
+/// stops (with its summary) rather than losing the seed.
+fn run_with_retries(
+    seed: u64,
+    plan: &Plan,
+    opts: &RunOptions,
+    shared: &Shared,
+) -> Option<RunOutcome> {
+    const TRIES: u32 = 20;
+    for attempt in 1..=TRIES {
+        match try_run_seed(seed, plan, opts) {
+            Ok(outcome) => return Some(outcome),
+            Err(e) if attempt == TRIES => {
+                eprintln!("lakesim: seed {seed}: cannot start its thread after {TRIES} tries ({e}); stopping");
+                shared.stop.request(StopReason::NoThreads);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))
+    None
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+/// How many sessions an earlier `summary.json` in `out` counted.
+fn read_sessions(out: &std::path::Path) -> u64 {
+    std::fs::read_to_string(out.join(SUMMARY))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["sessions"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Checks that a summary exists and reads its failures (for callers and tests).
+pub fn read_summary(out: &std::path::Path) -> Result<serde_json::Value> {
+    let path = out.join(SUMMARY);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
 }
 
 /// A progress bar on a terminal, plain lines otherwise.
@@ -277,7 +566,7 @@ impl Progress {
         }
     }
 
-    fn update(&self, done: u64, failures: u64, elapsed: Duration) {
+    fn update(&self, done: u64, failures: u64, elapsed: Duration, console: &Console) {
         let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
         match &self.bar {
             Some(bar) => {
@@ -288,16 +577,18 @@ impl Progress {
                 let mut last = self.last_line.lock().unwrap();
                 if last.elapsed() >= Duration::from_secs(5) {
                     *last = Instant::now();
-                    println!("{done} seeds, {rate:.0} seeds/s, {failures} failures");
+                    console.line(&format!(
+                        "{done} seeds, {rate:.0} seeds/s, {failures} failures"
+                    ));
                 }
             }
         }
     }
 
-    fn println(&self, line: &str) {
+    fn println(&self, line: &str, console: &Console) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            Some(bar) => bar.suspend(|| console.line(line)),
+            None => console.line(line),
         }
     }
 

@@ -3,9 +3,9 @@
 //! Exit status: 0 when every invariant held, 1 when one was violated, 2 on bad input (printed as
 //! one line naming what is wrong and what is allowed).
 
-use crate::campaign::{Budget, Campaign, Shard};
+use crate::campaign::{Budget, Campaign, Console, SeedBudget, Shard, StopReason, Stopper};
 use crate::report::{
-    bug_suffix, describe_config, describe_faults, print_outcome, replay_command, Setup,
+    bug_suffix, describe_config, describe_faults, print_outcome, replay_command, shell_quote, Setup,
 };
 
 use crate::plan::Plan;
@@ -17,7 +17,7 @@ use clap::{Parser, Subcommand};
 use lakesim_nodes::bugs::Bug;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -51,35 +51,49 @@ enum Command {
     /// Run a campaign of many seeds; save every failure as a replayable seed file.
     Fuzz {
         /// How many seeds (default 1000, unless --duration is given).
-        #[arg(long, conflicts_with = "duration")]
+        #[arg(long, conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
         seeds: Option<u64>,
-        /// How long to run, like 90s, 10m or 2h (wall clock).
+        /// How long to run, like 90s, 10m or 2h (wall clock, at most 720h).
         #[arg(long, value_parser = crate::campaign::parse_duration)]
         duration: Option<std::time::Duration>,
-        /// Seeds run at once (default: the machine's cores).
-        #[arg(long)]
-        jobs: Option<usize>,
+        /// Seeds run at once, 1 to 1024 (default: the machine's cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+        jobs: Option<u64>,
         /// Run shard K of N: a disjoint slice of the campaign's seeds.
         #[arg(long, default_value = "1/1")]
         shard: Shard,
         #[command(flatten)]
         setup: Setup,
-        /// Where failures and summary.json go.
+        /// Where failures, seeds.jsonl and summary.json go: a new or empty directory (an
+        /// earlier campaign's directory is refused unless --resume).
         #[arg(long, default_value = "lakesim-out")]
         out: PathBuf,
-        /// The first seed of the campaign.
+        /// Continue the campaign in --out (give the same setup): seeds it finished are not run
+        /// again, and nothing it saved is touched.
+        #[arg(long)]
+        resume: bool,
+        /// The first seed of the campaign (any u64).
         #[arg(long, default_value_t = 0)]
         start_seed: u64,
+        /// Wall-clock budget of one seed, like 60s or 5m: a seed past it is cut and recorded
+        /// as a `budget` failure, and the campaign goes on.
+        #[arg(long, default_value = "120s", value_parser = crate::campaign::parse_duration)]
+        seed_timeout: std::time::Duration,
+        /// Memory budget of one seed in MiB (64 to 1048576), enforced like --seed-timeout.
+        #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
+        seed_memory: u64,
     },
     /// Re-run a saved failure or a seeds/ file bit-exactly and check its trace hash.
     Replay {
         /// A seed file (TOML).
         file: PathBuf,
     },
-    /// Re-run every seed file in DIR and re-pin the trace hashes that changed.
+    /// Re-run seed files (every one in a directory, or the files named) and re-pin the trace
+    /// hashes that changed; a file that no longer does what it records is left as it is.
     Pin {
+        /// Seed files or directories of them.
         #[arg(default_value = "seeds")]
-        dir: PathBuf,
+        paths: Vec<PathBuf>,
     },
     /// List the scenarios and the planted bugs.
     List,
@@ -118,6 +132,9 @@ enum Command {
     },
 }
 
+/// The most seeds a campaign runs at once (each is a thread with its own simulation).
+const MAX_JOBS: u64 = 1024;
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     quiet_panics();
@@ -125,6 +142,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
+    if !matches!(cli.command, Command::Fuzz { .. }) {
+        // `lakesim run ... | head` ends quietly, as other tools do; a campaign instead treats
+        // a closed stdout as a stop request and still writes its summary.
+        restore_sigpipe();
+    }
     let result = match cli.command {
         Command::Run {
             seed,
@@ -152,16 +174,20 @@ pub fn main() -> ExitCode {
             shard,
             setup,
             out,
+            resume,
             start_seed,
+            seed_timeout,
+            seed_memory,
         } => {
             let budget = match (seeds, duration) {
                 (_, Some(d)) => Budget::Wall(d),
                 (Some(n), None) => Budget::Seeds(n),
                 (None, None) => Budget::Seeds(1000),
             };
-            let jobs = jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-            });
+            let jobs = jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                |j| j as usize,
+            );
             let campaign = Campaign {
                 setup,
                 budget,
@@ -169,11 +195,16 @@ pub fn main() -> ExitCode {
                 shard,
                 start_seed,
                 out,
+                resume,
+                seed_budget: SeedBudget {
+                    wall: seed_timeout,
+                    memory_mib: seed_memory,
+                },
             };
             cmd_fuzz(&campaign)
         }
         Command::Replay { file } => cmd_replay(&file),
-        Command::Pin { dir } => cmd_pin(&dir),
+        Command::Pin { paths } => cmd_pin(&paths),
         Command::List => {
             cmd_list();
             Ok(ExitCode::SUCCESS)
@@ -189,20 +220,47 @@ pub fn bad_input(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A command-line error as one line: what is wrong, with the argument's name (clap spreads
+/// that over several lines, then adds usage text).
 fn clap_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        print!("{e}");
-        return ExitCode::SUCCESS;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            print!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+            eprintln!(
+                "lakesim: no command given; commands: {} (see 'lakesim --help')",
+                names.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+        _ => {}
     }
-    let text = e.to_string();
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("bad arguments");
-    let first = first.trim_start_matches("error: ");
-    eprintln!("lakesim: {first} (see 'lakesim --help')");
+    eprintln!(
+        "lakesim: {} (see 'lakesim --help')",
+        one_line(&e.to_string())
+    );
     ExitCode::from(2)
+}
+
+/// clap's message up to its usage text, on one line.
+fn one_line(text: &str) -> String {
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = parts.join(" ").trim_start_matches("error: ").to_string();
+    if joined.is_empty() {
+        "bad arguments".to_string()
+    } else {
+        joined
+    }
 }
 
 fn cmd_list() {
@@ -222,10 +280,17 @@ fn cmd_list() {
 
 fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     let (name, config, bugs) = setup.resolve()?;
+    // The trace file is made before the run: a bad path is found now, and an existing file
+    // (the config itself, say) is never overwritten.
+    let trace_file = trace
+        .as_deref()
+        .map(|p| crate::files::create_new(p).with_context(|| "--trace".to_string()))
+        .transpose()?;
     let plan = Plan::generate(seed, &config);
     let opts = RunOptions {
         bugs: bugs.clone(),
         keep_trace: trace.is_some(),
+        ..RunOptions::default()
     };
     if !json {
         println!(
@@ -236,10 +301,6 @@ fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Resu
         println!("{}", describe_faults(&plan));
     }
     let outcome = run_seed(seed, &plan, &opts);
-    if let Some(path) = &trace {
-        write_trace(path, &outcome)
-            .with_context(|| format!("cannot write trace {}", path.display()))?;
-    }
     if json {
         let doc = serde_json::json!({
             "seed": seed,
@@ -259,7 +320,15 @@ fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Resu
     } else {
         print_outcome(&outcome, &replay_command(seed, setup));
     }
-    Ok(if outcome.violation.is_some() {
+    let failed = outcome.violation.is_some();
+    if let (Some(path), Some(file)) = (&trace, trace_file) {
+        // After the outcome is printed: a trace that cannot be written loses no finding.
+        if let Err(e) = write_trace(file, path, &outcome) {
+            bad_input(&e);
+            return Ok(ExitCode::from(if failed { 1 } else { 2 }));
+        }
+    }
+    Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -285,7 +354,7 @@ fn cmd_import_wal(
         |n| n.to_string_lossy().into_owned(),
     );
     let (text, stats) = crate::pgtrace::import(&dump, tsv.as_deref(), &source)?;
-    crate::experiment::write_atomic(out, text.as_bytes())?;
+    crate::files::replace(out, text.as_bytes())?;
     println!(
         "{}: {} records, {} transactions, {} full-page images, {} checkpoints, {} pages; {} records change no page and are not replayed",
         out.display(),
@@ -304,15 +373,19 @@ fn cmd_import_wal(
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_trace(path: &std::path::Path, o: &RunOutcome) -> Result<()> {
+fn write_trace(file: std::fs::File, path: &std::path::Path, o: &RunOutcome) -> Result<()> {
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let context = || format!("cannot write trace {}", path.display());
+    let mut out = std::io::BufWriter::new(file);
     for e in o.full_trace.iter().flatten() {
-        serde_json::to_writer(&mut out, e)?;
-        out.write_all(b"\n")?;
+        serde_json::to_writer(&mut out, e).with_context(context)?;
+        out.write_all(b"\n").with_context(context)?;
     }
-    out.flush()?;
-    Ok(())
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(context)?;
+    crate::files::sync_file_and_dir(&file, path)
 }
 
 fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
@@ -334,32 +407,49 @@ fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
     let replay = loaded.replay();
     print_outcome(
         &replay.outcome,
-        &format!("lakesim replay {}", path.display()),
+        &format!(
+            "lakesim replay {}",
+            shell_quote(&path.display().to_string())
+        ),
     );
-    if !replay.hash_matches {
-        println!(
-            "trace hash differs: recorded {}, now {:016x} (nondeterminism, or a binary whose behaviour changed: see 'lakesim pin')",
-            f.trace_hash, replay.outcome.trace_hash
-        );
-    } else {
+    let hash_now = format!("{:016x}", replay.outcome.trace_hash);
+    if replay.hash_matches {
         println!("trace hash matches the recorded one");
+    } else {
+        println!(
+            "trace hash differs: recorded {}, now {hash_now} (nondeterminism, or a binary or plan whose behaviour changed: see 'lakesim pin')",
+            f.trace_hash
+        );
     }
     let expected = match f.expect {
         Expect::Pass => "pass".to_string(),
-        Expect::Fail => format!("fail with {}", f.invariant.map_or("?", |i| i.name())),
+        Expect::Fail => format!(
+            "fail with {}{}",
+            f.invariant.map_or("?", |i| i.name()),
+            f.caught_by
+                .as_ref()
+                .map(|c| format!(" caught by {c}"))
+                .unwrap_or_default()
+        ),
     };
-    println!(
-        "expected: {expected}; {}",
-        if replay.as_expected {
-            "as expected"
-        } else {
-            "NOT as expected"
-        }
-    );
-    Ok(if replay.outcome.violation.is_some() {
-        ExitCode::from(1)
-    } else {
+    let got = replay
+        .outcome
+        .violation
+        .as_ref()
+        .map_or("pass".to_string(), |v| {
+            format!("fail with {} caught by {}", v.invariant, v.caught_by)
+        });
+    match replay.as_expected {
+        true => println!("expected: {expected}; as expected"),
+        false => println!("expected: {expected}; NOT as expected: got {got}"),
+    }
+    // 0 only for a file that passes as it should, bit-exactly; a failure, a file that no
+    // longer does what it records, or a different trace is 1.
+    let clean = replay.as_expected && replay.hash_matches && replay.outcome.violation.is_none();
+    Ok(if clean {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 
@@ -374,12 +464,11 @@ pub fn seed_files(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Rewrites the `trace_hash` line of a seed file in place (atomically), keeping its comments
-/// and layout: the corpus is written by people.
 /// Rewrites a seed file's trace hash, and the line of the assertion that caught it when only
 /// that moved; every other line is kept as it is.
 fn repin(path: &std::path::Path, hash: &str, caught_by: Option<&str>) -> Result<()> {
-    let text = std::fs::read_to_string(path)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut replaced = false;
     let lines: Vec<String> = text
         .lines()
@@ -396,14 +485,17 @@ fn repin(path: &std::path::Path, hash: &str, caught_by: Option<&str>) -> Result<
         })
         .collect();
     anyhow::ensure!(replaced, "{}: no trace_hash line to re-pin", path.display());
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, lines.join("\n") + "\n")?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    crate::files::replace(path, (lines.join("\n") + "\n").as_bytes())
 }
 
-fn cmd_pin(dir: &std::path::Path) -> Result<ExitCode> {
-    let files = seed_files(dir)?;
+fn cmd_pin(paths: &[PathBuf]) -> Result<ExitCode> {
+    let mut files = Vec::new();
+    for p in paths {
+        match p.is_dir() {
+            true => files.extend(seed_files(p)?),
+            false => files.push(p.clone()),
+        }
+    }
     let loaded: Vec<_> = files
         .iter()
         .map(|p| SeedFile::load(p).map(|l| (p, l)))
@@ -474,12 +566,28 @@ fn quiet_panics() {
 }
 
 fn cmd_fuzz(campaign: &Campaign) -> Result<ExitCode> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // Ctrl-C: finish the seeds in flight, keep every failure found, write the summary.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-    let summary = campaign.run(stop)?;
-    println!(
+    let stop = Arc::new(Stopper::default());
+    let signals = Arc::new(AtomicU64::new(0));
+    let on_signal = stop.clone();
+    // SIGINT, SIGTERM, SIGHUP: the first cuts the seeds in flight (within milliseconds) and
+    // lets the campaign write its summary; a second exits at once (failure files and seed
+    // lines already written are whole: each is written atomically).
+    let handler = ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+            on_signal.request(StopReason::Signal);
+        } else {
+            eprintln!("lakesim: second interrupt: exiting now; the summary is not written (rerun with --resume to finish the campaign)");
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = handler {
+        eprintln!(
+            "lakesim: cannot handle signals ({e}); Ctrl-C will end the campaign without a summary"
+        );
+    }
+    let summary = campaign.run(stop.clone())?;
+    let console = Console::new(stop);
+    console.line(&format!(
         "campaign {} (shard {}{}): {} seeds, {} failed, {:.1}s wall, {:.0} seeds/s, {:.0} simulated s per wall s{}",
         summary.scenario,
         summary.shard,
@@ -489,16 +597,32 @@ fn cmd_fuzz(campaign: &Campaign) -> Result<ExitCode> {
         summary.wall_seconds,
         summary.seeds_per_second,
         summary.simulated_seconds_per_wall_second,
-        if summary.interrupted { ", interrupted" } else { "" },
-    );
+        summary.stopped_by.as_ref().map(|r| format!(", stopped early: {r}")).unwrap_or_default(),
+    ));
     for (invariant, n) in &summary.failures_by_invariant {
         let (seed, after) = summary.first_failure[invariant];
-        println!("  {invariant}: {n} seeds failed; first seed {seed}, after {after} seeds");
+        console.line(&format!(
+            "  {invariant}: {n} seeds failed; first seed {seed}, after {after} seeds"
+        ));
     }
-    println!("summary: {}", campaign.out.join("summary.json").display());
+    console.line(&format!(
+        "summary: {}",
+        campaign.out.join(crate::outdir::SUMMARY).display()
+    ));
     Ok(if summary.failures > 0 {
         ExitCode::from(1)
+    } else if summary.interrupted {
+        ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Puts SIGPIPE back to its default action (Rust ignores it, so a write to a closed pipe
+/// fails, and `println!` panics on that failure).
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to SIG_DFL before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

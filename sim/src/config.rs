@@ -6,6 +6,9 @@ use lakesim_faults::DiskConfig;
 pub use lakesim_nodes::pageserver::compaction::ImagePolicy;
 use serde::{Deserialize, Serialize};
 
+/// The most transactions a synthetic workload plans (about 100 bytes each).
+const MAX_PLANNED_TXNS: u64 = 1_000_000;
+
 /// Everything that shapes a run besides the seed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -337,16 +340,59 @@ impl Default for TimingConfig {
     }
 }
 
+/// A TOML error as one line: the file, the line and column, the key it is about and what is
+/// wrong (the toml crate's own text spreads that over several lines).
+pub fn toml_error(
+    what: &str,
+    path: &std::path::Path,
+    text: &str,
+    e: &toml::de::Error,
+) -> anyhow::Error {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("{what} {}: {message}", path.display());
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let key = key_at(text, line)
+        .map(|k| format!(", key {k}"))
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "{what} {} line {line} column {column}{key}: {message}",
+        path.display()
+    )
+}
+
+/// The dotted key a TOML line sets (`workload.pages`), from the table header above it.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?.trim();
+    let (key, _) = here.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = lines[..line - 1].iter().rev().find_map(|l| {
+        let l = l.trim();
+        (l.starts_with('[') && l.ends_with(']')).then(|| l.trim_matches(['[', ']']).trim())
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 impl Config {
     /// Reads a TOML config file; errors name the file and what is wrong.
     pub fn from_file(path: &std::path::Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config: Config = toml::from_str(&text).map_err(|e| {
-            let msg = e.message().replace('\n', " ");
-            anyhow::anyhow!("config file {}: {msg}", path.display())
-        })?;
-        config.validate()?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| toml_error("config file", path, &text, &e))?;
+        config
+            .validate()
+            .with_context(|| format!("config file {}", path.display()))?;
         Ok(config)
     }
 
@@ -411,6 +457,13 @@ impl Config {
             bail!("workload.read_interval_ms must be at least 1");
         }
         let w = &self.workload;
+        if w.pages > 1_000_000 || w.max_deltas_per_txn > 1_000 {
+            bail!(
+                "workload: pages at most 1000000 and max_deltas_per_txn at most 1000 (got {} and {})",
+                w.pages,
+                w.max_deltas_per_txn
+            );
+        }
         if w.pages == 0 || w.hot_pages == 0 || w.hot_pages > w.pages {
             bail!(
                 "workload: need 1 <= hot_pages <= pages (got {} and {})",
@@ -483,13 +536,64 @@ impl Config {
                 bail!("{name} = {r}: must be between 0 and 20");
             }
         }
-        if self.fault_window_ms > 600_000 || self.liveness_window_ms < 1_000 {
-            bail!("fault_window_ms must be at most 600000 and liveness_window_ms at least 1000");
+        if self.fault_window_ms > 600_000 {
+            bail!(
+                "fault_window_ms = {}: must be 0 to 600000",
+                self.fault_window_ms
+            );
+        }
+        if !(1_000..=600_000).contains(&self.liveness_window_ms) {
+            bail!(
+                "liveness_window_ms = {}: must be 1000 to 600000",
+                self.liveness_window_ms
+            );
         }
         if self.timing.proposer_tick_ms == 0
             || self.timing.election_timeout_ms < 2 * self.timing.proposer_tick_ms
         {
             bail!("timing: proposer_tick_ms >= 1 and election_timeout_ms >= 2 * proposer_tick_ms");
+        }
+        self.validate_can_pass()
+    }
+
+    /// Settings with which no run could pass: the liveness window must leave room for the
+    /// commits and reads its checks ask for, and the workload must fit in memory.
+    fn validate_can_pass(&self) -> Result<()> {
+        let live = self.liveness_window_ms;
+        let w = &self.workload;
+        if w.clients == 0 && w.txn_interval_ms > live / 20 {
+            bail!(
+                "workload.txn_interval_ms = {}: at most liveness_window_ms / 20 = {} (the liveness check wants 10 commits after the faults heal; open loop starts one per interval)",
+                w.txn_interval_ms,
+                live / 20
+            );
+        }
+        if w.read_interval_ms > live / 4 {
+            bail!(
+                "workload.read_interval_ms = {}: at most liveness_window_ms / 4 = {} (a GetPage must be answered after the faults heal)",
+                w.read_interval_ms,
+                live / 4
+            );
+        }
+        if self.timing.election_timeout_ms > live / 4 {
+            bail!(
+                "timing.election_timeout_ms = {}: at most liveness_window_ms / 4 = {} (a new leader must be elected in the liveness window)",
+                self.timing.election_timeout_ms,
+                live / 4
+            );
+        }
+        if self.cost.enabled && self.cost.safekeeper_fsync_us > live * 1000 / 20 {
+            bail!(
+                "cost.safekeeper_fsync_us = {}: at most liveness_window_ms * 1000 / 20 = {} (each commit waits for an fsync; 10 must fit in the liveness window)",
+                self.cost.safekeeper_fsync_us,
+                live * 1000 / 20
+            );
+        }
+        let txns = (self.fault_window_ms + live) / w.txn_interval_ms;
+        if w.kind == WorkloadKind::Synthetic && txns > MAX_PLANNED_TXNS {
+            bail!(
+                "(fault_window_ms + liveness_window_ms) / workload.txn_interval_ms = {txns} transactions: at most {MAX_PLANNED_TXNS} (a synthetic workload is planned in full before the run)"
+            );
         }
         Ok(())
     }

@@ -1,14 +1,17 @@
 //! The lakesim harness: configs and scenarios, plan generation, the cluster, the checkers, the
 //! runner, and the command line.
 
+pub mod budget;
 pub mod campaign;
 pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod experiment;
+pub mod files;
 pub mod metrics;
 pub mod oracle;
+pub mod outdir;
 pub mod pgtrace;
 pub mod plan;
 pub mod report;
@@ -16,3 +19,8 @@ pub mod runner;
 pub mod scenario;
 pub mod seedfile;
 pub mod tpcb;
+
+/// Every allocation is counted per thread, so that a campaign can hold each seed to a memory
+/// budget (see [`budget`]).
+#[global_allocator]
+static ALLOCATOR: budget::Counting = budget::Counting;

@@ -60,6 +60,23 @@ impl Role {
         }
     }
 
+    /// The role a name from [`Role::name`] stands for.
+    pub fn from_name(name: &str) -> Option<Role> {
+        let num = |prefix: &str| {
+            name.strip_prefix(prefix)?
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+        };
+        if name == "object-store" {
+            return Some(Role::ObjectStore);
+        }
+        num("sk")
+            .map(Role::Safekeeper)
+            .or_else(|| num("compute").map(Role::Compute))
+            .or_else(|| num("pageserver").map(Role::Pageserver))
+    }
+
     /// The node's name in madsim and in reports: `sk1`, `compute2`, `pageserver1`, ...
     pub fn name(self) -> String {
         match self {
@@ -269,7 +286,82 @@ impl WorkloadPlan {
     }
 }
 
+/// A time in the middle half of the fault window (its start when the window is too short to
+/// have a middle).
+fn mid_window(rng: &mut ChaCha8Rng, window: u64) -> u64 {
+    let (lo, hi) = (window / 4, window * 3 / 4);
+    if hi > lo {
+        rng.gen_range(lo..hi)
+    } else {
+        lo
+    }
+}
+
+impl FaultAction {
+    /// The nodes the action names.
+    pub fn nodes(&self) -> Vec<u32> {
+        use FaultAction as A;
+        match *self {
+            A::Crash { node }
+            | A::Retire { node }
+            | A::Restart { node }
+            | A::Isolate { node }
+            | A::Rejoin { node }
+            | A::LoseDisk { node }
+            | A::Rot { node, .. }
+            | A::StartCompute { node }
+            | A::FailReads { node, .. }
+            | A::FailSync { node }
+            | A::DiskFull { node }
+            | A::DiskSpace { node }
+            | A::SlowDisk { node, .. } => vec![node],
+            A::Cut { from, to } | A::Uncut { from, to } | A::SlowLink { from, to, .. } => {
+                vec![from, to]
+            }
+            A::PacketLoss { .. } | A::HealAll => vec![],
+        }
+    }
+}
+
 impl Plan {
+    /// Replaces the fault schedule with one a seed file gives (shrunk or edited by hand),
+    /// after checking that this cluster can run it: known nodes, times in order within the
+    /// fault window, rates between 0 and 1.
+    pub fn with_faults(
+        mut self,
+        faults_chosen: FaultMix,
+        faults: Vec<FaultEvent>,
+    ) -> Result<Plan, String> {
+        let c = &self.config;
+        let mut known: Vec<u32> = safekeeper_ids(c.safekeepers);
+        known.extend(pageserver_ids(c.pageservers));
+        known.extend([FIRST_COMPUTE, FIRST_COMPUTE + 1, OBJECT_STORE]);
+        let mut last = 0;
+        for (i, e) in faults.iter().enumerate() {
+            let at = format!("plan.faults[{i}] ({:?} at {} ms)", e.action, e.at_ms);
+            if let Some(n) = e.action.nodes().into_iter().find(|n| !known.contains(n)) {
+                return Err(format!(
+                    "{at}: no node {n} in this cluster; nodes are {known:?}"
+                ));
+            }
+            if e.at_ms < last || e.at_ms > c.fault_window_ms {
+                return Err(format!(
+                    "{at}: times must not go back and must be within the fault window (0 to {} ms)",
+                    c.fault_window_ms
+                ));
+            }
+            if let FaultAction::PacketLoss { rate } = e.action {
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(format!("{at}: rate must be between 0 and 1"));
+                }
+            }
+            last = e.at_ms;
+        }
+        self.faults_chosen = faults_chosen;
+        self.faults = faults;
+        Ok(self)
+    }
+
     pub fn generate(seed: u64, base: &Config) -> Plan {
         let config = &draw_config(seed, base);
         let faults_chosen = choose_mix(seed, &config.faults);
@@ -429,9 +521,7 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
 
     // A second compute: the control plane replaces the first, which it believes dead, while
     // that one is cut off but alive; it may come back before or after the new one is elected.
-    let second_at = mix
-        .second_compute
-        .then(|| rng.gen_range(window / 4..window * 3 / 4));
+    let second_at = mix.second_compute.then(|| mid_window(&mut rng, window));
     if let Some(t) = second_at {
         push(
             t,
@@ -580,10 +670,7 @@ fn schedule_faults(seed: u64, config: &Config, mix: &FaultMix) -> Vec<FaultEvent
     }
     if mix.safekeeper_loss {
         let node = sks[rng.gen_range(0..sks.len())];
-        push(
-            rng.gen_range(window / 4..window * 3 / 4),
-            FaultAction::Retire { node },
-        );
+        push(mid_window(&mut rng, window), FaultAction::Retire { node });
     }
     push(window, FaultAction::HealAll);
     events.retain(|e| e.at_ms <= window);
@@ -729,7 +816,7 @@ fn schedule_device_faults(
     }
     if mix.safekeeper_disk_loss {
         let node = victim;
-        let t = rng.gen_range(window / 4..window * 3 / 4);
+        let t = mid_window(&mut rng, window);
         push(t, FaultAction::LoseDisk { node });
         push(t + rng.gen_range(20..1500), FaultAction::Restart { node });
     }

@@ -64,7 +64,7 @@ pub fn replay_command(seed: u64, setup: &Setup) -> String {
         cmd += &format!(" --scenario {s}");
     }
     if let Some(c) = &setup.config {
-        cmd += &format!(" --config {}", c.display());
+        cmd += &format!(" --config {}", shell_quote(&c.display().to_string()));
     }
     if let Some(b) = &setup.bug {
         cmd += &format!(" --bug {b}");
@@ -73,6 +73,17 @@ pub fn replay_command(seed: u64, setup: &Setup) -> String {
         cmd += " --full-page-writes";
     }
     cmd
+}
+
+/// `word` as a POSIX shell reads it back: as it is when it holds only safe characters,
+/// single-quoted otherwise (a printed replay command must paste back whole).
+pub fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// One line saying the configuration this seed runs with (drawn, with `swarm.enabled`).

@@ -5,6 +5,7 @@
 //! violation (the invariant a node assertion names, or `panic`) rather than taking the process
 //! down.
 
+use crate::budget::{Cut, Limits};
 use crate::checker::client::ClientLog;
 use crate::checker::{Checker, EndOfRun, Sources, Stats, Violation, LIVENESS_BOUND};
 use crate::cluster::{make_disks, shutdown, Cluster, NodeRegistry, World};
@@ -15,6 +16,7 @@ use lakesim_nodes::bugs::BugSet;
 use lakesim_nodes::invariant::{Broken, Invariant};
 use lakesim_nodes::NodeId;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,8 @@ pub struct RunOptions {
     pub bugs: BugSet,
     /// Keep every event (for `--trace`).
     pub keep_trace: bool,
+    /// Wall time, memory and a stop flag (campaigns); none by default.
+    pub limits: Limits,
 }
 
 /// What one seed did.
@@ -40,18 +44,106 @@ pub struct RunOutcome {
     pub recent: Vec<Event>,
     pub full_trace: Option<Vec<Event>>,
     pub stats: Stats,
+    /// The campaign stopped while this seed ran: it did not finish, and says nothing.
+    pub interrupted: bool,
 }
 
 /// Runs `seed` with `plan` (which holds the configuration it runs with) on a fresh thread and
 /// waits for it.
 pub fn run_seed(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
-    let (plan, opts) = (plan.clone(), opts.clone());
-    std::thread::Builder::new()
+    try_run_seed(seed, plan, opts).expect("spawn a run thread")
+}
+
+/// [`run_seed`], with the error when no thread can be started for the seed. A seed that does
+/// not stop by itself (no events, so its budget is never looked at) is left behind, reported
+/// as cut, [`ABANDON_AFTER`] past its wall budget or past a stop request.
+pub fn try_run_seed(seed: u64, plan: &Plan, opts: &RunOptions) -> std::io::Result<RunOutcome> {
+    let (plan, run_opts) = (plan.clone(), opts.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
-        .spawn(move || run_on_this_thread(seed, &plan, &opts))
-        .expect("spawn a run thread")
-        .join()
-        .expect("the run thread catches its panics")
+        .spawn(move || {
+            let _ = tx.send(run_on_this_thread(seed, &plan, &run_opts));
+        })?;
+    if opts.limits.is_none() {
+        let outcome = rx.recv().expect("the run thread catches its panics");
+        let _ = thread.join();
+        return Ok(outcome);
+    }
+    let started = Instant::now();
+    let mut stop_seen: Option<Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(outcome) => {
+                let _ = thread.join();
+                return Ok(outcome);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the run thread of seed {seed} ended without an outcome")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let stopping = opts
+            .limits
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed));
+        if stopping && stop_seen.is_none() {
+            stop_seen = Some(Instant::now());
+        }
+        let cut = match (opts.limits.wall, stop_seen) {
+            (_, Some(at)) if at.elapsed() > ABANDON_AFTER => Cut::Interrupted,
+            (Some(wall), _) if started.elapsed() > wall + ABANDON_AFTER => {
+                Cut::WallTime { limit: wall }
+            }
+            _ => continue,
+        };
+        // The thread is detached: it ends with the process.
+        return Ok(cut_outcome(
+            seed,
+            &cut,
+            None,
+            None,
+            Duration::ZERO,
+            started.elapsed(),
+        ));
+    }
+}
+
+/// How long a seed that does not stop by itself is waited for past its budget or a stop.
+pub const ABANDON_AFTER: Duration = Duration::from_secs(5);
+
+/// The outcome of a seed cut short: interrupted (no verdict) or a `budget` failure.
+fn cut_outcome(
+    seed: u64,
+    cut: &Cut,
+    trace: Option<&Trace>,
+    node: Option<u32>,
+    sim_time: Duration,
+    wall_time: Duration,
+) -> RunOutcome {
+    let violation = (*cut != Cut::Interrupted).then(|| Violation {
+        invariant: Invariant::Budget,
+        caught_by: match cut {
+            Cut::Memory { .. } => "budget memory".to_string(),
+            _ => "budget wall time".to_string(),
+        },
+        time_ms: sim_time.as_millis() as u64,
+        nodes: node.into_iter().collect(),
+        detail: format!("the seed {cut}"),
+    });
+    RunOutcome {
+        seed,
+        trace_hash: trace.map_or(0, Trace::hash),
+        events: trace.map_or(0, Trace::count),
+        sim_time,
+        wall_time,
+        interrupted: *cut == Cut::Interrupted,
+        violation,
+        recent: trace.map(Trace::recent).unwrap_or_default(),
+        full_trace: None,
+        stats: Stats::default(),
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -67,13 +159,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The violation a panic stands for. A node assertion of an invariant panics with a typed
-/// [`Broken`] payload, so it is reported as that invariant, at its cause. madsim's time limit
-/// is the seed's simulated-time budget: a liveness failure. Any other panic is a `panic`.
+/// [`Broken`] payload, so it is reported as that invariant, at its cause, on the node it ran
+/// on. madsim's time limit is the seed's simulated-time budget: a liveness failure. Any other
+/// panic is a `panic`.
 pub fn classify_panic(
     payload: &(dyn std::any::Any + Send),
-    at: Option<String>,
+    at: Option<PanicPlace>,
     time_ms: u64,
 ) -> Violation {
+    let (at, node) = at.map_or((None, None), |p| (p.at, p.node));
     let detail = panic_message(payload);
     let at = at.unwrap_or_else(|| "an unknown place".into());
     let (invariant, caught_by) = match payload.downcast_ref::<Broken>() {
@@ -87,21 +181,35 @@ pub fn classify_panic(
         invariant,
         caught_by,
         time_ms,
-        nodes: vec![],
+        nodes: node.into_iter().collect(),
         detail,
     }
 }
 
-thread_local! {
-    /// Where the last panic on this thread happened, as the panic hook saw it.
-    static PANIC_AT: std::cell::Cell<Option<String>> = const { std::cell::Cell::new(None) };
+/// Where a seed's panic happened, as the panic hook saw it.
+#[derive(Clone, Debug, Default)]
+pub struct PanicPlace {
+    /// `file:line` of the panic.
+    pub at: Option<String>,
+    /// The node whose task panicked (none when the harness did).
+    pub node: Option<u32>,
 }
 
-/// Called from a panic hook: remembers where a seed's panic happened, for its report (the hook
-/// keeps the backtrace out of campaign output).
+thread_local! {
+    /// Where the last panic on this thread happened.
+    static PANIC_AT: std::cell::RefCell<Option<PanicPlace>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Called from a panic hook: remembers where a seed's panic happened and on which node, for
+/// its report (the hook keeps the backtrace out of campaign output).
 pub fn note_panic_location(location: Option<&std::panic::Location<'_>>) {
-    let at = location.map(|l| format!("{}:{}", l.file(), l.line()));
-    PANIC_AT.with(|cell| cell.set(at));
+    let place = PanicPlace {
+        at: location.map(|l| format!("{}:{}", l.file(), l.line())),
+        node: madsim::plugin::try_node_name()
+            .and_then(|n| crate::plan::Role::from_name(&n))
+            .map(crate::plan::Role::id),
+    };
+    let _ = PANIC_AT.try_with(|cell| cell.replace(Some(place)));
 }
 
 fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
@@ -112,6 +220,9 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     runtime.set_time_limit(budget + Duration::from_secs(60));
     // The trace lives outside the simulation future so that a panic still leaves it readable.
     let trace = runtime.block_on(async { Trace::new(opts.keep_trace) });
+    if !opts.limits.is_none() {
+        trace.set_watch(Arc::new(opts.limits.watch(wall)));
+    }
     let registry = NodeRegistry::default();
     let result = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(simulate(
@@ -123,24 +234,35 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
             registry.clone(),
         ))
     }));
+    // What led to a panic, before the shutdown adds its own events.
+    let (recent, sim_time) = (trace.recent(), trace.elapsed_at_last_event());
     // Whether the run ended or panicked, its nodes must go before the runtime does.
     let _ = catch_unwind(AssertUnwindSafe(|| runtime.block_on(shutdown(&registry))));
     let mut outcome = match result {
         Ok(outcome) => outcome,
+        Err(payload) if payload.is::<Cut>() => {
+            let cut = payload.downcast_ref::<Cut>().expect("checked");
+            let node = PANIC_AT.with(|at| at.take()).and_then(|p| p.node);
+            RunOutcome {
+                recent,
+                ..cut_outcome(seed, cut, Some(&trace), node, sim_time, Duration::ZERO)
+            }
+        }
         Err(payload) => RunOutcome {
             seed,
             trace_hash: trace.hash(),
             events: trace.count(),
-            sim_time: trace.elapsed_at_last_event(),
+            sim_time,
             wall_time: Duration::ZERO,
             violation: Some(classify_panic(
                 payload.as_ref(),
                 PANIC_AT.with(|at| at.take()),
-                trace.elapsed_at_last_event().as_millis() as u64,
+                sim_time.as_millis() as u64,
             )),
-            recent: trace.recent(),
+            recent,
             full_trace: trace.events(),
             stats: Stats::default(),
+            interrupted: false,
         },
     };
     outcome.wall_time = wall.elapsed();
@@ -246,9 +368,12 @@ async fn simulate(
         sim_time: trace.elapsed(),
         wall_time: Duration::ZERO,
         violation: checker.violation(),
-        recent: trace.recent(),
+        recent: checker
+            .events_before_violation()
+            .unwrap_or_else(|| trace.recent()),
         full_trace: trace.events(),
         stats,
+        interrupted: false,
     };
     drop(cluster);
     outcome
@@ -332,7 +457,10 @@ mod tests {
         );
         let v = classify_panic(
             &String::from("wal-agreement: words"),
-            Some("x.rs:1".into()),
+            Some(super::PanicPlace {
+                at: Some("x.rs:1".into()),
+                node: Some(2),
+            }),
             0,
         );
         assert_eq!(
@@ -341,5 +469,6 @@ mod tests {
             "a string is never parsed for a name"
         );
         assert_eq!(v.caught_by, "panic at x.rs:1");
+        assert_eq!(v.nodes, vec![2], "the node whose task panicked is named");
     }
 }

@@ -26,6 +26,7 @@ pub struct SeedFile {
     /// The lakesim version that wrote the file.
     #[serde(default)]
     pub lakesim_version: Option<String>,
+    #[serde(with = "full_u64")]
     pub seed: u64,
     /// A named scenario; or else `config` holds the whole configuration.
     #[serde(default)]
@@ -49,11 +50,60 @@ pub struct SeedFile {
     pub detail: Option<String>,
     /// 16 hex digits.
     pub trace_hash: String,
-    /// The fault schedule as it was run: a record for the reader (the run is rebuilt from seed
-    /// and config, and the two must agree). The workload is left out: it is as long as the run
-    /// and follows from the seed alone.
+    /// A `budget` failure's limits, so that its replay is held to them (such a failure is
+    /// bound to wall time or memory, so its trace hash is not compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetRecord>,
+    /// The fault schedule the file runs. A campaign records the one the seed generated; a
+    /// shrunk or hand-edited schedule runs as written. Without it, the seed's own schedule
+    /// runs. The workload is left out: it is as long as the run and follows from the seed.
     #[serde(default)]
     pub plan: Option<FaultRecord>,
+}
+
+/// The per-seed budget a `budget` failure ran past.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetRecord {
+    pub wall_ms: u64,
+    pub memory_mib: u64,
+}
+
+/// A seed as TOML holds it: an integer up to `i64::MAX` (TOML's integers are 64-bit signed),
+/// a decimal string above, so that every u64 seed is saved and read back exactly. Either form
+/// is read.
+pub mod full_u64 {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(*v) {
+            Ok(small) => s.serialize_i64(small),
+            Err(_) => s.serialize_str(&v.to_string()),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        struct Seed;
+        impl de::Visitor<'_> for Seed {
+            type Value = u64;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a seed from 0 to 18446744073709551615 (above 2^63 as a quoted string)")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| E::custom(format!("seed {v} is negative; {}", RANGE)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                v.parse()
+                    .map_err(|_| E::custom(format!("seed \"{v}\" is not a number; {}", RANGE)))
+            }
+        }
+        d.deserialize_any(Seed)
+    }
+
+    const RANGE: &str = "a seed is 0 to 18446744073709551615";
 }
 
 /// The part of a [`Plan`] a seed file records.
@@ -85,13 +135,8 @@ impl SeedFile {
     pub fn load(path: &Path) -> Result<Loaded> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read seed file {}", path.display()))?;
-        let file: SeedFile = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "seed file {}: {}",
-                path.display(),
-                e.message().replace('\n', " ")
-            )
-        })?;
+        let file: SeedFile = toml::from_str(&text)
+            .map_err(|e| crate::config::toml_error("seed file", path, &text, &e))?;
         file.prepare()
             .with_context(|| format!("seed file {}", path.display()))
     }
@@ -123,14 +168,18 @@ impl SeedFile {
         if (self.expect == Expect::Fail) != self.invariant.is_some() {
             bail!("expect = \"fail\" needs the invariant it violates, and only it does");
         }
-        let plan = Plan::generate(self.seed, &config);
-        if self
-            .plan
-            .as_ref()
-            .is_some_and(|p| *p != FaultRecord::of(&plan))
-        {
-            bail!("its plan differs from the plan this lakesim makes for the seed; re-pin it");
+        if let Some(c) = &self.caught_by {
+            check_catcher(c)?;
         }
+        // The plan the file records is the plan it runs: a schedule shrunk or edited by hand
+        // replays as written (its trace hash is pinned like any other).
+        let plan = Plan::generate(self.seed, &config);
+        let plan = match &self.plan {
+            Some(p) => plan
+                .with_faults(p.faults_chosen.clone(), p.faults.clone())
+                .map_err(anyhow::Error::msg)?,
+            None => plan,
+        };
         Ok(Loaded {
             file: self,
             config,
@@ -150,9 +199,18 @@ pub struct Replay {
 
 impl Loaded {
     pub fn replay(&self) -> Replay {
+        let limits = match &self.file.budget {
+            Some(b) => crate::budget::Limits {
+                wall: Some(std::time::Duration::from_millis(b.wall_ms)),
+                memory_bytes: Some(b.memory_mib << 20),
+                stop: None,
+            },
+            None => crate::budget::Limits::default(),
+        };
         let opts = RunOptions {
             bugs: self.bugs.clone(),
             keep_trace: false,
+            limits,
         };
         let outcome = run_seed(self.file.seed, &self.plan, &opts);
         let as_expected = match (&self.file.expect, &outcome.violation) {
@@ -167,7 +225,8 @@ impl Loaded {
             }
             _ => false,
         };
-        let hash_matches = format!("{:016x}", outcome.trace_hash) == self.file.trace_hash;
+        let hash_matches = self.file.invariant == Some(Invariant::Budget)
+            || format!("{:016x}", outcome.trace_hash) == self.file.trace_hash;
         Replay {
             outcome,
             as_expected,
@@ -202,8 +261,32 @@ pub fn record(
         caught_by: outcome.violation.as_ref().map(|v| v.caught_by.clone()),
         detail: outcome.violation.as_ref().map(|v| v.detail.clone()),
         trace_hash: format!("{:016x}", outcome.trace_hash),
+        budget: None,
         plan: plan.map(FaultRecord::of),
     }
+}
+
+/// A `caught_by` must name a known check, or an assertion, a panic, madsim's time limit or a
+/// budget: a typo would make a replay fail for the wrong reason.
+fn check_catcher(c: &str) -> Result<()> {
+    if let Some(name) = c.strip_prefix("check ") {
+        if crate::checker::Check::ALL.iter().any(|k| k.name() == name) {
+            return Ok(());
+        }
+        let names: Vec<&str> = crate::checker::Check::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        bail!(
+            "caught_by = {c:?}: no check named {name:?}; checks are {}",
+            names.join(", ")
+        );
+    }
+    let known = ["assertion at ", "panic at ", "time limit", "budget "];
+    if known.iter().any(|k| c.starts_with(k)) {
+        return Ok(());
+    }
+    bail!("caught_by = {c:?}: expected \"check NAME\", \"assertion at FILE:LINE\", \"panic at FILE:LINE\", \"time limit\" or \"budget ...\"")
 }
 
 /// True when two `caught_by` texts name the same check, or the same assertion in the same
@@ -216,12 +299,9 @@ pub fn same_catcher(a: &str, b: &str) -> bool {
     file(a) == file(b)
 }
 
-/// Writes `file` to `path` atomically (temp file + rename), so a crash or Ctrl-C never leaves
-/// half a seed file, and an existing file is only ever replaced whole.
+/// Writes `file` to `path`, a name that must be new: whole or not at all, durably, and never
+/// over an existing file (see [`crate::files`]).
 pub fn save(path: &Path, file: &SeedFile) -> Result<()> {
     let text = toml::to_string(file).context("seed file serialises")?;
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::files::write_new(path, text.as_bytes())
 }

@@ -107,6 +107,8 @@ struct PageserverView {
 #[derive(Default)]
 struct State {
     violation: Option<Violation>,
+    /// The trace's last events when the violation was found.
+    events_before_violation: Option<Vec<lakesim_faults::Event>>,
     acceptors: BTreeMap<NodeId, AcceptorView>,
     /// The highest flush LSN each acceptor reported while its log's last term was a term.
     flushed_in_term: BTreeMap<(NodeId, Term), Lsn>,
@@ -358,6 +360,7 @@ impl Checker {
             return;
         }
         self.trace.record(0, "violation", 0, 0);
+        s.events_before_violation = Some(self.trace.recent());
         let at = self.trace.elapsed().as_millis() as u64;
         let nodes = nodes.iter().map(|n| n.0).collect();
         s.violation = Some(Violation::of_check(check, at, nodes, detail));
@@ -365,6 +368,12 @@ impl Checker {
 
     fn now_ms(&self) -> f64 {
         self.trace.elapsed().as_secs_f64() * 1e3
+    }
+
+    /// The events up to the violation's own, as they were when it was found (the run goes on
+    /// a little after a violation, and a report shows what led to it).
+    pub fn events_before_violation(&self) -> Option<Vec<lakesim_faults::Event>> {
+        self.state.lock().unwrap().events_before_violation.clone()
     }
 
     /// The committed WAL's length now.

@@ -5,9 +5,9 @@
 
 use super::plot::{time_chart, Series};
 use super::{
-    base_config, cost_section, fmt_num, md_table, measure, write_atomic, write_results, Measured,
-    Options, Point,
+    base_config, cost_section, fmt_num, md_table, measure, write_results, Measured, Options, Point,
 };
+use crate::files;
 use crate::plan::{FaultAction, FaultEvent, Role, OBJECT_STORE};
 use crate::tpcb::Layout;
 use anyhow::Result;
@@ -110,7 +110,7 @@ pub fn run(o: &Options) -> Result<()> {
     let timelines: Vec<Timeline> = measured.iter().map(timeline).collect();
     plots(o, &timelines)?;
     let report = report(&base, &measured, &timelines);
-    write_atomic(&o.out.join("report.md"), report.as_bytes())?;
+    files::replace(&o.out.join("report.md"), report.as_bytes())?;
     Ok(())
 }
 

@@ -10,9 +10,10 @@
 
 use super::plot::{line_chart, Chart, Series};
 use super::{
-    base_config, cost_section, fmt_num, md_table, measure, ratio, spread_cell, write_atomic,
-    write_results, Measured, Options, Point,
+    base_config, cost_section, fmt_num, md_table, measure, ratio, spread_cell, write_results,
+    Measured, Options, Point,
 };
+use crate::files;
 use crate::tpcb::Layout;
 use anyhow::Result;
 
@@ -90,7 +91,7 @@ pub fn run(o: &Options) -> Result<()> {
     let (wal_rows, tput_rows) = (wal_rows(&pairs), tput_rows(&pairs));
     plots(o, &pairs)?;
     let report = report(&base, &pairs, &wal_rows, &tput_rows);
-    write_atomic(&o.out.join("report.md"), report.as_bytes())?;
+    files::replace(&o.out.join("report.md"), report.as_bytes())?;
     println!(
         "\n{}",
         report

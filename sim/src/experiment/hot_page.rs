@@ -4,10 +4,10 @@
 
 use super::plot::{time_chart, Series};
 use super::{
-    base_config, cost_section, fmt_num, md_table, measure, write_atomic, write_results, Measured,
-    Options, Point,
+    base_config, cost_section, fmt_num, md_table, measure, write_results, Measured, Options, Point,
 };
 use crate::config::ImagePolicy;
+use crate::files;
 use crate::tpcb::Layout;
 use anyhow::Result;
 use std::fmt::Write as _;
@@ -56,7 +56,7 @@ pub fn run(o: &Options) -> Result<()> {
     let series = series_csv(o, &measured, hot)?;
     plots(o, &series)?;
     let report = report(&base, &measured, hot, &series);
-    write_atomic(&o.out.join("report.md"), report.as_bytes())?;
+    files::replace(&o.out.join("report.md"), report.as_bytes())?;
     Ok(())
 }
 
@@ -110,7 +110,7 @@ fn series_csv(o: &Options, measured: &[Measured], hot: u32) -> Result<Vec<HotSer
             max_records,
         });
     }
-    write_atomic(&o.out.join("hot_page_reads.csv"), csv.as_bytes())?;
+    files::replace(&o.out.join("hot_page_reads.csv"), csv.as_bytes())?;
     Ok(out)
 }
 

@@ -5,10 +5,11 @@
 
 use super::plot::{line_chart, Chart, Series};
 use super::{
-    base_config, cell, cost_section, fmt_num, md_table, measure, write_atomic, write_results,
-    Measured, Options, Point,
+    base_config, cell, cost_section, fmt_num, md_table, measure, write_results, Measured, Options,
+    Point,
 };
 use crate::config::{Config, ImagePolicy};
+use crate::files;
 use anyhow::Result;
 
 const METRICS: [&str; 12] = [
@@ -68,7 +69,7 @@ pub fn run(o: &Options) -> Result<()> {
     write_results(o, "images", &measured, &METRICS)?;
     plots(o, &measured)?;
     let report = report(&base, &measured);
-    write_atomic(&o.out.join("report.md"), report.as_bytes())?;
+    files::replace(&o.out.join("report.md"), report.as_bytes())?;
     Ok(())
 }
 

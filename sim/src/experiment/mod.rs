@@ -19,6 +19,7 @@ mod plot;
 
 use crate::checker::Stats;
 use crate::config::{Config, WorkloadKind};
+use crate::files;
 use crate::plan::{FaultEvent, Plan};
 use crate::runner::{run_seed, RunOptions};
 use anyhow::{bail, Context, Result};
@@ -243,7 +244,7 @@ pub fn measure(opts: &Options, points: Vec<Point>) -> Result<Vec<Measured>> {
             .validate()
             .with_context(|| format!("point {}", p.id))?;
         let text = toml::to_string(&p.config).context("a config serialises")?;
-        write_atomic(
+        files::replace(
             &opts.out.join("configs").join(format!("{}.toml", p.id)),
             text.as_bytes(),
         )?;
@@ -397,8 +398,8 @@ pub fn write_results(
             "runs": m.runs,
         }));
     }
-    write_atomic(&opts.out.join("points.csv"), csv.as_bytes())?;
-    write_atomic(&opts.out.join("runs.csv"), runs_csv.as_bytes())?;
+    files::replace(&opts.out.join("points.csv"), csv.as_bytes())?;
+    files::replace(&opts.out.join("runs.csv"), runs_csv.as_bytes())?;
     let cost = measured.first().map(|m| m.point.config.cost.clone());
     let doc = serde_json::json!({
         "experiment": name,
@@ -406,7 +407,7 @@ pub fn write_results(
         "cost_model": cost,
         "points": json_points,
     });
-    write_atomic(
+    files::replace(
         &opts.out.join("results.json"),
         serde_json::to_string_pretty(&doc)?.as_bytes(),
     )?;
@@ -506,27 +507,6 @@ pub fn cost_section(c: &Config) -> String {
         k.layer_read_mb_per_s,
         c.checkpoint_distance_kb
     )
-}
-
-/// Writes `bytes` to `path` durably: a temporary file in the same directory, fsynced, renamed
-/// into place, and the directory fsynced, so a crash leaves the old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().context("a file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync {}", dir.display()))
 }
 
 /// The per-seed ratio `a / b` of a metric between two points run with the same seeds.

@@ -4,10 +4,11 @@
 
 use super::plot::{line_chart, Chart};
 use super::{
-    base_config, cell, cost_section, fmt_num, md_table, measure, write_atomic, write_results,
-    Measured, Options, Point,
+    base_config, cell, cost_section, fmt_num, md_table, measure, write_results, Measured, Options,
+    Point,
 };
 use crate::config::{ImagePolicy, WorkloadKind};
+use crate::files;
 use crate::pgtrace::Trace;
 use anyhow::{Context, Result};
 
@@ -37,7 +38,7 @@ pub fn run(o: &Options) -> Result<()> {
         ("pgbench-fpw-on", TRACE_FPW_ON),
     ] {
         let path = dir.join(format!("{name}.trace"));
-        write_atomic(&path, text.as_bytes())?;
+        files::replace(&path, text.as_bytes())?;
         traces.push((name, path, Trace::parse(text)?));
     }
     let base = base_config(o.user_config.as_ref());
@@ -80,7 +81,7 @@ pub fn run(o: &Options) -> Result<()> {
         &measured,
         &traces.iter().map(|t| &t.2).collect::<Vec<_>>(),
     );
-    write_atomic(&o.out.join("report.md"), report.as_bytes())?;
+    files::replace(&o.out.join("report.md"), report.as_bytes())?;
     Ok(())
 }
 

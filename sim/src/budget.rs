@@ -1,0 +1,176 @@
+//! Per-seed budgets and cancellation: what stops a seed that runs away or a campaign asked to
+//! stop.
+//!
+//! A seed runs on its own thread (see the runner). This module counts the bytes that thread
+//! holds (a global allocator that keeps a per-thread tally: one thread-local add per
+//! allocation) and, through the run's trace, looks at its budget every
+//! [`lakesim_faults::trace::WATCH_EVERY`] events:
+//! past its wall time or memory, or once the campaign is stopping, the seed unwinds with a
+//! [`Cut`] payload, which the runner turns into a `budget` failure or an interrupted seed.
+//! Nothing here touches simulated behaviour: a check reads the wall clock and a counter and
+//! either does nothing or ends the run, so a seed that finishes is bit-exact with or without
+//! a budget.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The allocator: the system's, with a per-thread count of live bytes.
+pub struct Counting;
+
+thread_local! {
+    /// Bytes allocated minus bytes freed on this thread (frees of another thread's memory
+    /// count here too; a seed's thread is new per seed, so its tally starts at zero).
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+// SAFETY: defers every call to the system allocator; the tally is a plain thread-local with
+// no destructor, so reaching it never allocates or re-enters the allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let _ = LIVE.try_with(|l| l.set(l.get() + layout.size() as isize));
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        let _ = LIVE.try_with(|l| l.set(l.get() - layout.size() as isize));
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(layout);
+        if !p.is_null() {
+            let _ = LIVE.try_with(|l| l.set(l.get() + layout.size() as isize));
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            let grown = new_size as isize - layout.size() as isize;
+            let _ = LIVE.try_with(|l| l.set(l.get() + grown));
+        }
+        p
+    }
+}
+
+/// Bytes this thread holds now.
+pub fn live_bytes() -> u64 {
+    LIVE.with(|l| l.get().max(0) as u64)
+}
+
+/// Why a seed was cut short.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The campaign is stopping (a signal, or stdout closed): the seed is not counted and a
+    /// resumed campaign runs it again.
+    Interrupted,
+    /// The seed ran past its wall-clock budget.
+    WallTime { limit: Duration },
+    /// The seed held more memory than its budget.
+    Memory { limit_bytes: u64, held: u64 },
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::Interrupted => write!(f, "interrupted"),
+            Cut::WallTime { limit } => write!(f, "ran past its wall-clock budget of {limit:?}"),
+            Cut::Memory { limit_bytes, held } => write!(
+                f,
+                "held {} MiB, past its memory budget of {} MiB",
+                held >> 20,
+                limit_bytes >> 20
+            ),
+        }
+    }
+}
+
+/// A seed's limits (none by default: `lakesim run` and tests run to the end).
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub wall: Option<Duration>,
+    pub memory_bytes: Option<u64>,
+    /// Set when the campaign is stopping.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Limits {
+    /// True when nothing is limited.
+    pub fn is_none(&self) -> bool {
+        self.wall.is_none() && self.memory_bytes.is_none() && self.stop.is_none()
+    }
+
+    /// The check one seed makes from its own thread: unwinds with a [`Cut`] once a limit is
+    /// passed. `started` is when the seed began.
+    pub fn watch(&self, started: Instant) -> impl Fn() + Send + Sync + 'static {
+        let limits = self.clone();
+        move || {
+            if let Some(cut) = limits.exceeded(started) {
+                std::panic::panic_any(cut);
+            }
+        }
+    }
+
+    fn exceeded(&self, started: Instant) -> Option<Cut> {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            return Some(Cut::Interrupted);
+        }
+        if let Some(limit) = self.wall.filter(|l| started.elapsed() > *l) {
+            return Some(Cut::WallTime { limit });
+        }
+        let held = live_bytes();
+        self.memory_bytes
+            .filter(|l| held > *l)
+            .map(|limit_bytes| Cut::Memory { limit_bytes, held })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_follows_this_threads_allocations() {
+        std::thread::spawn(|| {
+            let before = live_bytes();
+            let v = vec![0u8; 1 << 20];
+            assert!(live_bytes() >= before + (1 << 20));
+            drop(v);
+            assert!(live_bytes() < before + (1 << 20));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_watch_cuts_on_memory_and_on_stop() {
+        std::thread::spawn(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let limits = Limits {
+                wall: None,
+                memory_bytes: Some(live_bytes() + (4 << 20)),
+                stop: Some(stop.clone()),
+            };
+            let now = Instant::now();
+            assert_eq!(limits.exceeded(now), None);
+            let big = vec![1u8; 8 << 20];
+            assert!(matches!(limits.exceeded(now), Some(Cut::Memory { .. })));
+            drop(big);
+            stop.store(true, Ordering::Relaxed);
+            assert_eq!(limits.exceeded(now), Some(Cut::Interrupted));
+        })
+        .join()
+        .unwrap();
+    }
+}
