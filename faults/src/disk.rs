@@ -48,7 +48,7 @@ use std::time::Duration;
 
 /// How a disk behaves.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DiskConfig {
     /// The atomic write unit: 512 or 4096.
     pub sector_size: usize,

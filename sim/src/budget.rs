@@ -24,6 +24,19 @@ thread_local! {
     /// Bytes allocated minus bytes freed on this thread (frees of another thread's memory
     /// count here too; a seed's thread is new per seed, so its tally starts at zero).
     static LIVE: Cell<isize> = const { Cell::new(0) };
+    /// The most `LIVE` has been on this thread.
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+/// Adds `delta` to this thread's tally (and its peak).
+fn count(delta: isize) {
+    let _ = LIVE.try_with(|l| {
+        let now = l.get() + delta;
+        l.set(now);
+        if delta > 0 {
+            let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+        }
+    });
 }
 
 // SAFETY: defers every call to the system allocator; the tally is a plain thread-local with
@@ -32,20 +45,20 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
         if !p.is_null() {
-            let _ = LIVE.try_with(|l| l.set(l.get() + layout.size() as isize));
+            count(layout.size() as isize);
         }
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout);
-        let _ = LIVE.try_with(|l| l.set(l.get() - layout.size() as isize));
+        count(-(layout.size() as isize));
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc_zeroed(layout);
         if !p.is_null() {
-            let _ = LIVE.try_with(|l| l.set(l.get() + layout.size() as isize));
+            count(layout.size() as isize);
         }
         p
     }
@@ -53,8 +66,7 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
         if !p.is_null() {
-            let grown = new_size as isize - layout.size() as isize;
-            let _ = LIVE.try_with(|l| l.set(l.get() + grown));
+            count(new_size as isize - layout.size() as isize);
         }
         p
     }
@@ -63,6 +75,11 @@ unsafe impl GlobalAlloc for Counting {
 /// Bytes this thread holds now.
 pub fn live_bytes() -> u64 {
     LIVE.with(|l| l.get().max(0) as u64)
+}
+
+/// The most bytes this thread has held at once.
+pub fn peak_bytes() -> u64 {
+    PEAK.with(|p| p.get().max(0) as u64)
 }
 
 /// Why a seed was cut short.
@@ -84,8 +101,8 @@ impl std::fmt::Display for Cut {
             Cut::WallTime { limit } => write!(f, "ran past its wall-clock budget of {limit:?}"),
             Cut::Memory { limit_bytes, held } => write!(
                 f,
-                "held {} MiB, past its memory budget of {} MiB",
-                held >> 20,
+                "held {:.1} MiB, past its memory budget of {} MiB",
+                *held as f64 / 1048576.0,
                 limit_bytes >> 20
             ),
         }

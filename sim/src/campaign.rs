@@ -414,6 +414,7 @@ impl Campaign {
             wall_ms: outcome.wall_time.as_millis() as u64,
             simulated_ms: outcome.sim_time.as_millis() as u64,
             events: outcome.events,
+            peak_mib: (outcome.peak_memory_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
             file: file.flatten(),
         };
         let mut dir = shared.dir.lock().unwrap();

@@ -58,6 +58,8 @@ pub struct SeedLine {
     pub wall_ms: u64,
     pub simulated_ms: u64,
     pub events: u64,
+    /// The most memory the seed held at once, MiB.
+    pub peak_mib: f64,
     /// The failure file, relative to the directory.
     pub file: Option<String>,
 }
@@ -82,11 +84,14 @@ impl OutDir {
         }
         std::fs::create_dir_all(path)
             .with_context(|| format!("--out {}: cannot create it", path.display()))?;
+        // Looked at before the lock is taken, so that a refused directory gains no file.
+        if read_manifest(path)?.is_none() {
+            refuse_foreign_files(path)?;
+        }
         let lock = take_lock(path)?;
-        let found = read_manifest(path)?;
-        match (found, resume) {
+        // Looked at again under the lock: another campaign may have started here meanwhile.
+        match (read_manifest(path)?, resume) {
             (None, _) => {
-                refuse_foreign_files(path)?;
                 let json = serde_json::to_string_pretty(manifest)? + "\n";
                 files::write_new(&path.join(MANIFEST), json.as_bytes())?;
             }

@@ -106,6 +106,7 @@ pub fn safekeeper_ids(count: usize) -> Vec<u32> {
 
 /// Which fault kinds this seed turned on, and the rates it uses: the swarm choice.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FaultMix {
     pub safekeeper_crashes_per_s: f64,
     pub compute_crashes_per_s: f64,
@@ -914,4 +915,64 @@ fn generate_workload(seed: u64, config: &Config) -> Vec<WorkItem> {
         items.push(WorkItem::Txn { deltas });
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Any configuration `validate` accepts plans without a panic (a window too short to
+        /// have a middle, every fault kind at any rate), and its schedule passes the checks an
+        /// explicit plan in a seed file must pass.
+        #[test]
+        fn every_valid_config_plans(
+            seed in any::<u64>(),
+            fault_window_ms in prop_oneof![Just(0u64), Just(1), Just(2), 0u64..20_000],
+            liveness_window_ms in 1_000u64..6_000,
+            rate in 0.0f64..20.0,
+            flags in any::<[bool; 6]>(),
+            pages in 1u32..8,
+            hot_pages in 1u32..8,
+            hot_share in 0.0f64..=1.0,
+            safekeepers in prop_oneof![Just(3usize), Just(5)],
+            pageservers in 1usize..=2,
+        ) {
+            let mut c = Config {
+                fault_window_ms,
+                liveness_window_ms,
+                safekeepers,
+                pageservers,
+                ..Config::default()
+            };
+            let f = &mut c.faults;
+            for r in [
+                &mut f.safekeeper_crashes_per_s, &mut f.compute_crashes_per_s,
+                &mut f.partitions_per_s, &mut f.election_storms_per_s,
+                &mut f.pageserver_crashes_per_s, &mut f.pageserver_disk_losses_per_s,
+                &mut f.object_store_outages_per_s, &mut f.bitrot_per_s,
+                &mut f.read_errors_per_s, &mut f.fsync_failures_per_s, &mut f.disk_full_per_s,
+                &mut f.slow_disks_per_s, &mut f.slow_links_per_s, &mut f.link_cuts_per_s,
+                &mut f.slow_object_store_per_s, &mut f.safekeeper_bitrot_per_s,
+            ] {
+                *r = rate;
+            }
+            f.max_packet_loss = if flags[0] { 0.3 } else { 0.0 };
+            f.second_compute = flags[1];
+            f.safekeeper_loss = flags[2];
+            f.safekeeper_disk_loss = flags[3] && !flags[2];
+            f.swarm = flags[4];
+            f.replace_cut_off_compute_after_ms = if flags[5] { 100 } else { 0 };
+            c.workload.pages = pages;
+            c.workload.hot_pages = hot_pages;
+            c.workload.hot_share = hot_share;
+            prop_assume!(c.validate().is_ok());
+            let plan = Plan::generate(seed, &c);
+            let (mix, faults) = (plan.faults_chosen.clone(), plan.faults.clone());
+            prop_assert!(plan.with_faults(mix, faults).is_ok());
+        }
+    }
 }

@@ -184,10 +184,11 @@ pub fn print_outcome(o: &RunOutcome, replay: &str) {
     );
     print_metrics(s);
     println!(
-        "simulated {:.2}s in {:.3}s wall ({} events)",
+        "simulated {:.2}s in {:.3}s wall ({} events, {:.1} MiB at most)",
         o.sim_time.as_secs_f64(),
         o.wall_time.as_secs_f64(),
-        o.events
+        o.events,
+        o.peak_memory_bytes as f64 / 1048576.0
     );
     println!("trace hash: {:016x}", o.trace_hash);
 }

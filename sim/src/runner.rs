@@ -46,6 +46,8 @@ pub struct RunOutcome {
     pub stats: Stats,
     /// The campaign stopped while this seed ran: it did not finish, and says nothing.
     pub interrupted: bool,
+    /// The most memory the seed's thread held at once.
+    pub peak_memory_bytes: u64,
 }
 
 /// Runs `seed` with `plan` (which holds the configuration it runs with) on a fresh thread and
@@ -139,6 +141,7 @@ fn cut_outcome(
         sim_time,
         wall_time,
         interrupted: *cut == Cut::Interrupted,
+        peak_memory_bytes: 0,
         violation,
         recent: trace.map(Trace::recent).unwrap_or_default(),
         full_trace: None,
@@ -263,9 +266,11 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
             full_trace: trace.events(),
             stats: Stats::default(),
             interrupted: false,
+            peak_memory_bytes: 0,
         },
     };
     outcome.wall_time = wall.elapsed();
+    outcome.peak_memory_bytes = crate::budget::peak_bytes();
     outcome
 }
 
@@ -374,6 +379,7 @@ async fn simulate(
         full_trace: trace.events(),
         stats,
         interrupted: false,
+        peak_memory_bytes: 0,
     };
     drop(cluster);
     outcome

@@ -123,6 +123,7 @@ fn failure_seeds(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
 #[test]
 fn shards_partition_a_campaign_and_failures_are_saved() {
     let base = std::env::temp_dir().join(format!("lakesim-shards-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
     let run = |out: &str, extra: &[&str]| {
         let dir = base.join(out);
         let mut args = vec!["fuzz", "--seeds", "9", "--jobs", "2", "--scenario", "storm"];
