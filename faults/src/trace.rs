@@ -118,7 +118,7 @@ impl Trace {
         if let Some(full) = s.full.as_mut() {
             full.push(e);
         }
-        if s.count % WATCH_EVERY == 0 {
+        if s.count.is_multiple_of(WATCH_EVERY) {
             if let Some(watch) = s.watch.clone() {
                 drop(s);
                 watch();

@@ -467,12 +467,12 @@ impl Campaign {
             outcome,
         );
         let file = seedfile::SeedFile {
-            budget: (v.invariant == lakesim_nodes::Invariant::Budget).then(|| {
+            budget: (v.invariant == lakesim_nodes::Invariant::Budget).then_some(
                 seedfile::BudgetRecord {
                     wall_ms: self.seed_budget.wall.as_millis() as u64,
                     memory_mib: self.seed_budget.memory_mib,
-                }
-            }),
+                },
+            ),
             ..file
         };
         let name = format!("fail-{}-{}.toml", outcome.seed, v.invariant);

@@ -354,7 +354,10 @@ fn cmd_import_wal(
         |n| n.to_string_lossy().into_owned(),
     );
     let (text, stats) = crate::pgtrace::import(&dump, tsv.as_deref(), &source)?;
-    crate::files::replace(out, text.as_bytes())?;
+    match force {
+        true => crate::files::replace(out, text.as_bytes())?,
+        false => crate::files::write_new(out, text.as_bytes())?,
+    }
     println!(
         "{}: {} records, {} transactions, {} full-page images, {} checkpoints, {} pages; {} records change no page and are not replayed",
         out.display(),

@@ -51,7 +51,7 @@ use std::time::Duration;
 
 /// Liveness: at least this many commits are acknowledged after the faults heal (unless the
 /// client runs out of work), the last of them within [`LIVENESS_BOUND`] of the end.
-const MIN_ACKS_AFTER_HEAL: usize = 10;
+pub const MIN_ACKS_AFTER_HEAL: usize = 10;
 /// Liveness: a pageserver is at most this far behind the commit LSN at the end of the run, and
 /// a GetPage sent this long after the heal must not fail.
 pub const LIVENESS_BOUND: Duration = Duration::from_millis(1000);

@@ -225,7 +225,11 @@ pub struct Violated(String);
 /// Refuses to write over an earlier experiment's results.
 fn prepare_out(out: &Path) -> Result<()> {
     if out.exists() {
-        let empty = out.is_dir() && std::fs::read_dir(out)?.next().is_none();
+        let empty = out.is_dir()
+            && std::fs::read_dir(out)
+                .with_context(|| format!("cannot read --out {}", out.display()))?
+                .next()
+                .is_none();
         if !empty {
             bail!(
                 "--out {}: exists and is not an empty directory; choose another, nothing there is overwritten",
