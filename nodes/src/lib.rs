@@ -19,6 +19,7 @@ pub mod net;
 pub mod object_store;
 pub mod observe;
 pub mod pageserver;
+pub mod probe;
 pub mod process;
 pub mod proto;
 pub mod safekeeper;

@@ -45,6 +45,9 @@ impl Bucket {
             } => {
                 let stale =
                     version.is_some_and(|v| versions.get(key).is_some_and(|held| *held >= v));
+                if version.is_some_and(|v| versions.get(key).is_some_and(|held| *held > v)) {
+                    crate::probe!(StaleIndexPutRejected);
+                }
                 if !stale {
                     objects.insert(key.clone(), data.clone());
                     if let Some(v) = version {

@@ -19,6 +19,7 @@ pub const RESTART_BACKOFF: Duration = Duration::from_millis(100);
 /// Ends this process after `error`, which it cannot survive, and restarts it from disk. Never
 /// returns.
 pub async fn abort(me: NodeId, observer: &dyn Observer, error: &std::io::Error) -> ! {
+    crate::probe!(ProcessAborted);
     observer.observe(me, Observation::Aborted);
     tracing::warn!(node = %me, %error, "aborting: restart from disk");
     // The process is dead from here on: its caller never resumes, and its other tasks end

@@ -19,6 +19,7 @@ use crate::runner::{try_run_seed, RunOptions, RunOutcome};
 use crate::seedfile;
 use anyhow::{bail, Context, Result};
 use lakesim_nodes::bugs::BugSet;
+use lakesim_nodes::probe::Probe;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -77,6 +78,8 @@ pub struct Campaign {
     pub out: PathBuf,
     /// Continue the campaign in `out` rather than refuse it.
     pub resume: bool,
+    /// Fail the campaign when a coverage probe stays unhit.
+    pub require_probes: bool,
     pub seed_budget: SeedBudget,
 }
 
@@ -184,6 +187,10 @@ pub struct Summary {
     pub stopped_by: Option<String>,
     /// Sessions that added to this directory, this one included.
     pub sessions: u64,
+    /// For every coverage probe, how many seeds reached it.
+    pub probes_hit: BTreeMap<String, u64>,
+    /// The probes no seed reached.
+    pub probes_never_hit: Vec<String>,
 }
 
 struct Shared {
@@ -312,7 +319,14 @@ impl Campaign {
             seeds_this_session: lines.len() as u64 - earlier,
             ..Summary::default()
         };
+        s.probes_hit = Probe::ALL
+            .iter()
+            .map(|p| (p.name().to_string(), 0))
+            .collect();
         for (i, line) in lines.iter().enumerate() {
+            for p in &line.probes {
+                *s.probes_hit.entry(p.clone()).or_default() += 1;
+            }
             let Some(invariant) = &line.invariant else {
                 continue;
             };
@@ -324,6 +338,12 @@ impl Campaign {
                 .entry(invariant.clone())
                 .or_insert((line.seed, i as u64 + 1));
         }
+        s.probes_never_hit = s
+            .probes_hit
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(p, _)| p.clone())
+            .collect();
         s
     }
 
@@ -415,6 +435,11 @@ impl Campaign {
             simulated_ms: outcome.sim_time.as_millis() as u64,
             events: outcome.events,
             peak_mib: (outcome.peak_memory_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
+            probes: outcome
+                .probes
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
             file: file.flatten(),
         };
         let mut dir = shared.dir.lock().unwrap();

@@ -79,6 +79,9 @@ enum Command {
         /// as a `budget` failure, and the campaign goes on.
         #[arg(long, default_value = "120s", value_parser = crate::campaign::parse_duration)]
         seed_timeout: std::time::Duration,
+        /// Exit 1 when a coverage probe stays unhit by every seed (see `lakesim list`).
+        #[arg(long)]
+        require_probes: bool,
         /// Memory budget of one seed in MiB (64 to 1048576), enforced like --seed-timeout.
         #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(64..=1_048_576))]
         seed_memory: u64,
@@ -178,6 +181,7 @@ pub fn main() -> ExitCode {
             start_seed,
             seed_timeout,
             seed_memory,
+            require_probes,
         } => {
             let budget = match (seeds, duration) {
                 (_, Some(d)) => Budget::Wall(d),
@@ -196,6 +200,7 @@ pub fn main() -> ExitCode {
                 start_seed,
                 out,
                 resume,
+                require_probes,
                 seed_budget: SeedBudget {
                     wall: seed_timeout,
                     memory_mib: seed_memory,
@@ -276,6 +281,10 @@ fn cmd_list() {
     for b in Bug::ALL {
         println!("  {:<22} {}", b.name(), b.describe());
     }
+    println!("coverage probes (rare paths a campaign reports reaching):");
+    for p in lakesim_nodes::probe::Probe::ALL {
+        println!("  {:<30} {}", p.name(), p.about());
+    }
 }
 
 fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Result<ExitCode> {
@@ -313,6 +322,7 @@ fn cmd_run(seed: u64, setup: &Setup, trace: Option<PathBuf>, json: bool) -> Resu
             "simulated_s": outcome.sim_time.as_secs_f64(),
             "wall_s": outcome.wall_time.as_secs_f64(),
             "events": outcome.events,
+            "probes": outcome.probes.iter().map(|p| p.name()).collect::<Vec<_>>(),
             "replay": replay_command(seed, setup),
             "stats": outcome.stats,
         });
@@ -612,11 +622,24 @@ fn cmd_fuzz(campaign: &Campaign) -> Result<ExitCode> {
             "  {invariant}: {n} seeds failed; first seed {seed}, after {after} seeds"
         ));
     }
+    let probes = summary.probes_hit.len();
+    console.line(&format!(
+        "probes: {} of {probes} reached by at least one seed{}",
+        probes - summary.probes_never_hit.len(),
+        match summary.probes_never_hit.is_empty() {
+            true => String::new(),
+            false => format!("; never reached: {}", summary.probes_never_hit.join(", ")),
+        }
+    ));
     console.line(&format!(
         "summary: {}",
         campaign.out.join(crate::outdir::SUMMARY).display()
     ));
-    Ok(if summary.failures > 0 {
+    let unreached = campaign.require_probes && !summary.probes_never_hit.is_empty();
+    if unreached {
+        console.line("--require-probes: some probes were never reached");
+    }
+    Ok(if summary.failures > 0 || unreached {
         ExitCode::from(1)
     } else if summary.interrupted {
         ExitCode::from(130)

@@ -60,6 +60,9 @@ pub struct SeedLine {
     pub events: u64,
     /// The most memory the seed held at once, MiB.
     pub peak_mib: f64,
+    /// The coverage probes the seed reached, by name.
+    #[serde(default)]
+    pub probes: Vec<String>,
     /// The failure file, relative to the directory.
     pub file: Option<String>,
 }

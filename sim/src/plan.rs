@@ -253,6 +253,9 @@ pub struct Plan {
     pub faults_chosen: FaultMix,
     pub faults: Vec<FaultEvent>,
     pub workload: WorkloadPlan,
+    /// The client stops after this many work items (a shrunk plan's shorter workload); all of
+    /// them when none.
+    pub work_items: Option<u64>,
 }
 
 /// The client's work: planned in full (synthetic), or a generator's seed and parameters (a
@@ -284,6 +287,19 @@ impl WorkloadPlan {
             }
             WorkloadPlan::PgTrace(trace) => Some(trace.start_pages()),
         }
+    }
+}
+
+/// The first `left` items of a source.
+struct FirstItems {
+    inner: Box<dyn WorkSource>,
+    left: u64,
+}
+
+impl WorkSource for FirstItems {
+    fn next(&mut self) -> Option<WorkItem> {
+        self.left = self.left.checked_sub(1)?;
+        self.inner.next()
     }
 }
 
@@ -325,6 +341,15 @@ impl FaultAction {
 }
 
 impl Plan {
+    /// A fresh source of this plan's work for one run's client.
+    pub fn source(&self) -> Box<dyn WorkSource> {
+        let all = self.workload.source();
+        match self.work_items {
+            Some(left) => Box::new(FirstItems { inner: all, left }),
+            None => all,
+        }
+    }
+
     /// Replaces the fault schedule with one a seed file gives (shrunk or edited by hand),
     /// after checking that this cluster can run it: known nodes, times in order within the
     /// fault window, rates between 0 and 1.
@@ -385,6 +410,7 @@ impl Plan {
             faults_chosen,
             faults,
             workload,
+            work_items: None,
         }
     }
 }

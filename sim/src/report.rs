@@ -190,6 +190,8 @@ pub fn print_outcome(o: &RunOutcome, replay: &str) {
         o.events,
         o.peak_memory_bytes as f64 / 1048576.0
     );
+    let probes: Vec<&str> = o.probes.iter().map(|p| p.name()).collect();
+    println!("probes reached: {}", probes.join(", "));
     println!("trace hash: {:016x}", o.trace_hash);
 }
 

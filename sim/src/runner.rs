@@ -14,6 +14,7 @@ use crate::plan::Plan;
 use lakesim_faults::{Event, Trace};
 use lakesim_nodes::bugs::BugSet;
 use lakesim_nodes::invariant::{Broken, Invariant};
+use lakesim_nodes::probe::ProbeSet;
 use lakesim_nodes::NodeId;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -48,6 +49,10 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// The most memory the seed's thread held at once.
     pub peak_memory_bytes: u64,
+    /// Work items the client handed to the compute.
+    pub work_items: u64,
+    /// The coverage probes the run reached.
+    pub probes: ProbeSet,
 }
 
 /// Runs `seed` with `plan` (which holds the configuration it runs with) on a fresh thread and
@@ -142,6 +147,8 @@ fn cut_outcome(
         wall_time,
         interrupted: *cut == Cut::Interrupted,
         peak_memory_bytes: 0,
+        work_items: 0,
+        probes: ProbeSet::default(),
         violation,
         recent: trace.map(Trace::recent).unwrap_or_default(),
         full_trace: None,
@@ -217,6 +224,7 @@ pub fn note_panic_location(location: Option<&std::panic::Location<'_>>) {
 
 fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     let wall = Instant::now();
+    lakesim_nodes::probe::take_hits();
     let config = &plan.config;
     let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(config));
     let budget = Duration::from_millis(config.fault_window_ms + config.liveness_window_ms);
@@ -227,6 +235,7 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
         trace.set_watch(Arc::new(opts.limits.watch(wall)));
     }
     let registry = NodeRegistry::default();
+    let client = ClientLog::default();
     let result = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(simulate(
             seed,
@@ -235,6 +244,7 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
             opts,
             trace.clone(),
             registry.clone(),
+            client.clone(),
         ))
     }));
     // What led to a panic, before the shutdown adds its own events.
@@ -267,10 +277,14 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
             stats: Stats::default(),
             interrupted: false,
             peak_memory_bytes: 0,
+            work_items: 0,
+            probes: ProbeSet::default(),
         },
     };
     outcome.wall_time = wall.elapsed();
     outcome.peak_memory_bytes = crate::budget::peak_bytes();
+    outcome.work_items = client.lock().writes.len() as u64;
+    outcome.probes = lakesim_nodes::probe::take_hits();
     outcome
 }
 
@@ -291,6 +305,7 @@ async fn simulate(
     opts: &RunOptions,
     trace: Trace,
     registry: NodeRegistry,
+    client: ClientLog,
 ) -> RunOutcome {
     let disks = make_disks(seed, config, plan, &trace);
     // The control plane creates the timeline on every safekeeper before the run.
@@ -305,7 +320,6 @@ async fn simulate(
             .map(|id| (NodeId(id), disks[&id].clone()))
             .collect()
     };
-    let client = ClientLog::default();
     let bucket = lakesim_nodes::object_store::Bucket::default();
     let pageservers = crate::plan::pageserver_ids(config.pageservers);
     let sources = Sources {
@@ -324,7 +338,7 @@ async fn simulate(
     let world = World {
         disks,
         bucket,
-        work: client.record(plan.workload.source()),
+        work: client.record(plan.source()),
         links: lakesim_faults::Links::new(
             seed ^ crate::plan::STREAM_LINKS,
             plan.faults_chosen.duplicate_probability,
@@ -380,6 +394,8 @@ async fn simulate(
         stats,
         interrupted: false,
         peak_memory_bytes: 0,
+        work_items: 0,
+        probes: ProbeSet::default(),
     };
     drop(cluster);
     outcome

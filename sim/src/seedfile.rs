@@ -110,6 +110,9 @@ pub mod full_u64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRecord {
+    /// The client's work items, when fewer than the seed plans (a shrunk workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_items: Option<u64>,
     pub faults_chosen: FaultMix,
     pub faults: Vec<FaultEvent>,
 }
@@ -117,9 +120,19 @@ pub struct FaultRecord {
 impl FaultRecord {
     pub fn of(plan: &Plan) -> FaultRecord {
         FaultRecord {
+            work_items: plan.work_items,
             faults_chosen: plan.faults_chosen.clone(),
             faults: plan.faults.clone(),
         }
+    }
+
+    /// `plan` with this record's schedule and workload length, checked.
+    pub fn apply(&self, plan: Plan) -> Result<Plan> {
+        let mut plan = plan
+            .with_faults(self.faults_chosen.clone(), self.faults.clone())
+            .map_err(anyhow::Error::msg)?;
+        plan.work_items = self.work_items;
+        Ok(plan)
     }
 }
 
@@ -175,9 +188,7 @@ impl SeedFile {
         // replays as written (its trace hash is pinned like any other).
         let plan = Plan::generate(self.seed, &config);
         let plan = match &self.plan {
-            Some(p) => plan
-                .with_faults(p.faults_chosen.clone(), p.faults.clone())
-                .map_err(anyhow::Error::msg)?,
+            Some(p) => p.apply(plan)?,
             None => plan,
         };
         Ok(Loaded {

@@ -155,6 +155,7 @@ impl Pageserver {
         let made = self.write_images(images);
         if made.is_err() {
             // A full disk: the next image pass tries these pages again.
+            crate::probe!(ImagePassFullDisk);
             self.map.mark_changed(pages);
         }
         let made = made?;
@@ -164,6 +165,9 @@ impl Pageserver {
         sync_all(&self.cfg.disk, files).await?;
         self.cfg.disk.sync_dir().await?;
         for (name, bytes, page, label, image) in made {
+            if !self.getpage.is_empty() {
+                crate::probe!(ImageWhileGetPageWaits);
+            }
             self.map.add_image(page, label, image);
             let obs = Observation::ImageCreated { page, lsn: label };
             self.cfg.observer.observe(self.cfg.id, obs);

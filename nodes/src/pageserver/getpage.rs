@@ -46,6 +46,12 @@ struct Waiter {
 #[derive(Default)]
 pub struct Waiters(Vec<Waiter>);
 
+impl Waiters {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl Pageserver {
     pub(super) fn on_request(&mut self, from: NodeId, request_id: u64, what: Request, lsn: Lsn) {
         let stale = matches!(what, Request::Page(_)) && self.cfg.bugs.has(Bug::GetpageStaleLsn);
@@ -56,6 +62,7 @@ impl Pageserver {
             let why = "too many requests waiting for ingest";
             return self.fail(from, request_id, what, lsn, why);
         }
+        crate::probe!(GetPageWaits);
         self.getpage.0.push(Waiter {
             from,
             request_id,
@@ -173,6 +180,7 @@ impl Pageserver {
             .partition(|w| w.waited >= MAX_WAIT);
         self.getpage.0 = waiting;
         for w in expired {
+            crate::probe!(GetPageWaitExpired);
             let why = format!(
                 "LSN {} not yet ingested (ingested to {ingested}) after {:?}",
                 w.lsn, MAX_WAIT

@@ -102,6 +102,7 @@ impl WalReceiver {
         if from != self.source() || start != self.last_record_lsn {
             return;
         }
+        crate::probe!(IngestWalRemoved);
         self.removed.insert(from);
         invariant!(
             Invariant::Durability,
@@ -116,6 +117,7 @@ impl WalReceiver {
         if self.bugs.has(Bug::IngestNeverSwitch) {
             return;
         }
+        crate::probe!(IngestSwitchSource);
         self.source = (self.source + 1) % self.safekeepers.len();
         self.since_progress = Duration::ZERO;
         self.since_request = None;

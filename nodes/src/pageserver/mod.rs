@@ -177,6 +177,7 @@ fn write_new_file(disk: &Disk, name: &str, bytes: &[u8]) -> std::io::Result<()> 
     disk.create(name)?;
     let written = disk.write(name, 0, bytes);
     if written.is_err() {
+        crate::probe!(PsLayerWriteFullDisk);
         let _ = disk.remove(name);
     }
     written

@@ -157,6 +157,7 @@ impl Uploader {
                 in_flight += 1;
                 *waited += super::TICK;
                 if *waited >= RETRY_AFTER {
+                    crate::probe!(LayerUploadRetried);
                     due.push(i);
                 }
             }
@@ -259,6 +260,7 @@ impl Uploader {
             |up| matches!(up.attempt, Attempt::Sent { request_id: id, .. } if id == request_id),
         );
         let Some(up) = sent else {
+            crate::probe!(LateStoreResponseIgnored);
             return false; // a late or duplicated answer to an attempt already settled
         };
         up.attempt = Attempt::Done;

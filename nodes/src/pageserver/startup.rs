@@ -116,6 +116,7 @@ impl StoreReader<'_> {
             while !asked.is_empty() {
                 let left = deadline.saturating_duration_since(madsim::time::Instant::now());
                 let Ok(Ok(env)) = madsim::time::timeout(left, self.net.recv()).await else {
+                    crate::probe!(StoreGetRetried);
                     break;
                 };
                 if let Message::StoreResponse {
@@ -157,6 +158,7 @@ async fn download(
     let Some(index) = index else {
         return Ok(Metadata::default());
     };
+    crate::probe!(PsRebuildFromStore);
     let keys: Vec<String> = index.layers.iter().cloned().collect();
     for (name, data) in store.get_all(&keys).await {
         let Some(data) = data else {
@@ -268,6 +270,7 @@ async fn load_layers(
             if let Some((data, records)) =
                 refetch_delta(store, cfg, index, name, (start, end)).await?
             {
+                crate::probe!(PsLayerRefetched);
                 (bytes, decoded) = (data, Ok(records));
             }
         }
@@ -283,6 +286,7 @@ async fn load_layers(
                 map.add_delta_layer(end);
             }
             Err(_) => {
+                crate::probe!(PsReingestAfterDamage);
                 consistent = consistent.min(start);
                 doomed.push(name.clone());
             }

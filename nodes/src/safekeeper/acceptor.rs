@@ -119,6 +119,7 @@ fn unanswered_on_error(reply: Result<Message>) -> Result<Option<Message>> {
         Ok(reply) => Ok(Some(reply)),
         Err(e) if e.kind() == ErrorKind::InvalidData => Err(e),
         Err(e) => {
+            crate::probe!(ReadErrorUnanswered);
             tracing::debug!(error = %e, "read failed, unanswered");
             Ok(None)
         }
@@ -151,6 +152,7 @@ impl Acceptor {
                 // One copy holds it (a persist a crash interrupted, a copy torn, rotted or
                 // unreadable): both must before anything is acted on, or losing that copy
                 // would take back a promise.
+                crate::probe!(ControlFileOneCopy);
                 let unsynced = bugs.has(Bug::ControlFileUnsynced);
                 control_file::persist(&disk, seq + 1, &state, unsynced).await?;
                 (state, seq + 1)
@@ -164,6 +166,7 @@ impl Acceptor {
         let (wal, cut) = match recovered {
             Recovered::Store(wal, cut) => (wal, cut),
             Recovered::Damaged(at) => {
+                crate::probe!(WalDamagedStaysOut);
                 let why = format!(
                     "WAL damaged at {at}, below its commit LSN {}",
                     state.commit_lsn
@@ -172,6 +175,7 @@ impl Acceptor {
             }
         };
         if let Some(lsn) = cut {
+            crate::probe!(WalTailCut);
             observer.observe(id, Observation::Truncated { lsn });
         }
         // Everything below a persisted commit LSN was flushed before it was persisted.
@@ -253,6 +257,7 @@ impl Acceptor {
         if let Err(e) = control_file::persist(&self.disk, self.seq, &self.state, unsynced).await {
             // Not persisted, not promised: memory goes back to what the disk holds (a vote
             // or a term a full disk could not take is not given).
+            crate::probe!(ControlPersistFailed);
             self.state = self.durable.clone();
             return Err(e);
         }
@@ -373,6 +378,7 @@ impl Acceptor {
             && (self.state.voted_for == Some(from)
                 || (self.state.voted_for.is_some() && self.bugs.has(Bug::VoteTwiceInTerm)));
         if term <= self.state.term && !again {
+            crate::probe!(VoteRefused);
             return Ok(self.vote_response(from, false));
         }
         if !again {
@@ -433,6 +439,7 @@ impl Acceptor {
             self.durable.commit_lsn
         );
         if start < self.wal.write_lsn() && !self.bugs.has(Bug::SkipTruncateOnElect) {
+            crate::probe!(ElectionTruncates);
             self.wal.truncate(start).await?;
             self.observer
                 .observe(self.id, Observation::Truncated { lsn: start });
@@ -491,6 +498,9 @@ impl Acceptor {
     fn write_from(&mut self, begin: Lsn, bytes: &[u8]) -> Result<()> {
         let write_lsn = self.wal.write_lsn();
         let end = begin.advance(bytes.len() as u64);
+        if end <= write_lsn && !bytes.is_empty() {
+            crate::probe!(DuplicateAppendIgnored);
+        }
         if begin <= write_lsn && end > write_lsn {
             let skip = write_lsn.bytes_since(begin) as usize;
             match self.wal.write(write_lsn, &bytes[skip..]) {
@@ -514,6 +524,7 @@ impl Acceptor {
     /// and the proposer resends them.
     fn hold_early(&mut self, term: Term, begin: Lsn, bytes: &[u8]) {
         if self.early.len() < MAX_EARLY_APPENDS {
+            crate::probe!(AppendHeldEarly);
             self.early.insert(begin, (term, Arc::new(bytes.to_vec())));
         }
         assert!(self.early.len() <= MAX_EARLY_APPENDS);
@@ -646,6 +657,9 @@ impl Acceptor {
         let (start, start_prev) = self.wal.start();
         let seg = self.wal.segment_size();
         if seg.segno(horizon) <= seg.segno(start) {
+            if seg.segno(self.commit_lsn.min(self.peer_horizon)) > seg.segno(start) {
+                crate::probe!(WalRemovalHeldByPageserver);
+            }
             return Ok(false); // no whole segment to remove
         }
         if self.last_persist.elapsed() < PERSIST_INTERVAL {
@@ -683,6 +697,7 @@ impl Acceptor {
         let mut wal = self.wal.read(start, end).await?;
         let decoded = decode_stream(&wal, start, None);
         if decoded.tail == Tail::Corrupt {
+            crate::probe!(ServedWalDamaged);
             return Err(damaged(decoded.end_lsn));
         }
         wal.truncate(decoded.end_lsn.bytes_since(start) as usize);

@@ -89,6 +89,7 @@ pub async fn run(cfg: SafekeeperConfig) {
                 }
             }
             Err(e) if is_no_space(&e) => {
+                crate::probe!(SkBatchDiskFull);
                 cfg.observer.observe(cfg.id, Observation::DiskFull);
                 continue;
             }
@@ -102,6 +103,7 @@ pub async fn run(cfg: SafekeeperConfig) {
 
 /// Stays out of the quorum: says so once, and never answers.
 async fn stay_out(cfg: &SafekeeperConfig, why: &str) -> ! {
+    crate::probe!(SkStaysOut);
     tracing::warn!(node = %cfg.id, why, "no timeline it can trust: staying out of the quorum");
     cfg.observer.observe(cfg.id, Observation::StaysOut);
     std::future::pending().await

@@ -240,6 +240,7 @@ impl WalStore {
         // A copy that could not be read past `end` may hold WAL the other lacks: that is not
         // the end of the WAL, and recovery fails (to be tried again) rather than cut it.
         if let Some((_, e)) = errors.into_iter().find(|(held, _)| *held > end) {
+            crate::probe!(WalRecoveryReadError);
             return Err(e);
         }
         let read_end = start.advance(copies.iter().map(|c| c.1.len()).max().unwrap_or(0) as u64);
@@ -287,6 +288,7 @@ impl WalStore {
         let same = merged.iter().zip(held).take_while(|(a, b)| a == b).count();
         if same < merged.len() {
             tracing::debug!(copy, at = %self.start.advance(same as u64), "WAL repaired from its other copy");
+            crate::probe!(WalCopyRepaired);
             self.write_copy(copy, self.start.advance(same as u64), &merged[same..])?;
         }
         Ok(())

@@ -403,6 +403,7 @@ impl Proposer {
                 // An answer to an earlier incarnation of this compute (same address, same
                 // term number) is not a vote for this one.
                 if proposer_id != self.proposer_id {
+                    crate::probe!(StaleIncarnationVote);
                     return;
                 }
                 if term > self.term {
@@ -448,6 +449,7 @@ impl Proposer {
     fn higher_term(&mut self, term: Term) {
         self.max_seen_term = self.max_seen_term.max(term);
         if matches!(self.phase, Phase::Leader) {
+            crate::probe!(ProposerDeposed);
             self.observer
                 .observe(self.id, Observation::Deposed { term: self.term });
             let timeout_ticks =
@@ -479,6 +481,7 @@ impl Proposer {
         if matches!(self.phase, Phase::Leader) && !ignore {
             let peer = self.peers.get_mut(&from).unwrap();
             if peer.log.is_none() {
+                crate::probe!(RefusedAcceptorBroughtIn);
                 peer.log = Some((flush_lsn, history));
                 self.send_elected(from);
             }
@@ -490,6 +493,7 @@ impl Proposer {
         self.peers.get_mut(&from).unwrap().refused = true;
         let refused = self.peers.values().filter(|p| p.refused).count();
         if refused > self.acceptors.len() - self.quorum() {
+            crate::probe!(RefusalsForceRecampaign);
             self.max_seen_term = self.max_seen_term.max(self.term);
             self.campaign();
         }
@@ -749,6 +753,7 @@ impl Proposer {
                     return self.request_donor_wal();
                 }
                 if waited > BASEBACKUP_TIMEOUT {
+                    crate::probe!(BasebackupTimedOut);
                     return self.campaign();
                 }
                 let retry_ticks =

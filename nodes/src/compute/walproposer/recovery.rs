@@ -174,6 +174,7 @@ impl Proposer {
         self.db = match backup {
             None => Database::default(),
             Some((pages, next_xid)) => {
+                crate::probe!(ComputeFromBasebackup);
                 Database::from_basebackup(pages.into_iter(), w.start, w.prev, next_xid)
             }
         }
