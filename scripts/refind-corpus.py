@@ -44,6 +44,7 @@ ABOUT = {
     "enospc-ack-anyway": "an append whose WAL write failed on a full disk, acknowledged anyway, counts toward a commit the safekeeper's disk does not hold.",
     "read-error-as-eof": "a WAL read error taken for the end of the WAL makes recovery cut WAL the safekeeper had acknowledged, below its commit LSN.",
     "rotted-control-file-trusted": "a control file copy that fails its checksum but still parses, trusted, hands the safekeeper a term, vote or commit LSN it never persisted.",
+    "process-global-counter": "a first campaign delayed by a process-wide counter makes two runs of one seed in one process differ (the replay runs it twice and compares).",
 }
 # Where to look (scenario, invariant wanted or None); storm otherwise.
 WANT = {
@@ -56,13 +57,17 @@ WANT = {
     "enospc-ack-anyway": ("disk-errors", None),
     "read-error-as-eof": ("disk-errors", None),
     "rotted-control-file-trusted": ("safekeeper-disk-loss", None),
+    "process-global-counter": ("calm", "nondeterminism"),
 }
+# Flags a bug's campaign needs to be caught at all.
+EXTRA = {"process-global-counter": ["--check-determinism", "100"]}
 
 
 def campaign(bug, scenario, seeds):
     out = os.path.join(WORK, f"{bug}-{scenario}-{seeds}")
     subprocess.run(["rm", "-rf", out], check=True)
     cmd = [LAKESIM, "fuzz", "--seeds", str(seeds), "--scenario", scenario, "--bug", bug, "--out", out]
+    cmd += EXTRA.get(bug, [])
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return glob.glob(os.path.join(out, "fail-*.toml"))
 

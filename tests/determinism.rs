@@ -68,3 +68,23 @@ fn same_seed_same_hash_in_two_processes() {
         .unwrap_or_else(|| panic!("child printed no hash: {stdout}"));
     assert_eq!(child, format!("{:016x}", hash(42, &config)));
 }
+
+/// The self-check campaigns run (`--check-determinism`): a seed run twice in one process with
+/// state that leaks between runs (the planted `process-global-counter`) is caught as
+/// `nondeterminism`, naming where the traces part; the same seed without it is not.
+#[test]
+fn the_self_check_catches_state_shared_between_runs() {
+    use lakesim::determinism::run_twice;
+    use lakesim_nodes::bugs::{Bug, BugSet};
+    let config = lakesim::scenario::find("calm").unwrap();
+    let plan = lakesim::plan::Plan::generate(5, &config);
+    let clean = run_twice(5, &plan, &lakesim::runner::RunOptions::default());
+    assert!(clean.violation.is_none(), "{:?}", clean.violation);
+    let leaky = lakesim::runner::RunOptions {
+        bugs: BugSet::of([Bug::ProcessGlobalCounter]),
+        ..Default::default()
+    };
+    let v = run_twice(5, &plan, &leaky).violation.expect("caught");
+    assert_eq!(v.invariant, lakesim_nodes::Invariant::Nondeterminism);
+    assert!(v.detail.contains("they part at event"), "{}", v.detail);
+}

@@ -36,10 +36,11 @@ pub enum Bug {
     EnospcAckAnyway,
     ReadErrorAsEof,
     RottedControlFileTrusted,
+    ProcessGlobalCounter,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 27] = [
+    pub const ALL: [Bug; 28] = [
         Bug::AckBeforeFsync,
         Bug::VoteBeforePersist,
         Bug::SkipTruncateOnElect,
@@ -67,6 +68,7 @@ impl Bug {
         Bug::EnospcAckAnyway,
         Bug::ReadErrorAsEof,
         Bug::RottedControlFileTrusted,
+        Bug::ProcessGlobalCounter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +100,7 @@ impl Bug {
             Bug::EnospcAckAnyway => "enospc-ack-anyway",
             Bug::ReadErrorAsEof => "read-error-as-eof",
             Bug::RottedControlFileTrusted => "rotted-control-file-trusted",
+            Bug::ProcessGlobalCounter => "process-global-counter",
         }
     }
 
@@ -168,6 +171,9 @@ impl Bug {
             }
             Bug::RottedControlFileTrusted => {
                 "safekeeper trusts a control file copy whose checksum fails (rot) rather than pass it over"
+            }
+            Bug::ProcessGlobalCounter => {
+                "proposer delays its first campaign by a process-wide counter, not its seeded RNG (state that leaks from one run into the next)"
             }
         }
     }

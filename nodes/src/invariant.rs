@@ -34,6 +34,9 @@ pub enum Invariant {
     /// The seed ran past its per-seed budget of wall time or memory: a runaway run (a livelock,
     /// a configuration too big for the machine), recorded so that a campaign goes on.
     Budget,
+    /// Two runs of one seed in one process did different things (a different trace hash):
+    /// the determinism lakesim's replays rest on is broken.
+    Nondeterminism,
 }
 
 impl Invariant {
@@ -57,6 +60,7 @@ impl Invariant {
             Invariant::ReadAmplification => "read-amplification",
             Invariant::Panic => "panic",
             Invariant::Budget => "budget",
+            Invariant::Nondeterminism => "nondeterminism",
         }
     }
 }
@@ -71,9 +75,11 @@ impl FromStr for Invariant {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Invariant, String> {
-        let all = Invariant::CHECKED
-            .into_iter()
-            .chain([Invariant::Panic, Invariant::Budget]);
+        let all = Invariant::CHECKED.into_iter().chain([
+            Invariant::Panic,
+            Invariant::Budget,
+            Invariant::Nondeterminism,
+        ]);
         all.clone().find(|i| i.name() == s).ok_or_else(|| {
             let names: Vec<&str> = all.map(Invariant::name).collect();
             format!(

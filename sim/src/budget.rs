@@ -4,7 +4,8 @@
 //! A seed runs on its own thread (see the runner). This module counts the bytes that thread
 //! holds (a global allocator that keeps a per-thread tally: one thread-local add per
 //! allocation) and, through the run's trace, looks at its budget every
-//! [`lakesim_faults::trace::WATCH_EVERY`] events:
+//! [`lakesim_faults::trace::WATCH_EVERY`] events (its wall time is told it by the thread that
+//! waits for it, which reads the real clock):
 //! past its wall time or memory, or once the campaign is stopping, the seed unwinds with a
 //! [`Cut`] payload, which the runner turns into a `budget` failure or an interrupted seed.
 //! Nothing here touches simulated behaviour: a check reads the wall clock and a counter and
@@ -15,7 +16,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The allocator: the system's, with a per-thread count of live bytes.
 pub struct Counting;
@@ -128,31 +129,53 @@ impl Limits {
     pub fn is_none(&self) -> bool {
         self.wall.is_none() && self.memory_bytes.is_none() && self.stop.is_none()
     }
+}
 
-    /// The check one seed makes from its own thread: unwinds with a [`Cut`] once a limit is
-    /// passed. `started` is when the seed began.
-    pub fn watch(&self, started: Instant) -> impl Fn() + Send + Sync + 'static {
-        let limits = self.clone();
+/// One seed's watch: its limits, and the flag its watchdog sets once the wall-clock budget is
+/// spent. The watchdog is the thread that waits for the seed, because inside the simulation
+/// madsim answers every clock read (`clock_gettime`) with simulated time.
+#[derive(Clone, Debug)]
+pub struct Watch {
+    limits: Limits,
+    time_up: Arc<AtomicBool>,
+}
+
+impl Watch {
+    pub fn new(limits: &Limits) -> Watch {
+        Watch {
+            limits: limits.clone(),
+            time_up: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The watchdog says the seed's wall time is spent.
+    pub fn time_up(&self) {
+        self.time_up.store(true, Ordering::Relaxed);
+    }
+
+    /// The check the seed makes from its own thread: unwinds with a [`Cut`] once a limit is
+    /// passed.
+    pub fn as_fn(&self) -> impl Fn() + Send + Sync + 'static {
+        let watch = self.clone();
         move || {
-            if let Some(cut) = limits.exceeded(started) {
+            if let Some(cut) = watch.exceeded() {
                 std::panic::panic_any(cut);
             }
         }
     }
 
-    fn exceeded(&self, started: Instant) -> Option<Cut> {
-        if self
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-        {
+    fn exceeded(&self) -> Option<Cut> {
+        let stopping = self.limits.stop.as_ref();
+        if stopping.is_some_and(|s| s.load(Ordering::Relaxed)) {
             return Some(Cut::Interrupted);
         }
-        if let Some(limit) = self.wall.filter(|l| started.elapsed() > *l) {
+        if self.time_up.load(Ordering::Relaxed) {
+            let limit = self.limits.wall.unwrap_or_default();
             return Some(Cut::WallTime { limit });
         }
         let held = live_bytes();
-        self.memory_bytes
+        self.limits
+            .memory_bytes
             .filter(|l| held > *l)
             .map(|limit_bytes| Cut::Memory { limit_bytes, held })
     }
@@ -180,17 +203,19 @@ mod tests {
         std::thread::spawn(|| {
             let stop = Arc::new(AtomicBool::new(false));
             let limits = Limits {
-                wall: None,
+                wall: Some(Duration::from_secs(1)),
                 memory_bytes: Some(live_bytes() + (4 << 20)),
                 stop: Some(stop.clone()),
             };
-            let now = Instant::now();
-            assert_eq!(limits.exceeded(now), None);
+            let watch = Watch::new(&limits);
+            assert_eq!(watch.exceeded(), None);
             let big = std::hint::black_box(vec![1u8; 8 << 20]);
-            assert!(matches!(limits.exceeded(now), Some(Cut::Memory { .. })));
+            assert!(matches!(watch.exceeded(), Some(Cut::Memory { .. })));
             drop(big);
+            watch.time_up();
+            assert!(matches!(watch.exceeded(), Some(Cut::WallTime { .. })));
             stop.store(true, Ordering::Relaxed);
-            assert_eq!(limits.exceeded(now), Some(Cut::Interrupted));
+            assert_eq!(watch.exceeded(), Some(Cut::Interrupted));
         })
         .join()
         .unwrap();

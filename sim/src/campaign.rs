@@ -12,6 +12,7 @@
 
 use crate::budget::Limits;
 use crate::config::Config;
+use crate::determinism;
 use crate::outdir::{Manifest, OutDir, SeedLine, SUMMARY};
 use crate::plan::Plan;
 use crate::report::{shell_quote, Setup};
@@ -80,6 +81,8 @@ pub struct Campaign {
     pub resume: bool,
     /// Fail the campaign when a coverage probe stays unhit.
     pub require_probes: bool,
+    /// Re-run this share (percent) of the seeds in the same process and compare trace hashes.
+    pub check_determinism: u8,
     pub seed_budget: SeedBudget,
 }
 
@@ -191,6 +194,8 @@ pub struct Summary {
     pub probes_hit: BTreeMap<String, u64>,
     /// The probes no seed reached.
     pub probes_never_hit: Vec<String>,
+    /// Seeds this session ran twice to check their determinism (`--check-determinism`).
+    pub determinism_rechecked: u64,
 }
 
 struct Shared {
@@ -200,6 +205,8 @@ struct Shared {
     next: AtomicU64,
     done: AtomicU64,
     failures: AtomicU64,
+    /// Seeds whose determinism was re-checked this session.
+    rechecked: AtomicU64,
     stop: Arc<Stopper>,
     console: Console,
     last_sync: Mutex<Instant>,
@@ -239,6 +246,7 @@ impl Campaign {
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            rechecked: AtomicU64::new(0),
             console: Console::new(stop.clone()),
             stop,
             last_sync: Mutex::new(Instant::now()),
@@ -282,6 +290,7 @@ impl Campaign {
         summary.complete =
             !summary.interrupted && summary.seeds_planned.is_none_or(|n| summary.seeds_run >= n);
         summary.sessions = earlier_sessions + 1;
+        summary.determinism_rechecked = shared.rechecked.load(Ordering::Relaxed);
         let json = serde_json::to_string_pretty(&summary)? + "\n";
         crate::files::replace(&self.out.join(SUMMARY), json.as_bytes())?;
         Ok(summary)
@@ -395,12 +404,10 @@ impl Campaign {
                 continue;
             }
             let plan = Plan::generate(seed, config);
-            let Some(outcome) = run_with_retries(seed, &plan, &opts, shared) else {
+            let recheck = determinism::chosen(seed, self.check_determinism);
+            let Some(outcome) = run_checked(seed, &plan, &opts, recheck, shared) else {
                 return;
             };
-            if outcome.interrupted {
-                return;
-            }
             *shared.sim_seconds.lock().unwrap() += outcome.sim_time.as_secs_f64();
             let done = shared.done.fetch_add(1, Ordering::Relaxed) + 1;
             self.record(config, &plan, &outcome, shared, progress);
@@ -548,6 +555,33 @@ fn run_with_retries(
         }
     }
     None
+}
+
+/// Runs a seed, twice when its determinism is re-checked; `None` when the campaign stops
+/// before the seed ends.
+fn run_checked(
+    seed: u64,
+    plan: &Plan,
+    opts: &RunOptions,
+    recheck: bool,
+    shared: &Shared,
+) -> Option<RunOutcome> {
+    if !recheck {
+        return run_with_retries(seed, plan, opts, shared).filter(|o| !o.interrupted);
+    }
+    let traced = RunOptions {
+        keep_trace: true,
+        ..opts.clone()
+    };
+    let first = run_with_retries(seed, plan, &traced, shared).filter(|o| !o.interrupted)?;
+    let second = run_with_retries(seed, plan, &traced, shared).filter(|o| !o.interrupted)?;
+    shared.rechecked.fetch_add(1, Ordering::Relaxed);
+    let mismatch = determinism::compare(&first, &second);
+    Some(RunOutcome {
+        violation: mismatch.or(first.violation),
+        full_trace: None,
+        ..first
+    })
 }
 
 /// How many sessions an earlier `summary.json` in `out` counted.

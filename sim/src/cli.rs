@@ -79,6 +79,10 @@ enum Command {
         /// as a `budget` failure, and the campaign goes on.
         #[arg(long, default_value = "120s", value_parser = crate::campaign::parse_duration)]
         seed_timeout: std::time::Duration,
+        /// Re-run P percent of the seeds (0 to 100, chosen by seed) in this process and
+        /// compare trace hashes: a mismatch is a `nondeterminism` failure.
+        #[arg(long, value_name = "P", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+        check_determinism: u8,
         /// Exit 1 when a coverage probe stays unhit by every seed (see `lakesim list`).
         #[arg(long)]
         require_probes: bool,
@@ -90,6 +94,22 @@ enum Command {
     Replay {
         /// A seed file (TOML).
         file: PathBuf,
+        /// Also write the run's timeline to OUT.html: one self-contained page (lanes per node,
+        /// messages, faults, elections, commits, reads, the violation; zoom, filters).
+        #[arg(long, value_name = "OUT.html")]
+        html: Option<PathBuf>,
+    },
+    /// Shrink a failure file: fewest fault events, then fewest work items, that still fail with
+    /// the same invariant caught by the same check. Writes a new seed file (never over one).
+    Shrink {
+        /// A failure file (a campaign's, or one in seeds/).
+        file: PathBuf,
+        /// Where the shrunk file goes (default: FILE's name with `-shrunk`).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Candidate runs at once, 1 to 1024 (default: the machine's cores).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
+        jobs: Option<u64>,
     },
     /// Re-run seed files (every one in a directory, or the files named) and re-pin the trace
     /// hashes that changed; a file that no longer does what it records is left as it is.
@@ -182,16 +202,14 @@ pub fn main() -> ExitCode {
             seed_timeout,
             seed_memory,
             require_probes,
+            check_determinism,
         } => {
             let budget = match (seeds, duration) {
                 (_, Some(d)) => Budget::Wall(d),
                 (Some(n), None) => Budget::Seeds(n),
                 (None, None) => Budget::Seeds(1000),
             };
-            let jobs = jobs.map_or_else(
-                || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-                |j| j as usize,
-            );
+            let jobs = jobs.map_or_else(default_jobs, |j| j as usize);
             let campaign = Campaign {
                 setup,
                 budget,
@@ -201,6 +219,7 @@ pub fn main() -> ExitCode {
                 out,
                 resume,
                 require_probes,
+                check_determinism,
                 seed_budget: SeedBudget {
                     wall: seed_timeout,
                     memory_mib: seed_memory,
@@ -208,7 +227,8 @@ pub fn main() -> ExitCode {
             };
             cmd_fuzz(&campaign)
         }
-        Command::Replay { file } => cmd_replay(&file),
+        Command::Replay { file, html } => cmd_replay(&file, html.as_deref()),
+        Command::Shrink { file, out, jobs } => cmd_shrink(&file, out, jobs),
         Command::Pin { paths } => cmd_pin(&paths),
         Command::List => {
             cmd_list();
@@ -401,8 +421,12 @@ fn write_trace(file: std::fs::File, path: &std::path::Path, o: &RunOutcome) -> R
     crate::files::sync_file_and_dir(&file, path)
 }
 
-fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
+fn cmd_replay(path: &std::path::Path, html: Option<&std::path::Path>) -> Result<ExitCode> {
     let loaded = SeedFile::load(path)?;
+    // Made before the run: a bad path is found now, and an existing file is kept.
+    let page = html
+        .map(|p| crate::files::create_new(p).context("--html"))
+        .transpose()?;
     let f = &loaded.file;
     let what = f
         .scenario
@@ -417,7 +441,7 @@ fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
             .map(|b| format!(", planted bug {b}"))
             .unwrap_or_default()
     );
-    let replay = loaded.replay();
+    let replay = loaded.replay_keeping(html.is_some());
     print_outcome(
         &replay.outcome,
         &format!(
@@ -425,11 +449,30 @@ fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
             shell_quote(&path.display().to_string())
         ),
     );
+    if let (Some(out), Some(mut file)) = (html, page) {
+        use std::io::Write;
+        let title = format!(
+            "seed {}, {}{}",
+            f.seed,
+            what,
+            f.bug
+                .as_ref()
+                .map(|b| format!(", bug {b}"))
+                .unwrap_or_default()
+        );
+        let text = crate::timeline::render(&title, &replay.outcome);
+        file.write_all(text.as_bytes())
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        crate::files::sync_file_and_dir(&file, out)?;
+        println!("timeline: {}", out.display());
+    }
     let hash_now = format!("{:016x}", replay.outcome.trace_hash);
     if f.budget.is_some() {
         println!(
             "trace hash not compared: a budget failure depends on this machine's speed and memory"
         );
+    } else if f.invariant == Some(lakesim_nodes::Invariant::Nondeterminism) {
+        println!("trace hash not compared: the seed ran twice in this process and the two runs were compared");
     } else if replay.hash_matches {
         println!("trace hash matches the recorded one");
     } else {
@@ -468,6 +511,55 @@ fn cmd_replay(path: &std::path::Path) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn cmd_shrink(path: &std::path::Path, out: Option<PathBuf>, jobs: Option<u64>) -> Result<ExitCode> {
+    let loaded = SeedFile::load(path)?;
+    let out = out.unwrap_or_else(|| {
+        let stem = path
+            .file_stem()
+            .map_or("seed".into(), |s| s.to_string_lossy());
+        path.with_file_name(format!("{stem}-shrunk.toml"))
+    });
+    if out.exists() {
+        anyhow::bail!("--out {} exists and is kept: choose another", out.display());
+    }
+    let jobs = jobs.map_or_else(default_jobs, |j| j as usize);
+    println!(
+        "lakesim shrink {}: seed {}",
+        path.display(),
+        loaded.file.seed
+    );
+    let shrunk = crate::shrink::shrink(&loaded, jobs, &|line| println!("  {line}"))?;
+    let text = toml::to_string(&shrunk.file).context("seed file serialises")?;
+    crate::files::write_new(&out, text.as_bytes())?;
+    println!("fault events before ({}):", shrunk.events_before.len());
+    for line in crate::shrink::describe_events(&shrunk.events_before) {
+        println!("  {line}");
+    }
+    println!("fault events after ({}):", shrunk.events_after.len());
+    for line in crate::shrink::describe_events(&shrunk.events_after) {
+        println!("  {line}");
+    }
+    println!(
+        "shrunk: {} -> {} fault events, {} -> {} work items, {} runs in {:.1}s",
+        shrunk.events_before.len(),
+        shrunk.events_after.len(),
+        shrunk.items_before,
+        shrunk.items_after,
+        shrunk.runs,
+        shrunk.wall.as_secs_f64()
+    );
+    println!(
+        "saved {}; replay: lakesim replay {}",
+        out.display(),
+        shell_quote(&out.display().to_string())
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// The seed files in `dir`, sorted.
@@ -620,6 +712,16 @@ fn cmd_fuzz(campaign: &Campaign) -> Result<ExitCode> {
         let (seed, after) = summary.first_failure[invariant];
         console.line(&format!(
             "  {invariant}: {n} seeds failed; first seed {seed}, after {after} seeds"
+        ));
+    }
+    if summary.determinism_rechecked > 0 {
+        console.line(&format!(
+            "determinism: {} seeds run twice in this process, {} differed",
+            summary.determinism_rechecked,
+            summary
+                .failures_by_invariant
+                .get("nondeterminism")
+                .unwrap_or(&0)
         ));
     }
     let probes = summary.probes_hit.len();

@@ -7,6 +7,7 @@ pub mod checker;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod determinism;
 pub mod experiment;
 pub mod files;
 pub mod metrics;
@@ -18,6 +19,8 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod seedfile;
+pub mod shrink;
+pub mod timeline;
 pub mod tpcb;
 
 /// Every allocation is counted per thread, so that a campaign can hold each seed to a memory

@@ -5,7 +5,7 @@
 //! violation (the invariant a node assertion names, or `panic`) rather than taking the process
 //! down.
 
-use crate::budget::{Cut, Limits};
+use crate::budget::{Cut, Limits, Watch};
 use crate::checker::client::ClientLog;
 use crate::checker::{Checker, EndOfRun, Sources, Stats, Violation, LIVENESS_BOUND};
 use crate::cluster::{make_disks, shutdown, Cluster, NodeRegistry, World};
@@ -65,22 +65,24 @@ pub fn run_seed(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
 /// not stop by itself (no events, so its budget is never looked at) is left behind, reported
 /// as cut, [`ABANDON_AFTER`] past its wall budget or past a stop request.
 pub fn try_run_seed(seed: u64, plan: &Plan, opts: &RunOptions) -> std::io::Result<RunOutcome> {
-    let (plan, run_opts) = (plan.clone(), opts.clone());
+    let watch = (!opts.limits.is_none()).then(|| Watch::new(&opts.limits));
+    let (plan, run_opts, run_watch) = (plan.clone(), opts.clone(), watch.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("seed-{seed}"))
         .spawn(move || {
-            let _ = tx.send(run_on_this_thread(seed, &plan, &run_opts));
+            let _ = tx.send(run_on_this_thread(seed, &plan, &run_opts, run_watch));
         })?;
-    if opts.limits.is_none() {
+    let Some(watch) = watch else {
         let outcome = rx.recv().expect("the run thread catches its panics");
         let _ = thread.join();
         return Ok(outcome);
-    }
+    };
+    // The watchdog: real time is read here, outside the simulation.
     let started = Instant::now();
-    let mut stop_seen: Option<Instant> = None;
+    let mut cut_asked: Option<(Instant, Cut)> = None;
     loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(outcome) => {
                 let _ = thread.join();
                 return Ok(outcome);
@@ -95,25 +97,29 @@ pub fn try_run_seed(seed: u64, plan: &Plan, opts: &RunOptions) -> std::io::Resul
             .stop
             .as_ref()
             .is_some_and(|s| s.load(Ordering::Relaxed));
-        if stopping && stop_seen.is_none() {
-            stop_seen = Some(Instant::now());
-        }
-        let cut = match (opts.limits.wall, stop_seen) {
-            (_, Some(at)) if at.elapsed() > ABANDON_AFTER => Cut::Interrupted,
-            (Some(wall), _) if started.elapsed() > wall + ABANDON_AFTER => {
-                Cut::WallTime { limit: wall }
+        let over = opts.limits.wall.filter(|w| started.elapsed() > *w);
+        if cut_asked.is_none() {
+            if stopping {
+                cut_asked = Some((Instant::now(), Cut::Interrupted));
+            } else if let Some(limit) = over {
+                watch.time_up();
+                cut_asked = Some((Instant::now(), Cut::WallTime { limit }));
             }
-            _ => continue,
-        };
-        // The thread is detached: it ends with the process.
-        return Ok(cut_outcome(
-            seed,
-            &cut,
-            None,
-            None,
-            Duration::ZERO,
-            started.elapsed(),
-        ));
+        }
+        if let Some((at, cut)) = &cut_asked {
+            if at.elapsed() > ABANDON_AFTER {
+                // The seed records no events, so it never looks at its watch: it is left
+                // running, detached, and ends with the process.
+                return Ok(cut_outcome(
+                    seed,
+                    cut,
+                    None,
+                    None,
+                    Duration::ZERO,
+                    started.elapsed(),
+                ));
+            }
+        }
     }
 }
 
@@ -222,7 +228,12 @@ pub fn note_panic_location(location: Option<&std::panic::Location<'_>>) {
     let _ = PANIC_AT.try_with(|cell| cell.replace(Some(place)));
 }
 
-fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
+fn run_on_this_thread(
+    seed: u64,
+    plan: &Plan,
+    opts: &RunOptions,
+    watch: Option<Watch>,
+) -> RunOutcome {
     let wall = Instant::now();
     lakesim_nodes::probe::take_hits();
     let config = &plan.config;
@@ -231,8 +242,8 @@ fn run_on_this_thread(seed: u64, plan: &Plan, opts: &RunOptions) -> RunOutcome {
     runtime.set_time_limit(budget + Duration::from_secs(60));
     // The trace lives outside the simulation future so that a panic still leaves it readable.
     let trace = runtime.block_on(async { Trace::new(opts.keep_trace) });
-    if !opts.limits.is_none() {
-        trace.set_watch(Arc::new(opts.limits.watch(wall)));
+    if let Some(watch) = &watch {
+        trace.set_watch(Arc::new(watch.as_fn()));
     }
     let registry = NodeRegistry::default();
     let client = ClientLog::default();

@@ -210,6 +210,11 @@ pub struct Replay {
 
 impl Loaded {
     pub fn replay(&self) -> Replay {
+        self.replay_keeping(false)
+    }
+
+    /// [`Loaded::replay`], keeping every event of the run when `keep_trace`.
+    pub fn replay_keeping(&self, keep_trace: bool) -> Replay {
         let limits = match &self.file.budget {
             Some(b) => crate::budget::Limits {
                 wall: Some(std::time::Duration::from_millis(b.wall_ms)),
@@ -220,10 +225,14 @@ impl Loaded {
         };
         let opts = RunOptions {
             bugs: self.bugs.clone(),
-            keep_trace: false,
+            keep_trace,
             limits,
         };
-        let outcome = run_seed(self.file.seed, &self.plan, &opts);
+        let nondeterminism = self.file.invariant == Some(Invariant::Nondeterminism);
+        let outcome = match nondeterminism {
+            true => crate::determinism::run_twice(self.file.seed, &self.plan, &opts),
+            false => run_seed(self.file.seed, &self.plan, &opts),
+        };
         let as_expected = match (&self.file.expect, &outcome.violation) {
             (Expect::Pass, None) => true,
             (Expect::Fail, Some(v)) => {
@@ -237,6 +246,7 @@ impl Loaded {
             _ => false,
         };
         let hash_matches = self.file.invariant == Some(Invariant::Budget)
+            || nondeterminism
             || format!("{:016x}", outcome.trace_hash) == self.file.trace_hash;
         Replay {
             outcome,
@@ -293,11 +303,17 @@ fn check_catcher(c: &str) -> Result<()> {
             names.join(", ")
         );
     }
-    let known = ["assertion at ", "panic at ", "time limit", "budget "];
+    let known = [
+        "assertion at ",
+        "panic at ",
+        "time limit",
+        "budget ",
+        crate::determinism::CAUGHT_BY,
+    ];
     if known.iter().any(|k| c.starts_with(k)) {
         return Ok(());
     }
-    bail!("caught_by = {c:?}: expected \"check NAME\", \"assertion at FILE:LINE\", \"panic at FILE:LINE\", \"time limit\" or \"budget ...\"")
+    bail!("caught_by = {c:?}: expected \"check NAME\", \"assertion at FILE:LINE\", \"panic at FILE:LINE\", \"time limit\", \"budget ...\" or \"{}\"", crate::determinism::CAUGHT_BY)
 }
 
 /// True when two `caught_by` texts name the same check, or the same assertion in the same

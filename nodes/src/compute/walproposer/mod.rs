@@ -291,6 +291,13 @@ impl Proposer {
 
     /// Runs until the process is killed.
     pub async fn run(mut self) {
+        if self.bugs.has(Bug::ProcessGlobalCounter) {
+            // Planted: a counter shared by every run in the process, where a seeded draw
+            // belongs; two runs of one seed in one process then differ.
+            static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            madsim::time::sleep(Duration::from_millis(1 + n % 5)).await;
+        }
         self.campaign();
         let mut tick = madsim::time::interval(self.timing.tick);
         let mut txn = madsim::time::interval(self.timing.txn_interval);
