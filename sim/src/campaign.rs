@@ -50,6 +50,69 @@ impl std::str::FromStr for Shard {
     }
 }
 
+impl Shard {
+    /// The shard a job engine's environment names, when `--shard` is not given: a Kubernetes
+    /// Indexed Job (`JOB_COMPLETION_INDEX`, 0-based, with `LAKESIM_SHARDS`), a Slurm array
+    /// (`SLURM_ARRAY_TASK_ID` from `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_COUNT`), or an AWS
+    /// Batch array (`AWS_BATCH_JOB_ARRAY_INDEX`, 0-based, with `LAKESIM_SHARDS`). Returns the
+    /// shard and the variables it came from; `None` without any.
+    pub fn from_env(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<(Shard, String)>, String> {
+        let number = |name: &str| -> Result<Option<u64>, String> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{name}={v:?}: expected a whole number")),
+            }
+        };
+        let count_of = |source: &str, name: &str| -> Result<u64, String> {
+            number(name)?.filter(|n| *n > 0).ok_or_else(|| {
+                format!("{source} is set but {name} (the number of shards, at least 1) is not")
+            })
+        };
+        let (index0, count, from) = if let Some(i) = number("JOB_COMPLETION_INDEX")? {
+            let n = count_of("JOB_COMPLETION_INDEX", "LAKESIM_SHARDS")?;
+            (
+                i,
+                n,
+                format!("JOB_COMPLETION_INDEX={i} and LAKESIM_SHARDS={n}"),
+            )
+        } else if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            let n = count_of("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")?;
+            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let i = id.checked_sub(min).ok_or_else(|| {
+                format!("SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}")
+            })?;
+            (i, n, format!("SLURM_ARRAY_TASK_ID={id}, SLURM_ARRAY_TASK_MIN={min} and SLURM_ARRAY_TASK_COUNT={n}"))
+        } else if let Some(i) = number("AWS_BATCH_JOB_ARRAY_INDEX")? {
+            let n = count_of("AWS_BATCH_JOB_ARRAY_INDEX", "LAKESIM_SHARDS")?;
+            (
+                i,
+                n,
+                format!("AWS_BATCH_JOB_ARRAY_INDEX={i} and LAKESIM_SHARDS={n}"),
+            )
+        } else {
+            return Ok(None);
+        };
+        if index0 >= count {
+            return Err(format!(
+                "{from}: the index must be below the number of shards"
+            ));
+        }
+        Ok(Some((
+            Shard {
+                index: index0 + 1,
+                count,
+            },
+            from,
+        )))
+    }
+}
+
 impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.index, self.count)
@@ -293,6 +356,24 @@ impl Campaign {
         summary.determinism_rechecked = shared.rechecked.load(Ordering::Relaxed);
         let json = serde_json::to_string_pretty(&summary)? + "\n";
         crate::files::replace(&self.out.join(SUMMARY), json.as_bytes())?;
+        let incomplete = (!summary.complete).then(|| {
+            summary
+                .stopped_by
+                .clone()
+                .unwrap_or_else(|| "not every planned seed ran".to_string())
+        });
+        let xml = crate::junit::render(
+            "lakesim fuzz",
+            &[crate::junit::Suite {
+                name: format!("lakesim fuzz {} shard {}", summary.scenario, summary.shard),
+                scenario: &summary.scenario,
+                lines: &lines,
+                dir: &self.out.display().to_string(),
+                incomplete,
+                wall: Duration::from_secs_f64(wall),
+            }],
+        )?;
+        crate::files::replace(&self.out.join(crate::outdir::JUNIT), xml.as_bytes())?;
         Ok(summary)
     }
 

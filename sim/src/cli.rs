@@ -59,9 +59,12 @@ enum Command {
         /// Seeds run at once, 1 to 1024 (default: the machine's cores).
         #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_JOBS))]
         jobs: Option<u64>,
-        /// Run shard K of N: a disjoint slice of the campaign's seeds.
-        #[arg(long, default_value = "1/1")]
-        shard: Shard,
+        /// Run shard K of N: a disjoint slice of the campaign's seeds. Without it, a job
+        /// engine's environment names the shard: JOB_COMPLETION_INDEX (Kubernetes Indexed Job,
+        /// 0-based) or AWS_BATCH_JOB_ARRAY_INDEX with LAKESIM_SHARDS, or SLURM_ARRAY_TASK_ID
+        /// with SLURM_ARRAY_TASK_COUNT; otherwise 1/1.
+        #[arg(long)]
+        shard: Option<Shard>,
         #[command(flatten)]
         setup: Setup,
         /// Where failures, seeds.jsonl and summary.json go: a new or empty directory (an
@@ -118,8 +121,13 @@ enum Command {
         #[arg(default_value = "seeds")]
         paths: Vec<PathBuf>,
     },
-    /// List the scenarios and the planted bugs.
+    /// List the scenarios, the planted bugs and the coverage probes.
     List,
+    /// Reports over campaigns: `report merge` joins the shards of one campaign.
+    Report {
+        #[command(subcommand)]
+        action: ReportCommand,
+    },
     /// Measure what the architecture costs on the simulated clock: fpw, images, hot-page,
     /// faults or pg-trace. Writes a table, CSV, JSON, SVG plots and report.md to --out.
     Experiment {
@@ -157,6 +165,24 @@ enum Command {
 
 /// The most seeds a campaign runs at once (each is a thread with its own simulation).
 const MAX_JOBS: u64 = 1024;
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge shard directories of one campaign into one summary, JUnit file and report
+    /// (markdown and HTML); missing or incomplete shards are reported, never merged silently.
+    /// Exit 1 when seeds failed or shards are missing or incomplete.
+    Merge {
+        /// The shards' --out directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report goes (a new or empty directory).
+        #[arg(long, default_value = "lakesim-report")]
+        out: PathBuf,
+        /// A previous merged summary.json: say which failure groups are new or gone.
+        #[arg(long, value_name = "SUMMARY")]
+        previous: Option<PathBuf>,
+    },
+}
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -210,6 +236,17 @@ pub fn main() -> ExitCode {
                 (None, None) => Budget::Seeds(1000),
             };
             let jobs = jobs.map_or_else(default_jobs, |j| j as usize);
+            let shard = match shard {
+                Some(s) => s,
+                None => match Shard::from_env(|k| std::env::var(k).ok()) {
+                    Ok(Some((s, from))) => {
+                        println!("shard {s} from {from}");
+                        s
+                    }
+                    Ok(None) => Shard { index: 1, count: 1 },
+                    Err(e) => return bad_input(&anyhow::anyhow!(e)),
+                },
+            };
             let campaign = Campaign {
                 setup,
                 budget,
@@ -230,6 +267,14 @@ pub fn main() -> ExitCode {
         Command::Replay { file, html } => cmd_replay(&file, html.as_deref()),
         Command::Shrink { file, out, jobs } => cmd_shrink(&file, out, jobs),
         Command::Pin { paths } => cmd_pin(&paths),
+        Command::Report {
+            action:
+                ReportCommand::Merge {
+                    dirs,
+                    out,
+                    previous,
+                },
+        } => cmd_merge(&dirs, &out, previous.as_deref()),
         Command::List => {
             cmd_list();
             Ok(ExitCode::SUCCESS)
@@ -556,6 +601,24 @@ fn cmd_shrink(path: &std::path::Path, out: Option<PathBuf>, jobs: Option<u64>) -
         shell_quote(&out.display().to_string())
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_merge(
+    dirs: &[PathBuf],
+    out: &std::path::Path,
+    previous: Option<&std::path::Path>,
+) -> Result<ExitCode> {
+    let merged = crate::merge::merge(dirs, out, previous)?;
+    print!("{}", crate::merge::markdown(&merged));
+    println!(
+        "\nmerged report: {} (summary.json, junit.xml, report.md, report.html)",
+        out.display()
+    );
+    Ok(if merged.failures > 0 || !merged.complete {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn default_jobs() -> usize {

@@ -10,6 +10,8 @@ pub mod config;
 pub mod determinism;
 pub mod experiment;
 pub mod files;
+pub mod junit;
+pub mod merge;
 pub mod metrics;
 pub mod oracle;
 pub mod outdir;

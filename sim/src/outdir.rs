@@ -2,8 +2,8 @@
 //!
 //! Layout: `campaign.json` (the manifest: what the campaign runs, written once when it starts),
 //! `seeds.jsonl` (one JSON line per finished seed, appended as seeds end), a failure file per
-//! failing seed (`fail-SEED-INVARIANT.toml`), `summary.json` (rewritten at the end of each
-//! session from `seeds.jsonl`), and `.lock`.
+//! failing seed (`fail-SEED-INVARIANT.toml`), `summary.json` and `junit.xml` (rewritten at the
+//! end of each session from `seeds.jsonl`), and `.lock`.
 //!
 //! Guarantees: nothing a campaign saved is lost or overwritten by a later one. A directory that
 //! holds anything but a campaign's own files is refused; a directory holding an earlier
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 pub const MANIFEST: &str = "campaign.json";
 pub const SEEDS_LOG: &str = "seeds.jsonl";
 pub const SUMMARY: &str = "summary.json";
+pub const JUNIT: &str = "junit.xml";
 const LOCK: &str = ".lock";
 
 /// What a campaign runs: written when it starts, compared on `--resume`.
@@ -162,7 +163,8 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+/// The manifest of the campaign in `dir`, if one is there.
+pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
