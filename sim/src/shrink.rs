@@ -1,6 +1,7 @@
 //! Shrinking a failing run to a plan a person can read: delta debugging (Zeller's ddmin) over
-//! the fault schedule, then a binary search over the workload's length, keeping only what still
-//! fails with the same invariant caught by the same check.
+//! the fault schedule, then a binary search over the workload's length (and, when that
+//! shortened it, ddmin again), keeping only what still fails with the same invariant caught by
+//! the same check. The result is 1-minimal: removing any one remaining event loses the failure.
 //!
 //! Guarantees: the shrunk plan is built exactly as a replay builds it (the seed's plan with the
 //! file's schedule and workload length, see [`crate::seedfile::FaultRecord::apply`]), so the
@@ -53,6 +54,9 @@ struct Shrinker<'a> {
 /// Shrinks the failure `loaded` records; `progress` hears of each step.
 pub fn shrink(loaded: &Loaded, jobs: usize, progress: &dyn Fn(&str)) -> Result<Shrunk> {
     let started = Instant::now();
+    if loaded.file.invariant == Some(Invariant::Nondeterminism) {
+        bail!("a nondeterminism failure shows only between two runs of a seed; shrink works on a failure one run shows");
+    }
     let first = run(loaded, &loaded.plan, &Limits::default());
     let Some(v) = &first.violation else {
         bail!(
@@ -89,6 +93,11 @@ pub fn shrink(loaded: &Loaded, jobs: usize, progress: &dyn Fn(&str)) -> Result<S
     let events_before = loaded.plan.faults.clone();
     let plan = s.shrink_events(loaded.plan.clone());
     let plan = s.shrink_workload(plan, first.work_items);
+    // A shorter workload moves everything after it: events needed before may not be now.
+    let plan = match plan.work_items {
+        Some(_) => s.shrink_events(plan),
+        None => plan,
+    };
     let last = run(loaded, &plan, &Limits::default());
     s.runs += 1;
     let lv = last
