@@ -123,6 +123,19 @@ enum Command {
     },
     /// List the scenarios, the planted bugs and the coverage probes.
     List,
+    /// Measure lakesim against madsim's own floor in one run: madsim alone exchanging
+    /// messages of lakesim's size, then every scenario for the same wall time; per row seeds/s,
+    /// messages/s, trace events/s, simulated s per wall s, ns per message, the ratio to the
+    /// floor and peak memory. Numbers from one run are comparable with each other, not across
+    /// machines or loads.
+    Bench {
+        /// Wall seconds per row (the floor and each scenario), 1 to 600.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Print one JSON document (`floor`, and `scenarios` with a row per scenario).
+        #[arg(long)]
+        json: bool,
+    },
     /// Reports over campaigns: `report merge` joins the shards of one campaign.
     Report {
         #[command(subcommand)]
@@ -275,6 +288,17 @@ pub fn main() -> ExitCode {
                     previous,
                 },
         } => cmd_merge(&dirs, &out, previous.as_deref()),
+        Command::Bench { seconds, json } => {
+            let bench = crate::bench::run(seconds as f64, &|line| eprintln!("{line}"));
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&bench).unwrap_or_default()
+                ),
+                false => print!("{}", crate::bench::table(&bench)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List => {
             cmd_list();
             Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! The lakesim harness: configs and scenarios, plan generation, the cluster, the checkers, the
 //! runner, and the command line.
 
+pub mod bench;
 pub mod budget;
 pub mod campaign;
 pub mod checker;

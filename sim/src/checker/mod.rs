@@ -159,6 +159,8 @@ struct State {
     segments_removed: u64,
     /// Basebackups computes started from, and the one whose pages arrive now.
     basebackups: u64,
+    /// Messages delivered (for `lakesim bench`).
+    messages: u64,
     last_basebackup: Option<(NodeId, Lsn)>,
 }
 
@@ -260,6 +262,8 @@ pub struct Stats {
     pub safekeeper_wal_held: u64,
     /// Times a compute started from a pageserver's basebackup.
     pub basebackups: u64,
+    /// Messages delivered to nodes.
+    pub messages: u64,
     /// The measurements experiments and `--json` report.
     pub metrics: crate::metrics::Metrics,
     /// Every GetPage answer, in order (for time series; left out of `--json`).
@@ -344,6 +348,7 @@ impl Checker {
             bytes_fsynced: 0,
             segments_removed: s.segments_removed,
             basebackups: s.basebackups,
+            messages: s.messages,
             safekeeper_wal_held: self
                 .src
                 .safekeeper_disks
@@ -1275,6 +1280,7 @@ impl Observer for Checker {
         let s = &mut *s;
         match obs {
             Observation::Delivered { from, kind, term } => {
+                s.messages += 1;
                 self.trace.record(n, kind, u64::from(from.0), term.0)
             }
             Observation::Acceptor {
