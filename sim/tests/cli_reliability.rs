@@ -410,19 +410,15 @@ fn a_locked_directory_is_refused() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Starts a campaign whose every seed fails (so failure files pile up), stops it with
-/// `signal` after `after`, and checks that it ended within a second, wrote its summary, and
-/// that every failure it reported or logged has its file.
-fn stopped_campaign_keeps_everything(signal: &str) {
-    let dir = scratch(&format!("signal-{signal}"));
-    let out = dir.join("c");
-    let mut child = Command::new(LAKESIM)
+/// A 10-minute `storm` campaign in which every seed fails (getpage-stale-lsn), stdout piped.
+fn failing_campaign(out: &Path, jobs: &str) -> std::process::Child {
+    Command::new(LAKESIM)
         .args([
             "fuzz",
             "--duration",
             "10m",
             "--jobs",
-            "2",
+            jobs,
             "--scenario",
             "storm",
         ])
@@ -430,7 +426,16 @@ fn stopped_campaign_keeps_everything(signal: &str) {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Starts a campaign whose every seed fails (so failure files pile up), stops it with
+/// `signal` once 3 seeds finished, and checks that it ended within 2 s, wrote its summary, and
+/// that every failure it reported or logged has its file.
+fn stopped_campaign_keeps_everything(signal: &str) {
+    let dir = scratch(&format!("signal-{signal}"));
+    let out = dir.join("c");
+    let mut child = failing_campaign(&out, "2");
     let log = out.join("seeds.jsonl");
     let until = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 3 {
@@ -508,21 +513,7 @@ fn sigterm_stops_a_campaign_with_its_summary_and_failures() {
 fn a_closed_stdout_stops_a_campaign_with_its_summary() {
     let dir = scratch("pipe");
     let out = dir.join("c");
-    let mut child = Command::new(LAKESIM)
-        .args([
-            "fuzz",
-            "--duration",
-            "10m",
-            "--jobs",
-            "1",
-            "--scenario",
-            "storm",
-        ])
-        .args(["--bug", "getpage-stale-lsn", "--out", out.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = failing_campaign(&out, "1");
     // Read the first line, then close the pipe, as `| head -1` does.
     let mut first = String::new();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
