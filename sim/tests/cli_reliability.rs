@@ -538,16 +538,15 @@ fn a_closed_stdout_stops_a_campaign_with_its_summary() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn a_seed_above_2_pow_63_is_saved_and_replays() {
-    let dir = scratch("u64");
-    let out = dir.join("c");
+/// A short `storm` campaign in which every seed fails (getpage-stale-lsn), run to its end.
+fn failing_seeds(out: &Path, seeds: &str, start: &str) {
+    let out = out.to_str().unwrap();
     let (code, _, err) = lakesim(&[
         "fuzz",
         "--seeds",
-        "2",
+        seeds,
         "--start-seed",
-        "18446744073709551614",
+        start,
         "--scenario",
         "storm",
         "--bug",
@@ -555,9 +554,16 @@ fn a_seed_above_2_pow_63_is_saved_and_replays() {
         "--jobs",
         "1",
         "--out",
-        out.to_str().unwrap(),
+        out,
     ]);
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 1, "every seed fails: {err}");
+}
+
+#[test]
+fn a_seed_above_2_pow_63_is_saved_and_replays() {
+    let dir = scratch("u64");
+    let out = dir.join("c");
+    failing_seeds(&out, "2", "18446744073709551614");
     let file = out.join("fail-18446744073709551615-page-reconstruction.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("seed = \"18446744073709551615\""), "{text}");
@@ -612,20 +618,7 @@ fn a_replay_that_does_not_reproduce_exits_1_and_says_what_differs() {
 fn an_edited_plan_replays_as_written_and_pin_accepts_it() {
     let dir = scratch("edited-plan");
     let out = dir.join("c");
-    let (code, _, err) = lakesim(&[
-        "fuzz",
-        "--seeds",
-        "1",
-        "--scenario",
-        "storm",
-        "--bug",
-        "getpage-stale-lsn",
-        "--jobs",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 1, "{err}");
+    failing_seeds(&out, "1", "0");
     let saved = out.join("fail-0-page-reconstruction.toml");
     let text = std::fs::read_to_string(&saved).unwrap();
     // Crash a safekeeper at 1 ms, before anything else: a hand edit of the schedule.
