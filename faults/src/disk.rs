@@ -91,8 +91,10 @@ enum DirOp {
 struct Inode {
     durable: Vec<u8>,
     cache: Vec<u8>,
-    /// Sectors whose cached contents may differ from the durable ones.
-    dirty: BTreeSet<u64>,
+    /// Sectors whose cached contents may differ from the durable ones, each with the byte span
+    /// `[lo, hi)` within it that was written: outside the spans, the cached bytes equal the
+    /// durable ones, so an fsync copies only the spans (a crash still lands whole sectors).
+    dirty: BTreeMap<u64, (u32, u32)>,
 }
 
 /// A sector range a read fails on.
@@ -279,25 +281,35 @@ impl Inode {
             return;
         }
         let (first, last) = ((from / sector) as u64, ((to - 1) / sector) as u64);
-        self.dirty.extend(first..=last);
+        for s in first..=last {
+            let base = s as usize * sector;
+            let lo = (from.max(base) - base) as u32;
+            let hi = (to.min(base + sector) - base) as u32;
+            let span = self.dirty.entry(s).or_insert((lo, hi));
+            *span = (span.0.min(lo), span.1.max(hi));
+            debug_assert!(span.0 < span.1 && span.1 as usize <= sector);
+        }
     }
 
-    /// fsync: the durable copy becomes the cached one. Only dirty sectors are copied, so an
-    /// fsync costs what was written since the last one, not the file's size.
+    /// fsync: the durable copy becomes the cached one. Only the written spans of dirty
+    /// sectors are copied, so an fsync costs the bytes written since the last one, not the
+    /// file's size or whole sectors.
     fn make_durable(&mut self, sector: usize) {
         self.durable.resize(self.cache.len(), 0);
-        for s in std::mem::take(&mut self.dirty) {
-            let start = (s as usize * sector).min(self.cache.len());
-            let end = (start + sector).min(self.cache.len());
+        for (s, (lo, hi)) in std::mem::take(&mut self.dirty) {
+            let base = s as usize * sector;
+            let start = (base + lo as usize).min(self.cache.len());
+            let end = (base + hi as usize).min(self.cache.len());
             self.durable[start..end].copy_from_slice(&self.cache[start..end]);
         }
+        debug_assert_eq!(self.durable.len(), self.cache.len());
     }
 
     /// What survives a crash: each dirty sector lands with probability `p`.
     fn crash(&mut self, sector: usize, p: f64, rng: &mut ChaCha8Rng) {
         let mut after = std::mem::take(&mut self.durable);
         let truncated = self.cache.len() < after.len();
-        for s in std::mem::take(&mut self.dirty) {
+        for s in std::mem::take(&mut self.dirty).into_keys() {
             if !rng.gen_bool(p) {
                 continue;
             }

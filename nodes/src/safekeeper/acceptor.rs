@@ -33,7 +33,7 @@ use crate::ids::{Lsn, NodeId, Term};
 use crate::invariant::Invariant;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Envelope, Message, ProposerId, TermHistory};
-use crate::wal::{decode_stream, Tail};
+use crate::wal::{scan_stream, Tail};
 use lakesim_faults::disk::is_no_space;
 use lakesim_faults::Disk;
 use std::collections::BTreeMap;
@@ -668,7 +668,7 @@ impl Acceptor {
         let Ok(wal) = self.wal.read(start, horizon).await else {
             return Ok(false); // unreadable for now: the next removal tries again
         };
-        let decoded = decode_stream(&wal, start, Some(start_prev));
+        let decoded = scan_stream(&wal, start, Some(start_prev));
         if decoded.tail == Tail::Corrupt {
             return Err(damaged(decoded.end_lsn));
         }
@@ -695,7 +695,7 @@ impl Acceptor {
     /// damage, an error, never served.
     async fn read_verified(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
         let mut wal = self.wal.read(start, end).await?;
-        let decoded = decode_stream(&wal, start, None);
+        let decoded = scan_stream(&wal, start, None);
         if decoded.tail == Tail::Corrupt {
             crate::probe!(ServedWalDamaged);
             return Err(damaged(decoded.end_lsn));

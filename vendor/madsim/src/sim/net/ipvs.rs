@@ -84,6 +84,16 @@ impl IpVirtualServer {
             .retain(|addr| addr != server_addr);
     }
 
+    /// The real server for a datagram or connection to `addr`, if a virtual service covers
+    /// it. (lakesim patch: with no services, as in every lakesim run, this returns at once
+    /// instead of formatting `addr` into a string on every send.)
+    pub(crate) fn server_for(&self, addr: SocketAddr, proto: IpProtocol) -> Option<String> {
+        if self.services.lock().is_empty() {
+            return None;
+        }
+        self.get_server(ServiceAddr::from_addr_proto(addr, proto))
+    }
+
     /// Get a real server from a virtual service.
     pub fn get_server(&self, service_addr: ServiceAddr) -> Option<String> {
         let mut guard = self.services.lock();

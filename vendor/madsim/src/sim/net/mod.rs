@@ -72,7 +72,7 @@ pub mod unix;
 pub use self::addr::{lookup_host, ToSocketAddrs};
 use self::dns::DnsServer;
 pub use self::endpoint::{Endpoint, Receiver, Sender};
-use self::ipvs::{IpVirtualServer, ServiceAddr};
+use self::ipvs::IpVirtualServer;
 pub use self::network::{Config, Stat};
 use self::network::{Direction, IpProtocol, Network, Socket};
 pub use self::tcp::{TcpListener, TcpStream};
@@ -311,7 +311,7 @@ impl NetSim {
         }
         if let Some(addr) = self
             .ipvs
-            .get_server(ServiceAddr::from_addr_proto(dst, protocol))
+            .server_for(dst, protocol)
         {
             dst = addr.parse().expect("invalid socket address");
         }
@@ -344,7 +344,7 @@ impl NetSim {
         self.rand_delay().await?;
         if let Some(addr) = self
             .ipvs
-            .get_server(ServiceAddr::from_addr_proto(dst, protocol))
+            .server_for(dst, protocol)
         {
             dst = addr.parse().expect("invalid socket address");
         }
