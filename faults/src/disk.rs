@@ -449,13 +449,13 @@ impl Disk {
         let mut s = self.state();
         let sector = s.config.sector_size;
         let (start, end) = (offset as usize, offset as usize + data.len());
-        let grow = (end as u64).saturating_sub(s.inode(name)?.cache.len() as u64);
+        let id = *s.dir.get(name).ok_or_else(|| not_found(name))?;
+        let grow = (end as u64).saturating_sub(s.inodes[&id].cache.len() as u64);
         if grow > 0 {
             s.need_space(name, "write", grow)?;
         }
-        let id = s.dir[name];
         s.rewritten(id, start as u64, end as u64);
-        let inode = s.inode(name)?;
+        let inode = s.inodes.get_mut(&id).expect("directory names a live inode");
         if inode.cache.len() < end {
             let old = inode.cache.len();
             inode.cache.resize(end, 0);

@@ -199,6 +199,7 @@ enum ReportCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::budget::keep_freed_memory();
     quiet_panics();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -66,12 +66,39 @@ const PRIMARY: &str = "wal/";
 const MIRROR: &str = "walmirror/";
 const COPIES: [&str; 2] = [PRIMARY, MIRROR];
 
-fn segment_name(segno: u64) -> String {
+fn segment_name(segno: u64) -> SegmentName {
     segment_in(PRIMARY, segno)
 }
 
-fn segment_in(copy: &str, segno: u64) -> String {
-    format!("{copy}{segno:08x}")
+/// `{copy}{segno:08x}`, built without the formatting machinery or a heap allocation: every
+/// WAL write, flush and read names its segments, on the path each append takes.
+fn segment_in(copy: &str, segno: u64) -> SegmentName {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - segno.leading_zeros() as usize).div_ceil(4).max(8);
+    let len = copy.len() + digits;
+    assert!(len <= SEGMENT_NAME_MAX, "a segment name fits its buffer");
+    let mut buf = [0u8; SEGMENT_NAME_MAX];
+    buf[..copy.len()].copy_from_slice(copy.as_bytes());
+    for (i, b) in buf[copy.len()..len].iter_mut().rev().enumerate() {
+        *b = HEX[(segno >> (4 * i) & 0xf) as usize];
+    }
+    SegmentName { buf, len }
+}
+
+/// The longest segment name: the mirror's prefix and 16 hex digits.
+const SEGMENT_NAME_MAX: usize = 10 + 16;
+
+/// A segment file's name, inline.
+struct SegmentName {
+    buf: [u8; SEGMENT_NAME_MAX],
+    len: usize,
+}
+
+impl std::ops::Deref for SegmentName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).expect("a prefix and hex digits")
+    }
 }
 
 /// The segment number of a file of either copy.
@@ -350,7 +377,7 @@ impl WalStore {
             .into_iter()
             .flat_map(|segno| COPIES.map(|c| segment_in(c, segno)))
             .filter(|name| self.disk.exists(name))
-            .map(Some)
+            .map(|name| Some(name.to_string()))
             .collect();
         if std::mem::take(&mut self.created) {
             names.push(None);
@@ -432,6 +459,15 @@ impl WalStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn segment_names_are_the_formatted_ones() {
+        for segno in [0, 1, 0xab, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+            for copy in COPIES {
+                assert_eq!(&*segment_in(copy, segno), format!("{copy}{segno:08x}"));
+            }
+        }
+    }
+
     use super::*;
     use crate::ids::{PageId, Xid};
     use crate::wal::{RecordBody, WalRecord};
