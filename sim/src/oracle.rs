@@ -392,8 +392,7 @@ mod tests {
             *b = (i * 7 + i / 300) as u8;
         }
         let mut two_pass = page.clone();
-        let sum =
-            crc32c::crc32c_append(crc32c::crc32c(&two_pass[..8]), &two_pass[CONTENTS_AT..]);
+        let sum = crc32c::crc32c_append(crc32c::crc32c(&two_pass[..8]), &two_pass[CONTENTS_AT..]);
         two_pass[8..12].copy_from_slice(&sum.to_le_bytes());
         let crc = seal(&mut page);
         assert_eq!(page, two_pass, "the same checksum field");

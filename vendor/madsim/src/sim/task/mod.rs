@@ -133,7 +133,16 @@ impl NodeInfo {
             waker: futures_util::task::noop_waker(), // updated later
             cancelled: AtomicBool::new(false),
         });
-        self.tasks.lock().push(Arc::downgrade(&task));
+        let mut tasks = self.tasks.lock();
+        // lakesim patch: drop the entries of finished tasks whenever the list would grow, so
+        // that a node which spawns a task per message does not keep every finished task's
+        // `TaskInfo` allocated (a `Weak` holds it) until the node is killed. Amortised O(1),
+        // and the live tasks keep their order, which is all `kill` looks at.
+        if tasks.len() == tasks.capacity() && tasks.len() >= 64 {
+            tasks.retain(|weak| weak.strong_count() != 0);
+        }
+        tasks.push(Arc::downgrade(&task));
+        drop(tasks);
         task
     }
 
