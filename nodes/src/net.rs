@@ -6,6 +6,11 @@
 //! Every delivery is reported to the observer, which puts it into the trace. A node may take
 //! every message that has already arrived at once (`try_recv`, for group commit) and delay a
 //! send by the time it spends on it (`send_after`, for the cost model).
+//!
+//! A message costs no task of its own: it goes on madsim's network at the send, with the
+//! random delays madsim's send and receive would sleep drawn then and added to its latency
+//! (`send_to_raw_now`, a patch in `vendor/madsim`), and one receive task per node moves
+//! arrivals to the node's inbox. Only a send on a link the fault layer slowed waits in a task.
 
 use crate::ids::NodeId;
 use crate::observe::{Observation, Observer};
@@ -39,14 +44,8 @@ fn id_of(addr: SocketAddr) -> NodeId {
     }
 }
 
-/// One node's network interface.
 /// Messages received but not yet taken by the node.
 const INBOX_CAPACITY: usize = 1024;
-/// Receive tasks per endpoint: each receive costs at least madsim's 1 ms sleep floor, so one
-/// task alone would cap a node at about a thousand messages a second; 4 carry about 4,000.
-/// (Group commit and batched appends keep a busy compute well under that: a tpcb run at
-/// 100,000 commits/s takes a few thousand messages a second.)
-const RECEIVERS: usize = 4;
 
 type Inbox = tokio::sync::mpsc::Receiver<(madsim::net::Payload, SocketAddr)>;
 
@@ -67,16 +66,17 @@ impl Net {
     pub async fn bind(me: NodeId, observer: Arc<dyn Observer>, links: Links) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
-        for _ in 0..RECEIVERS {
-            let (endpoint, tx) = (endpoint.clone(), tx.clone());
-            madsim::task::spawn(async move {
-                while let Ok(received) = endpoint.recv_from_raw(TAG).await {
-                    if tx.send(received).await.is_err() {
-                        return;
-                    }
+        // One receive task moves each message from madsim's mailbox to the inbox as it
+        // arrives: the network's random delays were charged at the send (`send_to_raw_now`),
+        // so a receive costs no sleep and one task keeps up with any rate.
+        let receiver = endpoint.clone();
+        madsim::task::spawn(async move {
+            while let Ok(received) = receiver.recv_from_raw_now(TAG).await {
+                if tx.send(received).await.is_err() {
+                    return;
                 }
-            });
-        }
+            }
+        });
         let inbox = Arc::new(tokio::sync::Mutex::new(rx));
         Ok(Net {
             me,
@@ -91,21 +91,32 @@ impl Net {
         self.me
     }
 
-    /// Sends `msg` to `to` in the background; loss is silent, as on a real network.
+    /// Sends `msg` to `to` in the background; loss is silent, as on a real network. A send on
+    /// a link at its usual speed queues the message in madsim's network at once; only a link
+    /// the fault layer slowed needs a task to hold the message back.
     pub fn send(&self, to: NodeId, msg: Message) {
         let fate = self.links.fate(self.me.0, to.0);
-        let endpoint = self.endpoint.clone();
+        if fate.delay.is_zero() {
+            return self.send_copies(to, msg, fate.copies);
+        }
+        let net = self.clone();
         madsim::task::spawn(async move {
-            if !fate.delay.is_zero() {
-                madsim::time::sleep(fate.delay).await;
-            }
-            for _ in 1..fate.copies {
-                let _ = endpoint
-                    .send_to_raw(addr_of(to), TAG, Box::new(msg.clone()))
-                    .await;
-            }
-            let _ = endpoint.send_to_raw(addr_of(to), TAG, Box::new(msg)).await;
+            madsim::time::sleep(fate.delay).await;
+            net.send_copies(to, msg, fate.copies);
         });
+    }
+
+    /// Puts `copies` of `msg` on the network to `to` now (more than one: the fault layer
+    /// duplicates it). Each copy draws its own delays and latency, so copies may reorder.
+    fn send_copies(&self, to: NodeId, msg: Message, copies: u8) {
+        debug_assert!(copies >= 1, "a send puts at least one copy out");
+        for _ in 1..copies {
+            let copy = Box::new(msg.clone());
+            let _ = self.endpoint.send_to_raw_now(addr_of(to), TAG, copy);
+        }
+        let _ = self
+            .endpoint
+            .send_to_raw_now(addr_of(to), TAG, Box::new(msg));
     }
 
     /// Waits for the next message.

@@ -1,7 +1,8 @@
 //! `lakesim bench`: what lakesim costs per message against madsim's own floor, in one process.
 //!
 //! The floor: nodes that do nothing but exchange messages of lakesim's typical size over
-//! madsim's network (receive one, send one on), so its nanoseconds per message are madsim's
+//! madsim's network (receive one, send one on), through the same calls lakesim's nodes use
+//! (`send_to_raw_now`, `recv_from_raw_now`), so its nanoseconds per message are madsim's
 //! scheduler, timers and network with no node logic. Then each scenario runs seeds one after
 //! another for the same wall time; its nanoseconds per message are everything a seed does
 //! (nodes, disks, faults, checkers, trace) divided by the messages it delivered. The ratio of
@@ -152,15 +153,14 @@ fn floor_run(target: u64) -> (f64, u64) {
                     let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
                     for k in 0..FLOOR_IN_FLIGHT {
                         let to = addr((i + k) % FLOOR_NODES + 1);
-                        let _ = ep
-                            .send_to_raw(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]))
-                            .await;
+                        let _ =
+                            ep.send_to_raw_now(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]));
                     }
                     let mut next = i;
-                    while let Ok((payload, _)) = ep.recv_from_raw(TAG).await {
+                    while let Ok((payload, _)) = ep.recv_from_raw_now(TAG).await {
                         count.fetch_add(1, Ordering::Relaxed);
                         next = next % FLOOR_NODES + 1;
-                        let _ = ep.send_to_raw(addr(next), TAG, payload).await;
+                        let _ = ep.send_to_raw_now(addr(next), TAG, payload);
                     }
                 });
             }

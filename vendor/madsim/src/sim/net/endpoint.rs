@@ -132,6 +132,30 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Sends a raw message without awaiting: see `NetSim::send_now` (lakesim patch 5).
+    #[cfg_attr(docsrs, doc(cfg(madsim)))]
+    pub fn send_to_raw_now(&self, dst: SocketAddr, tag: u64, data: Payload) -> io::Result<()> {
+        self.guard.net.send_now(
+            self.guard.node.id,
+            self.guard.addr.port(),
+            dst,
+            Udp,
+            Box::new((tag, data)),
+        )
+    }
+
+    /// Receives a raw message as soon as it is delivered, with none of the random delay
+    /// `recv_from_raw` sleeps: for messages sent with `send_to_raw_now`, which charged that
+    /// delay to their latency (lakesim patch 5).
+    #[cfg_attr(docsrs, doc(cfg(madsim)))]
+    pub async fn recv_from_raw_now(&self, tag: u64) -> io::Result<(Payload, SocketAddr)> {
+        let recver = self.socket.mailbox.lock().recv(tag);
+        let msg = recver
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "network is down"))?;
+        Ok((msg.data, msg.from))
+    }
+
     /// Receives a raw message.
     ///
     /// NOTE: Applications should not use this function!

@@ -294,6 +294,53 @@ impl NetSim {
         Ok(())
     }
 
+    /// What [`NetSim::rand_delay`] sleeps, drawn from the same distribution: at least 1 ms,
+    /// as `sleep` rounds it.
+    fn rand_delay_drawn(&self) -> Duration {
+        let mut delay = Duration::from_micros(self.rand.with(|rng| rng.gen_range(0..5)));
+        if buggify_with_prob(0.1) {
+            delay = Duration::from_secs(self.rand.with(|rng| rng.gen_range(1..5)));
+        }
+        delay.max(Duration::from_millis(1))
+    }
+
+    /// [`NetSim::send`] without awaiting, for a receiver that takes messages with
+    /// `Endpoint::recv_from_raw_now`: the random delays a sender and a receiver would sleep
+    /// are drawn here and added to the message's latency, so neither side needs a task or a
+    /// timer of its own per message. (lakesim patch 5; the link's state is read at the call.)
+    pub(crate) fn send_now(
+        &self,
+        node: NodeId,
+        port: u16,
+        mut dst: SocketAddr,
+        protocol: IpProtocol,
+        msg: Payload,
+    ) -> io::Result<()> {
+        let delay = self.rand_delay_drawn() + self.rand_delay_drawn();
+        if let Some(hook) = self.hooks_req.lock().get(&node).cloned() {
+            if !hook(&msg) {
+                return Ok(());
+            }
+        }
+        if let Some(addr) = self.ipvs.server_for(dst, protocol) {
+            dst = addr.parse().expect("invalid socket address");
+        }
+        if let Some((ip, dst_node, socket, latency)) =
+            self.network.lock().try_send(node, dst, protocol)
+        {
+            let hook = self.hooks_rsp.lock().get(&dst_node).cloned();
+            self.time.add_timer(delay + latency, move || {
+                if let Some(hook) = hook {
+                    if !hook(&msg) {
+                        return;
+                    }
+                }
+                socket.deliver((ip, port).into(), dst, msg);
+            });
+        }
+        Ok(())
+    }
+
     /// Send a message to the destination.
     pub(crate) async fn send(
         &self,
