@@ -144,6 +144,13 @@ struct State {
     /// and elections they would take part in are not judged (a damaged acceptor finds the
     /// damage when it reads the WAL back, and stays out or cuts it).
     damaged_acceptors: std::collections::BTreeSet<NodeId>,
+    /// Acceptors that cut WAL they had acknowledged because rot hit both copies of a record
+    /// (a double fault they cannot tell from a torn tail): where each cut, and when. Such an
+    /// acceptor goes on voting with the shorter log, so a commit whose quorum counted its lost
+    /// bytes may be lost with them: acknowledgements made before the cut and ending past it
+    /// are not judged by the client-facing durability checks (the WAL checks already leave
+    /// the acceptor out).
+    amnesia: Vec<(Lsn, Duration)>,
     /// Bits rot flipped in safekeepers' WAL, by node and LSN, with the rotted byte: the checker
     /// reads their WAL as it was written (the acceptor finds the damage when it reads it back,
     /// and repairs it from its mirror). A flip no longer applies once the byte changed (the
@@ -641,9 +648,24 @@ impl Checker {
         *last = (*last).max(ack.end);
     }
 
+    /// An acknowledgement a double fault may have taken back: made before an acceptor cut
+    /// WAL below its end (see `State::amnesia`).
+    fn lost_to_amnesia(s: &State, acked_at: Duration, end: Lsn) -> bool {
+        s.amnesia
+            .iter()
+            .any(|(cut, at)| acked_at <= *at && end > *cut)
+    }
+
     fn on_get_page_sent(&self, s: &mut State, node: NodeId, page: PageId, lsn: Lsn, latest: bool) {
         let acked = s.last_acked_end.get(&node).copied().unwrap_or(Lsn::ZERO);
-        if latest && lsn < acked {
+        // The acknowledgements above the LSN asked, if a double fault may have lost them all.
+        let excused = || {
+            s.acked
+                .iter()
+                .filter(|a| a.end > lsn)
+                .all(|a| Self::lost_to_amnesia(s, a.at, a.end))
+        };
+        if latest && lsn < acked && !excused() {
             let detail = format!(
                 "GetPage(page {}) for the latest version asked at {lsn}, below the commit acknowledged to {acked}",
                 page.0
@@ -1165,6 +1187,9 @@ impl Checker {
         let mut broken = None;
         for ack in &s.acked {
             let commit = s.oracle.commit_at(ack.lsn.0).filter(|c| c.xid == ack.xid.0);
+            if commit.is_none() && Self::lost_to_amnesia(s, ack.at, ack.end) {
+                continue;
+            }
             let Some(commit) = commit else {
                 broken = Some(format!(
                     "commit of xid {} at {}..{} was acknowledged but is not in the committed WAL (committed to {})",
@@ -1314,6 +1339,7 @@ impl Observer for Checker {
                     .is_some_and(|f| f.iter().any(past));
                 if primary && mirror {
                     s.damaged_acceptors.insert(node);
+                    s.amnesia.push((lsn, self.trace.elapsed()));
                 }
                 if let Some(flips) = s.wal_flips.get_mut(&node) {
                     flips.split_off(&lsn);

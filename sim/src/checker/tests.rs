@@ -252,6 +252,45 @@ fn a_latest_read_below_an_acknowledged_commit_is_caught() {
     assert_eq!(check, Some(Check::ReadYourWrites));
 }
 
+/// The read above, after safekeeper SK[1] cut its WAL below the acknowledged commit over rot:
+/// in one copy, it should have repaired it, and the read is caught; in both copies (a double
+/// fault it cannot tell from a torn tail), the commit may be gone with it, and is not judged.
+#[test]
+fn a_commit_a_double_fault_took_back_is_not_judged() {
+    let read_after_rot = |both_copies: bool| {
+        caught(move |fx| {
+            let ack = Observation::CommitAcked {
+                request: 0,
+                xid: Xid(1),
+                lsn: Lsn(50),
+                end_lsn: Lsn(75),
+            };
+            fx.checker.observe(COMPUTE, ack);
+            {
+                // What `note_rot` records for rot in the primary copy and the mirror.
+                let mut s = fx.checker.state.lock().unwrap();
+                s.wal_flips
+                    .entry(SK[1])
+                    .or_default()
+                    .insert(Lsn(45), (1, 0));
+                if both_copies {
+                    s.mirror_flips.entry(SK[1]).or_default().insert(Lsn(46));
+                }
+            }
+            let cut = Observation::Truncated { lsn: Lsn(40) };
+            fx.checker.observe(SK[1], cut);
+            let sent = Observation::GetPageSent {
+                page: PageId(1),
+                lsn: Lsn(60),
+                latest: true,
+            };
+            fx.checker.observe(COMPUTE, sent);
+        })
+    };
+    assert_eq!(read_after_rot(false), Some(Check::ReadYourWrites));
+    assert_eq!(read_after_rot(true), None);
+}
+
 #[test]
 fn an_acknowledged_transaction_missing_a_write_is_caught() {
     let check = caught(|fx| {
