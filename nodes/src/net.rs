@@ -57,7 +57,7 @@ pub struct Net {
     observer: Arc<dyn Observer>,
     /// The fault layer: how many copies of a message go out, and how late.
     links: Links,
-    /// Filled by receive tasks, so that [`Net::recv`] is cancellation-safe: a `select!` that
+    /// Filled by the receive task, so that [`Net::recv`] is cancellation-safe: a `select!` that
     /// drops it loses no message (madsim's own receive would, mid-delay).
     inbox: Arc<tokio::sync::Mutex<Inbox>>,
 }
