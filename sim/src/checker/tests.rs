@@ -232,22 +232,32 @@ fn a_commit_lsn_past_the_quorum_flush_is_caught() {
     assert_eq!(check, Some(Check::CommitNeedsQuorum));
 }
 
+/// The compute acknowledges xid 1's commit at 50..75.
+fn ack_commit_at_50(fx: &Fixture) {
+    let ack = Observation::CommitAcked {
+        request: 0,
+        xid: Xid(1),
+        lsn: Lsn(50),
+        end_lsn: Lsn(75),
+    };
+    fx.checker.observe(COMPUTE, ack);
+}
+
+/// The compute asks for the latest version of page 1 at LSN 60, below that commit's end.
+fn read_latest_at_60(fx: &Fixture) {
+    let sent = Observation::GetPageSent {
+        page: PageId(1),
+        lsn: Lsn(60),
+        latest: true,
+    };
+    fx.checker.observe(COMPUTE, sent);
+}
+
 #[test]
 fn a_latest_read_below_an_acknowledged_commit_is_caught() {
     let check = caught(|fx| {
-        let ack = Observation::CommitAcked {
-            request: 0,
-            xid: Xid(1),
-            lsn: Lsn(50),
-            end_lsn: Lsn(75),
-        };
-        fx.checker.observe(COMPUTE, ack);
-        let sent = Observation::GetPageSent {
-            page: PageId(1),
-            lsn: Lsn(60),
-            latest: true,
-        };
-        fx.checker.observe(COMPUTE, sent);
+        ack_commit_at_50(fx);
+        read_latest_at_60(fx);
     });
     assert_eq!(check, Some(Check::ReadYourWrites));
 }
@@ -259,13 +269,7 @@ fn a_latest_read_below_an_acknowledged_commit_is_caught() {
 fn a_commit_a_double_fault_took_back_is_not_judged() {
     let read_after_rot = |both_copies: bool| {
         caught(move |fx| {
-            let ack = Observation::CommitAcked {
-                request: 0,
-                xid: Xid(1),
-                lsn: Lsn(50),
-                end_lsn: Lsn(75),
-            };
-            fx.checker.observe(COMPUTE, ack);
+            ack_commit_at_50(fx);
             {
                 // What `note_rot` records for rot in the primary copy and the mirror.
                 let mut s = fx.checker.state.lock().unwrap();
@@ -279,12 +283,7 @@ fn a_commit_a_double_fault_took_back_is_not_judged() {
             }
             let cut = Observation::Truncated { lsn: Lsn(40) };
             fx.checker.observe(SK[1], cut);
-            let sent = Observation::GetPageSent {
-                page: PageId(1),
-                lsn: Lsn(60),
-                latest: true,
-            };
-            fx.checker.observe(COMPUTE, sent);
+            read_latest_at_60(fx);
         })
     };
     assert_eq!(read_after_rot(false), Some(Check::ReadYourWrites));
