@@ -302,7 +302,6 @@ impl Inode {
             let end = (base + hi as usize).min(self.cache.len());
             self.durable[start..end].copy_from_slice(&self.cache[start..end]);
         }
-        debug_assert_eq!(self.durable.len(), self.cache.len());
     }
 
     /// What survives a crash: each dirty sector lands with probability `p`.
