@@ -411,6 +411,21 @@ impl Disk {
     /// Reads up to `len` bytes at `offset` (fewer at the end of the file). Fails with EIO on an
     /// unreadable range; waits out a latency spike.
     pub async fn read(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(name, offset, len, &mut out).await?;
+        Ok(out)
+    }
+
+    /// [`Disk::read`], appending the bytes to `out` (which a reader of many chunks reuses
+    /// rather than allocating and copying each one twice); returns how many there were. On an
+    /// error `out` is as it was.
+    pub async fn read_into(
+        &self,
+        name: &str,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
         self.spike().await;
         let mut s = self.state();
         let id = *s.dir.get(name).ok_or_else(|| not_found(name))?;
@@ -418,7 +433,8 @@ impl Disk {
         let start = (offset as usize).min(size);
         let end = start.saturating_add(len).min(size);
         s.check_readable(name, id, start as u64, end as u64)?;
-        Ok(s.inodes[&id].cache[start..end].to_vec())
+        out.extend_from_slice(&s.inodes[&id].cache[start..end]);
+        Ok(end - start)
     }
 
     pub async fn read_all(&self, name: &str) -> Result<Vec<u8>> {
@@ -428,11 +444,20 @@ impl Disk {
     /// The cached bytes of `name` in `[offset, offset + len)`, past every fault and delay: what
     /// the harness reads to judge a node (never node code, which must meet the faults).
     pub fn peek(&self, name: &str, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.peek_into(name, offset, len, &mut out)?;
+        Some(out)
+    }
+
+    /// [`Disk::peek`], appending the bytes to `out`; how many there were, or `None` (and `out`
+    /// as it was) when there is no such file.
+    pub fn peek_into(&self, name: &str, offset: u64, len: usize, out: &mut Vec<u8>) -> Option<usize> {
         let s = self.state();
         let data = &s.inodes[s.dir.get(name)?].cache;
         let start = (offset as usize).min(data.len());
         let end = start.saturating_add(len).min(data.len());
-        Some(data[start..end].to_vec())
+        out.extend_from_slice(&data[start..end]);
+        Some(end - start)
     }
 
     /// Sleeps out a latency spike, if one is on (no sleep otherwise, so timing is untouched).

@@ -386,24 +386,49 @@ fn decode_stream_with(
     verify_crc: bool,
 ) -> DecodedStream {
     let mut records = Vec::new();
+    let ends = visit_stream(buf, start, prev, verify_crc, |lsn, rec| records.push((lsn, rec)));
+    DecodedStream {
+        records,
+        end_lsn: ends.end_lsn,
+        last_lsn: ends.last_lsn,
+        tail: ends.tail,
+    }
+}
+
+/// [`decode_stream`] record by record: hands each valid record and its start LSN to `visit`
+/// as it is decoded, so that a reader that only applies them (a replay) holds one at a time.
+pub fn decode_stream_each(
+    buf: &[u8],
+    start: Lsn,
+    prev: Option<Lsn>,
+    visit: impl FnMut(Lsn, WalRecord),
+) -> Scanned {
+    visit_stream(buf, start, prev, true, visit)
+}
+
+fn visit_stream(
+    buf: &[u8],
+    start: Lsn,
+    prev: Option<Lsn>,
+    verify_crc: bool,
+    mut visit: impl FnMut(Lsn, WalRecord),
+) -> Scanned {
     let mut pos = 0usize;
     let mut last = prev;
     let tail = loop {
         match decode_one_with(&buf[pos..], last, verify_crc) {
             Decoded::Record(rec, len) => {
                 let lsn = start.advance(pos as u64);
-                records.push((lsn, rec));
+                visit(lsn, rec);
                 last = Some(lsn);
                 pos += len;
             }
             Decoded::End(tail) => break tail,
         }
     };
-    let last_lsn = records.last().map(|(l, _)| *l).or(prev);
-    DecodedStream {
-        records,
+    Scanned {
         end_lsn: start.advance(pos as u64),
-        last_lsn,
+        last_lsn: last,
         tail,
     }
 }

@@ -155,16 +155,16 @@ impl Database {
     /// Replays `wal`, whole records that continue this database's WAL (from LSN 0 for a
     /// fresh database).
     pub fn replay(&mut self, wal: &[u8]) {
-        let decoded = crate::wal::decode_stream(wal, self.end_lsn, Some(self.last_record_lsn));
+        let (start, next_xid) = (self.end_lsn, self.next_xid);
+        let prev = Some(self.last_record_lsn);
+        let scanned = crate::wal::decode_stream_each(wal, start, prev, |lsn, rec| {
+            self.redo(lsn, &rec)
+        });
         assert_eq!(
-            decoded.end_lsn,
-            self.end_lsn.advance(wal.len() as u64),
+            scanned.end_lsn,
+            start.advance(wal.len() as u64),
             "recovered WAL must be whole records continuing the database's"
         );
-        let next_xid = self.next_xid;
-        for (lsn, rec) in &decoded.records {
-            self.redo(*lsn, rec);
-        }
         if self.replay_keeps_xid {
             self.next_xid = next_xid;
         }

@@ -141,12 +141,10 @@ async fn read_copy(
         if !disk.exists(&name) {
             break;
         }
-        let chunk = match disk.read(&name, off, want).await {
-            Ok(chunk) => chunk,
+        let got = match disk.read_into(&name, off, want, &mut out).await {
+            Ok(got) => got,
             Err(e) => return (out, Some(e)),
         };
-        let got = chunk.len();
-        out.extend_from_slice(&chunk);
         pos += got as u64;
         if got < want {
             break;
@@ -163,11 +161,9 @@ pub fn peek_wal(disk: &Disk, seg: SegmentSize, start: Lsn, end: Lsn) -> Vec<u8> 
     while pos < end.0 {
         let (segno, off) = (pos / seg.0, pos % seg.0);
         let want = (seg.0 - off).min(end.0 - pos) as usize;
-        let Some(chunk) = disk.peek(&segment_name(segno), off, want) else {
+        let Some(got) = disk.peek_into(&segment_name(segno), off, want, &mut out) else {
             break;
         };
-        let got = chunk.len();
-        out.extend_from_slice(&chunk);
         pos += got as u64;
         if got < want {
             break;
