@@ -308,7 +308,7 @@ impl WalStore {
     /// Writes back into `copy` the records it lost (`merged` from the WAL start, where `held`
     /// is what it holds), so that both copies agree up to the end of valid WAL.
     fn repair(&mut self, copy: &str, merged: &[u8], held: &[u8]) -> Result<()> {
-        let same = merged.iter().zip(held).take_while(|(a, b)| a == b).count();
+        let same = crate::wal::common_prefix(merged, held);
         if same < merged.len() {
             tracing::debug!(copy, at = %self.start.advance(same as u64), "WAL repaired from its other copy");
             crate::probe!(WalCopyRepaired);

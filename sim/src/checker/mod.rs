@@ -42,7 +42,7 @@ use lakesim_nodes::pageserver::layers::{decode_delta, LayerChecks, LayerName, IM
 use lakesim_nodes::pageserver::remote::{IndexPart, RemotePrefix, INDEX_KEY};
 use lakesim_nodes::pageserver::Metadata;
 use lakesim_nodes::safekeeper::wal_store::{peek_wal, SegmentSize};
-use lakesim_nodes::wal::decode_stream;
+use lakesim_nodes::wal::{common_prefix, decode_stream};
 use lakesim_nodes::{Lsn, NodeId, PageId, Term, Xid};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -437,7 +437,8 @@ impl Checker {
         }
         let from = verified.0 as usize;
         let overlap = s.committed.len().saturating_sub(from).min(bytes.len());
-        if let Some(i) = (0..overlap).find(|i| s.committed[from + i] != bytes[*i]) {
+        let i = common_prefix(&s.committed[from..from + overlap], &bytes[..overlap]);
+        if i < overlap {
             let detail = format!(
                 "WAL at LSN {} disagrees with the committed WAL",
                 Lsn((from + i) as u64)
@@ -1280,7 +1281,7 @@ impl Checker {
         for candidate in &tails {
             let mut shared: Vec<usize> = tails
                 .iter()
-                .map(|t| t.iter().zip(candidate).take_while(|(a, b)| a == b).count())
+                .map(|t| common_prefix(t, candidate))
                 .collect();
             shared.sort_unstable_by(|a, b| b.cmp(a));
             if shared[quorum - 1] > best.len() {

@@ -17,16 +17,23 @@ use tracing::*;
 ///
 /// This object manages the links and address resolution.
 /// It doesn't care about specific communication protocol.
+/// Maps keyed by node, address or link: looked up on every packet sent, so hashed with
+/// rustc's Fx hash rather than SipHash (lakesim patch 6). Fx has no keys, so it draws no
+/// randomness; and nothing iterates these maps, so the hasher cannot change what a
+/// simulation does.
+type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+type FastSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
+
 pub(crate) struct Network {
     rand: GlobalRng,
     config: Config,
     stat: Stat,
-    nodes: HashMap<NodeId, Node>,
+    nodes: FastMap<NodeId, Node>,
     /// Maps the global IP to its node.
-    addr_to_node: HashMap<IpAddr, NodeId>,
-    clogged_node_in: HashSet<NodeId>,
-    clogged_node_out: HashSet<NodeId>,
-    clogged_link: HashSet<(NodeId, NodeId)>,
+    addr_to_node: FastMap<IpAddr, NodeId>,
+    clogged_node_in: FastSet<NodeId>,
+    clogged_node_out: FastSet<NodeId>,
+    clogged_link: FastSet<(NodeId, NodeId)>,
 }
 
 /// A node in the network.
@@ -37,7 +44,7 @@ struct Node {
     /// NOTE: now a node can have at most one IP address.
     ip: Option<IpAddr>,
     /// Sockets in the node.
-    sockets: HashMap<(SocketAddr, IpProtocol), Arc<dyn Socket>>,
+    sockets: FastMap<(SocketAddr, IpProtocol), Arc<dyn Socket>>,
 }
 
 #[non_exhaustive]
@@ -118,11 +125,11 @@ impl Network {
             rand,
             config,
             stat: Stat::default(),
-            nodes: HashMap::new(),
-            addr_to_node: HashMap::new(),
-            clogged_node_in: HashSet::new(),
-            clogged_node_out: HashSet::new(),
-            clogged_link: HashSet::new(),
+            nodes: FastMap::default(),
+            addr_to_node: FastMap::default(),
+            clogged_node_in: FastSet::default(),
+            clogged_node_out: FastSet::default(),
+            clogged_link: FastSet::default(),
         }
     }
 
