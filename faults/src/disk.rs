@@ -451,7 +451,13 @@ impl Disk {
 
     /// [`Disk::peek`], appending the bytes to `out`; how many there were, or `None` (and `out`
     /// as it was) when there is no such file.
-    pub fn peek_into(&self, name: &str, offset: u64, len: usize, out: &mut Vec<u8>) -> Option<usize> {
+    pub fn peek_into(
+        &self,
+        name: &str,
+        offset: u64,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
         let s = self.state();
         let data = &s.inodes[s.dir.get(name)?].cache;
         let start = (offset as usize).min(data.len());

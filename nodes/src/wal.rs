@@ -386,7 +386,9 @@ fn decode_stream_with(
     verify_crc: bool,
 ) -> DecodedStream {
     let mut records = Vec::new();
-    let ends = visit_stream(buf, start, prev, verify_crc, |lsn, rec| records.push((lsn, rec)));
+    let ends = visit_stream(buf, start, prev, verify_crc, |lsn, rec| {
+        records.push((lsn, rec))
+    });
     DecodedStream {
         records,
         end_lsn: ends.end_lsn,
@@ -455,7 +457,11 @@ pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     while at + BLOCK <= n && a[at..at + BLOCK] == b[at..at + BLOCK] {
         at += BLOCK;
     }
-    at + a[at..n].iter().zip(&b[at..n]).take_while(|(x, y)| x == y).count()
+    at + a[at..n]
+        .iter()
+        .zip(&b[at..n])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// [`decode_stream`]'s checks (every CRC included) and its answer about where the valid

@@ -157,9 +157,8 @@ impl Database {
     pub fn replay(&mut self, wal: &[u8]) {
         let (start, next_xid) = (self.end_lsn, self.next_xid);
         let prev = Some(self.last_record_lsn);
-        let scanned = crate::wal::decode_stream_each(wal, start, prev, |lsn, rec| {
-            self.redo(lsn, &rec)
-        });
+        let scanned =
+            crate::wal::decode_stream_each(wal, start, prev, |lsn, rec| self.redo(lsn, &rec));
         assert_eq!(
             scanned.end_lsn,
             start.advance(wal.len() as u64),

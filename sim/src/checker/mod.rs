@@ -873,7 +873,10 @@ impl Checker {
             let Some(bytes) = disk.read_durable(&key.1) else {
                 continue;
             };
-            let excused = s.rotted.get(&key) == Some(&crc32c::crc32c(&bytes));
+            let excused = s
+                .rotted
+                .get(&key)
+                .is_some_and(|crc| *crc == crc32c::crc32c(&bytes));
             let intact = decode_delta(&bytes, start, end, LayerChecks::ALL).is_ok();
             if intact {
                 s.intact_layers.insert(key);
@@ -1279,10 +1282,8 @@ impl Checker {
         let quorum = tails.len() / 2 + 1;
         let mut best: &[u8] = &[];
         for candidate in &tails {
-            let mut shared: Vec<usize> = tails
-                .iter()
-                .map(|t| common_prefix(t, candidate))
-                .collect();
+            let mut shared: Vec<usize> =
+                tails.iter().map(|t| common_prefix(t, candidate)).collect();
             shared.sort_unstable_by(|a, b| b.cmp(a));
             if shared[quorum - 1] > best.len() {
                 best = &candidate[..shared[quorum - 1]];
