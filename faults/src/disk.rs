@@ -150,6 +150,12 @@ fn not_found(name: &str) -> Error {
 const EIO: i32 = 5;
 const ENOSPC: i32 = 28;
 
+/// The part of `[offset, offset + len)` inside a file of `size` bytes: what a read returns.
+fn within(size: usize, offset: u64, len: usize) -> std::ops::Range<usize> {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
+    start..start.saturating_add(len).min(size)
+}
+
 fn io_error(name: &str, what: &str) -> Error {
     let os = Error::from_raw_os_error(EIO);
     Error::new(os.kind(), format!("{what} {name}: {os}"))
@@ -429,12 +435,10 @@ impl Disk {
         self.spike().await;
         let mut s = self.state();
         let id = *s.dir.get(name).ok_or_else(|| not_found(name))?;
-        let size = s.inodes[&id].cache.len();
-        let start = (offset as usize).min(size);
-        let end = start.saturating_add(len).min(size);
-        s.check_readable(name, id, start as u64, end as u64)?;
-        out.extend_from_slice(&s.inodes[&id].cache[start..end]);
-        Ok(end - start)
+        let range = within(s.inodes[&id].cache.len(), offset, len);
+        s.check_readable(name, id, range.start as u64, range.end as u64)?;
+        out.extend_from_slice(&s.inodes[&id].cache[range.clone()]);
+        Ok(range.len())
     }
 
     pub async fn read_all(&self, name: &str) -> Result<Vec<u8>> {
@@ -460,10 +464,9 @@ impl Disk {
     ) -> Option<usize> {
         let s = self.state();
         let data = &s.inodes[s.dir.get(name)?].cache;
-        let start = (offset as usize).min(data.len());
-        let end = start.saturating_add(len).min(data.len());
-        out.extend_from_slice(&data[start..end]);
-        Some(end - start)
+        let range = within(data.len(), offset, len);
+        out.extend_from_slice(&data[range.clone()]);
+        Some(range.len())
     }
 
     /// Sleeps out a latency spike, if one is on (no sleep otherwise, so timing is untouched).
