@@ -238,14 +238,7 @@ pub fn decode_one(buf: &[u8], expect_prev: Option<Lsn>) -> Decoded {
 /// [`decode_one`], checking the record's CRC only when `verify_crc`.
 fn decode_one_with(buf: &[u8], expect_prev: Option<Lsn>, verify_crc: bool) -> Decoded {
     match frame(buf, expect_prev, verify_crc) {
-        Ok(f) => Decoded::Record(
-            WalRecord {
-                xid: f.xid,
-                prev_lsn: f.prev_lsn,
-                body: f.payload.to_body(),
-            },
-            f.len,
-        ),
+        Ok(f) => Decoded::Record(f.to_record(), f.len),
         Err(tail) => Decoded::End(tail),
     }
 }
@@ -265,6 +258,17 @@ enum Payload<'a> {
     FullPageImage(PageId, u16, u16, &'a [u8]),
     Commit,
     Checkpoint,
+}
+
+impl Frame<'_> {
+    /// The record, its payload copied out of the buffer.
+    fn to_record(&self) -> WalRecord {
+        WalRecord {
+            xid: self.xid,
+            prev_lsn: self.prev_lsn,
+            body: self.payload.to_body(),
+        }
+    }
 }
 
 impl Payload<'_> {
@@ -415,19 +419,33 @@ fn visit_stream(
     verify_crc: bool,
     mut visit: impl FnMut(Lsn, WalRecord),
 ) -> Scanned {
-    let mut pos = 0usize;
-    let mut last = prev;
+    walk_frames(buf, start, prev, verify_crc, |lsn, f| {
+        visit(lsn, f.to_record())
+    })
+}
+
+/// The one loop over a stream's records: checks each in turn with [`frame`], hands it (still
+/// borrowed) and its start LSN to `visit`, and says where the valid records end.
+fn walk_frames(
+    buf: &[u8],
+    start: Lsn,
+    prev: Option<Lsn>,
+    verify_crc: bool,
+    mut visit: impl FnMut(Lsn, &Frame<'_>),
+) -> Scanned {
+    let (mut pos, mut last) = (0usize, prev);
     let tail = loop {
-        match decode_one_with(&buf[pos..], last, verify_crc) {
-            Decoded::Record(rec, len) => {
+        match frame(&buf[pos..], last, verify_crc) {
+            Ok(f) => {
                 let lsn = start.advance(pos as u64);
-                visit(lsn, rec);
+                visit(lsn, &f);
                 last = Some(lsn);
-                pos += len;
+                pos += f.len;
             }
-            Decoded::End(tail) => break tail,
+            Err(tail) => break tail,
         }
     };
+    debug_assert!(pos <= buf.len(), "a walk stays inside its buffer");
     Scanned {
         end_lsn: start.advance(pos as u64),
         last_lsn: last,
@@ -468,22 +486,7 @@ pub fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 /// records end, with no record copied: for a safekeeper that verifies WAL before it serves
 /// or removes it, on the path every append and read takes.
 pub fn scan_stream(buf: &[u8], start: Lsn, prev: Option<Lsn>) -> Scanned {
-    let (mut pos, mut last) = (0usize, prev);
-    let tail = loop {
-        match frame(&buf[pos..], last, true) {
-            Ok(f) => {
-                last = Some(start.advance(pos as u64));
-                pos += f.len;
-            }
-            Err(tail) => break tail,
-        }
-    };
-    debug_assert!(pos <= buf.len(), "a scan stays inside its buffer");
-    Scanned {
-        end_lsn: start.advance(pos as u64),
-        last_lsn: last,
-        tail,
-    }
+    walk_frames(buf, start, prev, true, |_, _| {})
 }
 
 #[cfg(test)]
