@@ -285,17 +285,15 @@ impl NetSim {
 
     /// Delay a small random time and probably inject failure.
     async fn rand_delay(&self) -> io::Result<()> {
-        let mut delay = Duration::from_micros(self.rand.with(|rng| rng.gen_range(0..5)));
-        if buggify_with_prob(0.1) {
-            delay = Duration::from_secs(self.rand.with(|rng| rng.gen_range(1..5)));
-        }
-        self.time.sleep(delay).await;
+        // lakesim patch 5: the draw is `rand_delay_drawn`, shared with `send_now`; its 1 ms
+        // floor is the one `sleep` applies anyway, so the sleep is upstream's.
+        self.time.sleep(self.rand_delay_drawn()).await;
         // TODO: inject failure
         Ok(())
     }
 
-    /// What [`NetSim::rand_delay`] sleeps, drawn from the same distribution: at least 1 ms,
-    /// as `sleep` rounds it.
+    /// What [`NetSim::rand_delay`] sleeps: a few microseconds, or with buggify 1-4 s, and at
+    /// least 1 ms, as `sleep` rounds it.
     fn rand_delay_drawn(&self) -> Duration {
         let mut delay = Duration::from_micros(self.rand.with(|rng| rng.gen_range(0..5)));
         if buggify_with_prob(0.1) {
