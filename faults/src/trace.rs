@@ -43,7 +43,12 @@ impl std::fmt::Display for Event {
 }
 
 struct TraceState {
-    start: madsim::time::Instant,
+    /// The simulation's clock, held so that an event reads the time without going through
+    /// the `clock_gettime` hook madsim puts under `std::time::Instant` (a context lookup and
+    /// two `Arc` clones per call).
+    clock: madsim::time::TimeHandle,
+    /// The clock's reading when the trace started.
+    start: Duration,
     hash: u64,
     count: u64,
     recent: VecDeque<Event>,
@@ -75,8 +80,10 @@ impl Trace {
     /// A new trace whose clock starts now; call inside the simulation. With `keep_all`, every
     /// event is kept for [`Trace::events`].
     pub fn new(keep_all: bool) -> Trace {
+        let clock = madsim::time::TimeHandle::current();
         Trace(Arc::new(Mutex::new(TraceState {
-            start: madsim::time::Instant::now(),
+            start: clock.elapsed(),
+            clock,
             hash: FNV_OFFSET,
             count: 0,
             recent: VecDeque::with_capacity(RECENT_EVENTS),
@@ -95,7 +102,7 @@ impl Trace {
     /// Records one event at the current simulated time.
     pub fn record(&self, node: u32, kind: &'static str, a: u64, b: u64) {
         let mut s = self.0.lock().unwrap();
-        let time_ns = s.start.elapsed().as_nanos() as u64;
+        let time_ns = (s.clock.elapsed() - s.start).as_nanos() as u64;
         let e = Event {
             time_ns,
             node,
@@ -128,7 +135,8 @@ impl Trace {
 
     /// Simulated time since the trace started.
     pub fn elapsed(&self) -> Duration {
-        self.0.lock().unwrap().start.elapsed()
+        let s = self.0.lock().unwrap();
+        s.clock.elapsed() - s.start
     }
 
     /// Simulated time of the last event recorded (readable outside the simulation).
