@@ -57,27 +57,19 @@ pub fn decode_checked<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
-/// Syncs every named file (`None`: the directory) at once, as a storage node issues them: one
-/// in place, more in parallel tasks. Returns once every one is durable.
+/// Syncs every named file (`None`: the directory) at once, as a storage node issues them, and
+/// returns once every one is durable; the first error, in the order named, is the result. The
+/// fsyncs run concurrently within the caller's task (each sleeps its own latency), so a flush
+/// costs no task of its own: every campaign seed pays for it on every group commit.
 pub async fn sync_all(disk: &Disk, names: Vec<Option<String>>) -> Result<()> {
-    async fn sync_one(disk: Disk, name: Option<String>) -> Result<()> {
+    let syncs = names.iter().map(|name| async move {
         match name {
-            Some(name) => disk.sync(&name).await,
+            Some(name) => disk.sync(name).await,
             None => disk.sync_dir().await,
         }
-    }
-    if names.len() <= 1 {
-        for name in names {
-            sync_one(disk.clone(), name).await?;
-        }
-        return Ok(());
-    }
-    let tasks: Vec<_> = names
+    });
+    futures_util::future::join_all(syncs)
+        .await
         .into_iter()
-        .map(|name| madsim::task::spawn(sync_one(disk.clone(), name)))
-        .collect();
-    for task in tasks {
-        task.await.map_err(std::io::Error::other)??;
-    }
-    Ok(())
+        .collect()
 }
