@@ -20,6 +20,11 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pub struct Sleep {
     pub(super) handle: TimeHandle,
     pub(super) deadline: Instant,
+    /// The deadline and waker of the timer this sleep last registered (lakesim patch 7): a
+    /// pending sleep polled again for the same deadline by the same task (a `select!` loop
+    /// polls its `interval` on every message) registers no second timer, since the first
+    /// one already wakes that task then.
+    pub(super) registered: Option<(Instant, std::task::Waker)>,
 }
 
 impl Sleep {
@@ -44,12 +49,19 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         if self.is_elapsed() {
             return Poll::Ready(());
         }
+        let deadline = self.deadline;
+        if let Some((at, waker)) = &self.registered {
+            if *at == deadline && waker.will_wake(cx.waker()) {
+                return Poll::Pending;
+            }
+        }
         let waker = cx.waker().clone();
-        self.handle.add_timer_at(self.deadline, || waker.wake());
+        self.registered = Some((deadline, waker.clone()));
+        self.handle.add_timer_at(deadline, || waker.wake());
         Poll::Pending
     }
 }
