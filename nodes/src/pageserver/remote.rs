@@ -121,6 +121,7 @@ impl Uploader {
             prefix,
             skip_index: bugs.has(Bug::IndexNeverUploaded),
             generation,
+            next_request_id: super::startup::request_ids(generation).uploader,
             ..Uploader::default()
         }
     }
@@ -183,8 +184,18 @@ impl Uploader {
         );
     }
 
-    fn send_layer(&mut self, net: &Net, store: NodeId, i: usize) {
+    /// The next request id: within this process's uploader range (see `request_ids`).
+    fn take_request_id(&mut self) -> u64 {
         self.next_request_id += 1;
+        assert!(
+            self.next_request_id & (1 << 23) == 0,
+            "uploader request ids ran into the reader's"
+        );
+        self.next_request_id
+    }
+
+    fn send_layer(&mut self, net: &Net, store: NodeId, i: usize) {
+        self.take_request_id();
         let up = &mut self.queue[i];
         up.attempt = Attempt::Sent {
             request_id: self.next_request_id,
@@ -216,7 +227,7 @@ impl Uploader {
         let point = self.ready;
         let mut index = self.index.clone();
         index.consistent = point;
-        self.next_request_id += 1;
+        self.take_request_id();
         // Every attempt a higher version: a late earlier one is refused, never rolls back.
         self.index_seq += 1;
         assert!(

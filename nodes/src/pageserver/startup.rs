@@ -28,11 +28,12 @@ use std::time::Duration;
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
+    let generation = cfg.generations.next();
     let mut store = StoreReader {
         net: &net,
         store: cfg.object_store,
         prefix: cfg.remote_prefix.clone(),
-        next_id: StoreReader::FIRST_ID,
+        next_id: request_ids(generation).reader,
     };
     let index = fetch_index(&mut store).await;
     let metadata = match load_metadata(&cfg).await {
@@ -54,7 +55,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
         index.unwrap_or_default(),
         cfg.remote_prefix.clone(),
         &cfg.bugs,
-        cfg.generations.next(),
+        generation,
     );
     for (name, completes, bytes) in local {
         if !remote.holds(&name) {
@@ -85,8 +86,8 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
 
 /// The object store as a starting pageserver reads it: whole objects, each request retried until
 /// it is answered (the store may be down a while; nothing can start without it when the disk is
-/// gone). Request ids never repeat and lie apart from the uploader's (which count from 1), so a
-/// late or duplicated answer to one request is never taken for another's.
+/// gone). Request ids never repeat, within this process or across its restarts (see
+/// [`request_ids`]), so a late or duplicated answer to one request is never taken for another's.
 struct StoreReader<'a> {
     net: &'a Net,
     store: NodeId,
@@ -96,8 +97,6 @@ struct StoreReader<'a> {
 }
 
 impl StoreReader<'_> {
-    const FIRST_ID: u64 = 1 << 48;
-
     /// Fetches many objects at once, retrying the ones not yet answered, until all are in.
     async fn get_all(&mut self, keys: &[String]) -> BTreeMap<String, Option<Arc<Vec<u8>>>> {
         let mut got = BTreeMap::new();
@@ -105,6 +104,7 @@ impl StoreReader<'_> {
             let mut asked: BTreeMap<u64, &String> = BTreeMap::new();
             for key in keys.iter().filter(|k| !got.contains_key(*k)) {
                 self.next_id += 1;
+                assert!(self.next_id & ((1 << 23) - 1) != 0, "reader request ids wrapped");
                 asked.insert(self.next_id, key);
                 let msg = Message::StoreGet {
                     request_id: self.next_id,
@@ -135,6 +135,24 @@ impl StoreReader<'_> {
     async fn get(&mut self, key: &str) -> Option<Arc<Vec<u8>>> {
         let mut got = self.get_all(&[key.to_string()]).await;
         got.remove(key).flatten()
+    }
+}
+
+/// Where a process's object-store request ids start: its generation in the high bits, so that
+/// a late answer to a request of an earlier process (the store may answer after a crash and
+/// restart) never matches one of this process's (as a new connection would drop it), then the
+/// uploader's and the starting reader's ids apart.
+pub(super) struct RequestIds {
+    pub(super) uploader: u64,
+    reader: u64,
+}
+
+pub(super) fn request_ids(generation: u64) -> RequestIds {
+    assert!(generation < 1 << 40, "generation {generation} fits its bits");
+    let base = generation << 24;
+    RequestIds {
+        uploader: base,
+        reader: base | 1 << 23,
     }
 }
 

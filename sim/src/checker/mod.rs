@@ -144,6 +144,12 @@ struct State {
     /// and elections they would take part in are not judged (a damaged acceptor finds the
     /// damage when it reads the WAL back, and stays out or cuts it).
     damaged_acceptors: std::collections::BTreeSet<NodeId>,
+    /// The highest commit LSN a damaged acceptor reported. The committed prefix grows only from
+    /// witnesses' disks, so when a damaged acceptor is the only one told of a commit (the other
+    /// member of the quorum was cut off before it heard), the prefix lags that commit; a
+    /// pageserver that ingested WAL the damaged acceptor served up to it is not judged past
+    /// the committed prefix (its pages are still judged against the oracle).
+    unwitnessed_commit: Lsn,
     /// Acceptors that cut WAL they had acknowledged because rot hit both copies of a record
     /// (a double fault they cannot tell from a torn tail): where each cut, and when. Such an
     /// acceptor goes on voting with the shorter log, so a commit whose quorum counted its lost
@@ -424,7 +430,11 @@ impl Checker {
     /// prefix when the acceptor knows more.
     fn check_committed_bytes(&self, s: &mut State, node: NodeId, commit: Lsn) {
         let verified = s.acceptors[&node].verified_lsn;
-        if commit <= verified || s.damaged_acceptors.contains(&node) {
+        if s.damaged_acceptors.contains(&node) {
+            s.unwitnessed_commit = s.unwitnessed_commit.max(commit);
+            return;
+        }
+        if commit <= verified {
             return;
         }
         let bytes = self.witness_wal(&s.wal_flips, node, verified, commit);
@@ -690,7 +700,7 @@ impl Checker {
                 view.passes_judged_from = lsn;
             }
         }
-        if lsn > committed {
+        if lsn > committed && lsn > s.unwitnessed_commit {
             let detail = format!("pageserver ingested to {lsn}, past the committed {committed}");
             self.fail(s, Check::PageserverLsnOrder, &[node], detail);
         }
