@@ -104,7 +104,10 @@ impl StoreReader<'_> {
             let mut asked: BTreeMap<u64, &String> = BTreeMap::new();
             for key in keys.iter().filter(|k| !got.contains_key(*k)) {
                 self.next_id += 1;
-                assert!(self.next_id & ((1 << 23) - 1) != 0, "reader request ids wrapped");
+                assert!(
+                    self.next_id & ((1 << 23) - 1) != 0,
+                    "reader request ids wrapped"
+                );
                 asked.insert(self.next_id, key);
                 let msg = Message::StoreGet {
                     request_id: self.next_id,
@@ -148,7 +151,10 @@ pub(super) struct RequestIds {
 }
 
 pub(super) fn request_ids(generation: u64) -> RequestIds {
-    assert!(generation < 1 << 40, "generation {generation} fits its bits");
+    assert!(
+        generation < 1 << 40,
+        "generation {generation} fits its bits"
+    );
     let base = generation << 24;
     RequestIds {
         uploader: base,
