@@ -10,7 +10,8 @@
 //!   derived: a rebuild needs none); one index upload at a time, each a conditional write of
 //!   a higher version, so a newer index is never overwritten by an older one of ours.
 //! - Every upload is retried every [`RETRY_AFTER`] until acknowledged, under a new request id;
-//!   a late or duplicated answer to an earlier attempt is ignored.
+//!   a late or duplicated answer to an earlier attempt is ignored, and so is one to a request
+//!   of an earlier process: request ids carry the process's generation ([`request_ids`]).
 
 use super::Metadata;
 use crate::bugs::{Bug, BugSet};
@@ -24,6 +25,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const INDEX_KEY: &str = "index";
+
+/// Where a process's object-store request ids start: its generation in the high bits, so that
+/// a late answer to a request of an earlier process (the store may answer after a crash and
+/// restart) never matches one of this process's (as a new connection would drop it), then the
+/// uploader's and the starting reader's ids apart.
+pub(super) struct RequestIds {
+    uploader: u64,
+    pub(super) reader: u64,
+}
+
+pub(super) fn request_ids(generation: u64) -> RequestIds {
+    assert!(
+        generation < 1 << 40,
+        "generation {generation} fits its bits"
+    );
+    let base = generation << 24;
+    RequestIds {
+        uploader: base,
+        reader: base | 1 << 23,
+    }
+}
 
 /// Where one pageserver's objects live in the bucket: under its own prefix (Neon: the tenant's
 /// timeline path), so that two pageservers never overwrite each other's layers or index. Layer
@@ -121,7 +143,7 @@ impl Uploader {
             prefix,
             skip_index: bugs.has(Bug::IndexNeverUploaded),
             generation,
-            next_request_id: super::startup::request_ids(generation).uploader,
+            next_request_id: request_ids(generation).uploader,
             ..Uploader::default()
         }
     }
@@ -184,7 +206,7 @@ impl Uploader {
         );
     }
 
-    /// The next request id: within this process's uploader range (see `request_ids`).
+    /// The next request id: within this process's uploader range (see [`request_ids`]).
     fn take_request_id(&mut self) -> u64 {
         self.next_request_id += 1;
         assert!(

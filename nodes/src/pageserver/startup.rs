@@ -12,7 +12,7 @@
 
 use super::ingest::WalReceiver;
 use super::layers::{decode_delta, decode_image, LayerChecks, LayerMap, LayerName};
-use super::remote::{IndexPart, RemotePrefix, Uploader, INDEX_KEY};
+use super::remote::{request_ids, IndexPart, RemotePrefix, Uploader, INDEX_KEY};
 use super::{Metadata, Pageserver, PageserverConfig};
 use crate::ids::{Lsn, NodeId};
 use crate::invariant::{broken, Invariant};
@@ -138,27 +138,6 @@ impl StoreReader<'_> {
     async fn get(&mut self, key: &str) -> Option<Arc<Vec<u8>>> {
         let mut got = self.get_all(&[key.to_string()]).await;
         got.remove(key).flatten()
-    }
-}
-
-/// Where a process's object-store request ids start: its generation in the high bits, so that
-/// a late answer to a request of an earlier process (the store may answer after a crash and
-/// restart) never matches one of this process's (as a new connection would drop it), then the
-/// uploader's and the starting reader's ids apart.
-pub(super) struct RequestIds {
-    pub(super) uploader: u64,
-    reader: u64,
-}
-
-pub(super) fn request_ids(generation: u64) -> RequestIds {
-    assert!(
-        generation < 1 << 40,
-        "generation {generation} fits its bits"
-    );
-    let base = generation << 24;
-    RequestIds {
-        uploader: base,
-        reader: base | 1 << 23,
     }
 }
 
