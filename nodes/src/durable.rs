@@ -61,7 +61,7 @@ pub fn decode_checked<T: serde::de::DeserializeOwned>(
 /// returns once every one is durable; the first error, in the order named, is the result. The
 /// fsyncs run concurrently within the caller's task (each sleeps its own latency), so a flush
 /// costs no task of its own: every campaign seed pays for it on every group commit.
-pub async fn sync_all(disk: &Disk, names: Vec<Option<String>>) -> Result<()> {
+pub async fn sync_all(disk: &Disk, names: &[Option<String>]) -> Result<()> {
     let syncs = names.iter().map(|name| async move {
         match name {
             Some(name) => disk.sync(name).await,

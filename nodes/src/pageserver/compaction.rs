@@ -161,8 +161,8 @@ impl Pageserver {
         let made = made?;
         // The image files are synced at once, as a real pageserver issues them in parallel;
         // none is served before every one and the directory are durable.
-        let files = made.iter().map(|(name, ..)| Some(name.clone())).collect();
-        sync_all(&self.cfg.disk, files).await?;
+        let files: Vec<_> = made.iter().map(|(name, ..)| Some(name.clone())).collect();
+        sync_all(&self.cfg.disk, &files).await?;
         self.cfg.disk.sync_dir().await?;
         for (name, bytes, page, label, image) in made {
             if !self.getpage.is_empty() {

@@ -217,14 +217,14 @@ impl Uploader {
     }
 
     fn send_layer(&mut self, net: &Net, store: NodeId, i: usize) {
-        self.take_request_id();
+        let request_id = self.take_request_id();
         let up = &mut self.queue[i];
         up.attempt = Attempt::Sent {
-            request_id: self.next_request_id,
+            request_id,
             waited: Duration::ZERO,
         };
         let msg = Message::StorePut {
-            request_id: self.next_request_id,
+            request_id,
             key: self.prefix.key(&up.key),
             data: up.data.clone(),
             version: None,
@@ -249,7 +249,7 @@ impl Uploader {
         let point = self.ready;
         let mut index = self.index.clone();
         index.consistent = point;
-        self.take_request_id();
+        let request_id = self.take_request_id();
         // Every attempt a higher version: a late earlier one is refused, never rolls back.
         self.index_seq += 1;
         assert!(
@@ -257,13 +257,13 @@ impl Uploader {
             "index uploads outgrew their version field"
         );
         let msg = Message::StorePut {
-            request_id: self.next_request_id,
+            request_id,
             key: self.prefix.key(INDEX_KEY),
             data: Arc::new(serde_json::to_vec(&index).expect("index serialises")),
             version: Some(self.generation << 20 | self.index_seq),
         };
         self.index_in_flight = Some(IndexUpload {
-            request_id: self.next_request_id,
+            request_id,
             waited: Duration::ZERO,
             point,
         });

@@ -378,7 +378,7 @@ impl WalStore {
         if std::mem::take(&mut self.created) {
             names.push(None);
         }
-        crate::durable::sync_all(&self.disk, names).await?;
+        crate::durable::sync_all(&self.disk, &names).await?;
         self.flush_lsn = self.write_lsn;
         Ok(self.flush_lsn)
     }
