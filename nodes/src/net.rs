@@ -9,8 +9,10 @@
 //!
 //! A message costs no task of its own: it goes on madsim's network at the send, with the
 //! random delays madsim's send and receive would sleep drawn then and added to its latency
-//! (`send_to_raw_now`, a patch in `vendor/madsim`), and one receive task per node moves
-//! arrivals to the node's inbox. Only a send on a link the fault layer slowed waits in a task.
+//! (`send_to_raw_now`, a patch in `vendor/madsim`), and it waits in the endpoint's mailbox
+//! (the socket's receive buffer) until the node's task takes it (`poll_recv_from_raw_now`,
+//! another patch): an arrival wakes the node's task directly, and a receive that a `select!`
+//! drops loses nothing. Only a send on a link the fault layer slowed waits in a task.
 
 use crate::ids::NodeId;
 use crate::observe::{Observation, Observer};
@@ -44,11 +46,6 @@ fn id_of(addr: SocketAddr) -> NodeId {
     }
 }
 
-/// Messages received but not yet taken by the node.
-const INBOX_CAPACITY: usize = 1024;
-
-type Inbox = tokio::sync::mpsc::Receiver<(madsim::net::Payload, SocketAddr)>;
-
 /// One node's network interface.
 #[derive(Clone)]
 pub struct Net {
@@ -57,33 +54,16 @@ pub struct Net {
     observer: Arc<dyn Observer>,
     /// The fault layer: how many copies of a message go out, and how late.
     links: Links,
-    /// Filled by the receive task, so that [`Net::recv`] is cancellation-safe: a `select!` that
-    /// drops it loses no message (madsim's own receive would, mid-delay).
-    inbox: Arc<tokio::sync::Mutex<Inbox>>,
 }
 
 impl Net {
     pub async fn bind(me: NodeId, observer: Arc<dyn Observer>, links: Links) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
-        let (tx, rx) = tokio::sync::mpsc::channel(INBOX_CAPACITY);
-        // One receive task moves each message from madsim's mailbox to the inbox as it
-        // arrives: the network's random delays were charged at the send (`send_to_raw_now`),
-        // so a receive costs no sleep and one task keeps up with any rate.
-        let receiver = endpoint.clone();
-        madsim::task::spawn(async move {
-            while let Ok(received) = receiver.recv_from_raw_now(TAG).await {
-                if tx.send(received).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let inbox = Arc::new(tokio::sync::Mutex::new(rx));
         Ok(Net {
             me,
             endpoint,
             observer,
             links,
-            inbox,
         })
     }
 
@@ -119,16 +99,18 @@ impl Net {
             .send_to_raw_now(addr_of(to), TAG, Box::new(msg));
     }
 
-    /// Waits for the next message.
-    pub async fn recv(&self) -> io::Result<Envelope> {
-        let received = self.inbox.lock().await.recv().await;
-        let (payload, from) = received.ok_or_else(|| io::Error::other("network is down"))?;
-        Ok(self.deliver(payload, from))
+    /// Waits for the next message. Cancellation-safe: a message stays in the mailbox until
+    /// this takes it, so a `select!` that drops the wait loses none. One task per node
+    /// receives (the node's own loop).
+    pub async fn recv(&self) -> Envelope {
+        let (payload, from) =
+            std::future::poll_fn(|cx| self.endpoint.poll_recv_from_raw_now(TAG, cx)).await;
+        self.deliver(payload, from)
     }
 
     /// The next message if one has already arrived.
     pub fn try_recv(&self) -> Option<Envelope> {
-        let (payload, from) = self.inbox.try_lock().ok()?.try_recv().ok()?;
+        let (payload, from) = self.endpoint.try_recv_from_raw_now(TAG)?;
         Some(self.deliver(payload, from))
     }
 

@@ -100,10 +100,7 @@ pub async fn run(cfg: ObjectStoreConfig) {
         Err(e) => crate::process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
     };
     loop {
-        let env = match net.recv().await {
-            Ok(env) => env,
-            Err(e) => crate::process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
-        };
+        let env = net.recv().await;
         let reply = cfg.bucket.apply(&env.msg);
         // The object-store-silent bug takes the request in and never answers.
         if let Some(reply) = reply.filter(|_| !cfg.bugs.has(Bug::ObjectStoreSilent)) {

@@ -3,16 +3,26 @@
 //! The floor: nodes that do nothing but exchange messages of lakesim's typical size over
 //! madsim's network (receive one, send one on), through the same calls lakesim's nodes use
 //! (`send_to_raw_now`, `recv_from_raw_now`), so its nanoseconds per message are madsim's
-//! scheduler, timers and network with no node logic. Then each scenario runs seeds one after
-//! another for the same wall time; its nanoseconds per message are everything a seed does
-//! (nodes, disks, faults, checkers, trace) divided by the messages it delivered. The ratio of
-//! the two is what lakesim's hot path adds. Numbers are comparable within one run (same
+//! scheduler, timers and network with no node logic. Then the same exchange through lakesim's
+//! own network interface ([`Net`]: typed messages, the fault layer's link fates, the mailbox
+//! poll, one trace event per delivery), still with no node logic: what lakesim's
+//! messaging adds to madsim's. Then each scenario runs seeds one after another for the same
+//! wall time; its nanoseconds per message are everything a seed does (nodes, disks, faults,
+//! checkers, trace) divided by the messages it delivered. The ratio to the floor is what
+//! lakesim adds in all; the ratio to the messaging row, what the nodes' work, the disks and
+//! the checks add beyond moving the message. Numbers are comparable within one run (same
 //! machine, same load), not across machines.
 
 use crate::plan::Plan;
 use crate::runner::{run_seed, RunOptions};
 use crate::scenario;
+use lakesim_faults::{Links, Trace};
+use lakesim_nodes::net::Net;
+use lakesim_nodes::observe::{Observation, Observer};
+use lakesim_nodes::proto::Message;
+use lakesim_nodes::{Lsn, NodeId, Term};
 use serde::Serialize;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,6 +49,9 @@ pub struct Row {
     pub ns_per_message: f64,
     pub floor_ns_per_message: f64,
     pub ratio: f64,
+    /// Nanoseconds per message over the messaging row's: what the nodes' work, the disks and
+    /// the checks cost beyond moving the message.
+    pub ratio_to_messaging: f64,
     pub peak_memory_mib: f64,
 }
 
@@ -58,6 +71,10 @@ pub struct Floor {
 pub struct Bench {
     pub seconds_per_row: f64,
     pub floor: Floor,
+    /// The floor's exchange through lakesim's `Net`, with a trace event per delivery.
+    pub messaging: Floor,
+    /// The messaging row's nanoseconds per message over the floor's.
+    pub messaging_ratio: f64,
     pub scenarios: Vec<Row>,
     pub note: &'static str,
 }
@@ -66,18 +83,24 @@ const NOTE: &str = "numbers from one run are comparable with each other (same ma
 
 /// Runs the floor, then every scenario, `seconds` of wall time each.
 pub fn run(seconds: f64, progress: &dyn Fn(&str)) -> Bench {
-    let floor = measure_floor(seconds);
+    let floor = measure_floor(seconds, Exchange::Madsim);
     progress(&format!(
         "floor: {:.0} ns per message ({:.0} messages/s)",
         floor.ns_per_message, floor.messages_per_second
     ));
+    let messaging = measure_floor(seconds, Exchange::LakesimNet);
+    let messaging_ratio = messaging.ns_per_message / floor.ns_per_message;
+    progress(&format!(
+        "messaging (lakesim's Net, no node logic): {:.0} ns per message, {messaging_ratio:.2}x the floor",
+        messaging.ns_per_message
+    ));
     let scenarios = scenario::ALL
         .iter()
         .map(|s| {
-            let row = measure_scenario(s.name, seconds, floor.ns_per_message);
+            let row = measure_scenario(s.name, seconds, &floor, &messaging);
             progress(&format!(
-                "{}: {:.0} ns per message, {:.2}x the floor",
-                row.scenario, row.ns_per_message, row.ratio
+                "{}: {:.0} ns per message, {:.2}x the floor, {:.2}x messaging",
+                row.scenario, row.ns_per_message, row.ratio, row.ratio_to_messaging
             ));
             row
         })
@@ -85,12 +108,14 @@ pub fn run(seconds: f64, progress: &dyn Fn(&str)) -> Bench {
     Bench {
         seconds_per_row: seconds,
         floor,
+        messaging,
+        messaging_ratio,
         scenarios,
         note: NOTE,
     }
 }
 
-fn measure_scenario(name: &str, seconds: f64, floor_ns: f64) -> Row {
+fn measure_scenario(name: &str, seconds: f64, floor: &Floor, messaging: &Floor) -> Row {
     let config = scenario::find(name).expect("a listed scenario");
     let started = Instant::now();
     let (mut seeds, mut messages, mut events, mut sim, mut peak) = (0u64, 0u64, 0u64, 0.0, 0u64);
@@ -113,18 +138,30 @@ fn measure_scenario(name: &str, seconds: f64, floor_ns: f64) -> Row {
         events_per_second: events as f64 / wall,
         simulated_seconds_per_wall_second: sim / wall,
         ns_per_message: ns,
-        floor_ns_per_message: floor_ns,
-        ratio: ns / floor_ns,
+        floor_ns_per_message: floor.ns_per_message,
+        ratio: ns / floor.ns_per_message,
+        ratio_to_messaging: ns / messaging.ns_per_message,
         peak_memory_mib: peak as f64 / 1048576.0,
     }
 }
 
-/// madsim alone: a short calibration run, then one sized to take about `seconds`.
-fn measure_floor(seconds: f64) -> Floor {
-    let probe = floor_run(20_000);
+/// What passes the floor's messages from node to node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exchange {
+    /// madsim's endpoint, boxed byte buffers: madsim alone.
+    Madsim,
+    /// lakesim's [`Net`]: typed messages (an `AppendRequest` carrying the floor's bytes), link
+    /// fates, the cancellation-safe mailbox poll, and a trace event per delivery as the checker
+    /// records it.
+    LakesimNet,
+}
+
+/// One floor: a short calibration run, then one sized to take about `seconds`.
+fn measure_floor(seconds: f64, exchange: Exchange) -> Floor {
+    let probe = floor_run(20_000, exchange);
     let per_message = probe.0 / probe.1.max(1) as f64;
     let target = ((seconds / per_message) as u64).clamp(20_000, 50_000_000);
-    let (wall, messages) = floor_run(target);
+    let (wall, messages) = floor_run(target, exchange);
     Floor {
         messages,
         wall_seconds: wall,
@@ -137,7 +174,7 @@ fn measure_floor(seconds: f64) -> Floor {
 }
 
 /// Exchanges `target` messages; returns the wall seconds it took and the messages delivered.
-fn floor_run(target: u64) -> (f64, u64) {
+fn floor_run(target: u64, exchange: Exchange) -> (f64, u64) {
     std::thread::spawn(move || {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         let delivered = Arc::new(AtomicU64::new(0));
@@ -145,24 +182,14 @@ fn floor_run(target: u64) -> (f64, u64) {
         let started = Instant::now();
         runtime.block_on(async move {
             let handle = madsim::runtime::Handle::current();
-            let addr = |i: u32| -> SocketAddr { format!("10.9.0.{i}:1").parse().unwrap() };
+            let trace = Trace::new(false);
             for i in 1..=FLOOR_NODES {
                 let count = count.clone();
                 let node = handle.create_node().ip(addr(i).ip()).build();
-                node.spawn(async move {
-                    let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
-                    for k in 0..FLOOR_IN_FLIGHT {
-                        let to = addr((i + k) % FLOOR_NODES + 1);
-                        let _ =
-                            ep.send_to_raw_now(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]));
-                    }
-                    let mut next = i;
-                    while let Ok((payload, _)) = ep.recv_from_raw_now(TAG).await {
-                        count.fetch_add(1, Ordering::Relaxed);
-                        next = next % FLOOR_NODES + 1;
-                        let _ = ep.send_to_raw_now(addr(next), TAG, payload);
-                    }
-                });
+                match exchange {
+                    Exchange::Madsim => node.spawn(madsim_node(i, count)),
+                    Exchange::LakesimNet => node.spawn(lakesim_node(i, count, trace.clone())),
+                };
             }
             while count.load(Ordering::Relaxed) < target {
                 madsim::time::sleep(Duration::from_millis(50)).await;
@@ -177,6 +204,71 @@ fn floor_run(target: u64) -> (f64, u64) {
     .expect("the floor run does not panic")
 }
 
+/// Floor node `i`'s address, on madsim's network alone.
+fn addr(i: u32) -> SocketAddr {
+    SocketAddr::new(lakesim_nodes::net::ip_of(NodeId(i)), 1)
+}
+
+/// The node after `i` in the ring of floor nodes.
+fn next(i: u32) -> u32 {
+    i % FLOOR_NODES + 1
+}
+
+/// A floor node on madsim's endpoint: sends its messages in flight, then passes each one it
+/// receives on to the next node.
+fn madsim_node(i: u32, count: Arc<AtomicU64>) -> impl Future<Output = ()> {
+    async move {
+        let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
+        for k in 0..FLOOR_IN_FLIGHT {
+            let to = addr((i + k) % FLOOR_NODES + 1);
+            let _ = ep.send_to_raw_now(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]));
+        }
+        let mut to = i;
+        while let Ok((payload, _)) = ep.recv_from_raw_now(TAG).await {
+            count.fetch_add(1, Ordering::Relaxed);
+            to = next(to);
+            let _ = ep.send_to_raw_now(addr(to), TAG, payload);
+        }
+    }
+}
+
+/// Records each delivery in the trace as the checker does, and nothing else.
+struct TraceDeliveries(Trace);
+
+impl Observer for TraceDeliveries {
+    fn observe(&self, node: NodeId, obs: Observation) {
+        if let Observation::Delivered { from, kind, term } = obs {
+            self.0.record(node.0, kind, u64::from(from.0), term.0);
+        }
+    }
+}
+
+/// A floor node on lakesim's [`Net`], passing typed messages on as [`madsim_node`] does.
+fn lakesim_node(i: u32, count: Arc<AtomicU64>, trace: Trace) -> impl Future<Output = ()> {
+    async move {
+        let observer = Arc::new(TraceDeliveries(trace));
+        let links = Links::new(u64::from(i), 0.0, None);
+        let net = Net::bind(NodeId(i), observer, links).await.unwrap();
+        let append = Message::AppendRequest {
+            term: Term(1),
+            begin_lsn: Lsn::ZERO,
+            wal: Arc::new(vec![0u8; FLOOR_MESSAGE_BYTES]),
+            commit_lsn: Lsn::ZERO,
+            truncate_lsn: Lsn::ZERO,
+        };
+        for k in 0..FLOOR_IN_FLIGHT {
+            net.send(NodeId((i + k) % FLOOR_NODES + 1), append.clone());
+        }
+        let mut to = i;
+        loop {
+            let envelope = net.recv().await;
+            count.fetch_add(1, Ordering::Relaxed);
+            to = next(to);
+            net.send(NodeId(to), envelope.msg);
+        }
+    }
+}
+
 /// The table `lakesim bench` prints.
 pub fn table(b: &Bench) -> String {
     let mut s = format!(
@@ -188,7 +280,11 @@ pub fn table(b: &Bench) -> String {
         b.floor.message_bytes
     );
     s += &format!(
-        "{:<22} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9} {:>7} {:>8}\n",
+        "lakesim messaging (Net, trace, no node logic): {:.0} ns per message, {:.2}x the floor\n",
+        b.messaging.ns_per_message, b.messaging_ratio
+    );
+    s += &format!(
+        "{:<22} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9} {:>7} {:>8} {:>8}\n",
         "scenario",
         "seeds",
         "seeds/s",
@@ -197,11 +293,12 @@ pub fn table(b: &Bench) -> String {
         "sim s/s",
         "ns/msg",
         "ratio",
+        "x msging",
         "peak MiB"
     );
     for r in &b.scenarios {
         s += &format!(
-            "{:<22} {:>6} {:>8.1} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>7.2} {:>8.1}\n",
+            "{:<22} {:>6} {:>8.1} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>7.2} {:>8.2} {:>8.1}\n",
             r.scenario,
             r.seeds,
             r.seeds_per_second,
@@ -210,9 +307,30 @@ pub fn table(b: &Bench) -> String {
             r.simulated_seconds_per_wall_second,
             r.ns_per_message,
             r.ratio,
+            r.ratio_to_messaging,
             r.peak_memory_mib
         );
     }
     s += &format!("({NOTE})\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_exchanges_deliver_the_messages_asked_for() {
+        for exchange in [Exchange::Madsim, Exchange::LakesimNet] {
+            let (wall, delivered) = floor_run(3_000, exchange);
+            assert!(delivered >= 3_000, "{exchange:?} delivered {delivered}");
+            assert!(wall > 0.0);
+        }
+    }
+
+    #[test]
+    fn every_floor_node_forwards_to_the_next_in_the_ring() {
+        let ring: Vec<u32> = (1..=FLOOR_NODES).map(next).collect();
+        assert_eq!(ring, [2, 3, 4, 5, 6, 1]);
+    }
 }

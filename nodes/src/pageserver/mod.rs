@@ -149,18 +149,15 @@ pub async fn run(cfg: PageserverConfig) {
     loop {
         let done = tokio::select! {
             biased;
-            env = ps.net.recv() => match env {
-                Ok(env) => {
-                    ps.on_message(env.from, env.msg);
-                    let made = ps.make_images_after_ingest().await;
-                    // After a failed pass, only a full disk lets the process go on and answer.
-                    if made.as_ref().map_or_else(is_no_space, |_| true) {
-                        ps.answer_waiters();
-                    }
-                    made
+            env = ps.net.recv() => {
+                ps.on_message(env.from, env.msg);
+                let made = ps.make_images_after_ingest().await;
+                // After a failed pass, only a full disk lets the process go on and answer.
+                if made.as_ref().map_or_else(is_no_space, |_| true) {
+                    ps.answer_waiters();
                 }
-                Err(e) => Err(e),
-            },
+                made
+            }
             _ = tick.tick() => ps.on_tick().await,
         };
         match done {

@@ -118,7 +118,7 @@ impl StoreReader<'_> {
             let deadline = madsim::time::Instant::now() + STORE_TIMEOUT;
             while !asked.is_empty() {
                 let left = deadline.saturating_duration_since(madsim::time::Instant::now());
-                let Ok(Ok(env)) = madsim::time::timeout(left, self.net.recv()).await else {
+                let Ok(env) = madsim::time::timeout(left, self.net.recv()).await else {
                     crate::probe!(StoreGetRetried);
                     break;
                 };

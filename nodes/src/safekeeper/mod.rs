@@ -70,10 +70,7 @@ pub async fn run(cfg: SafekeeperConfig) {
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
-        match net.recv().await {
-            Ok(env) => batch.push(env),
-            Err(e) => process::abort(cfg.id, cfg.observer.as_ref(), &e).await,
-        }
+        batch.push(net.recv().await);
         while batch.len() < MAX_BATCH {
             match net.try_recv() {
                 Some(env) => batch.push(env),

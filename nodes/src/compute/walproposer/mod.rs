@@ -311,13 +311,7 @@ impl Proposer {
             }
             tokio::select! {
                 biased;
-                env = self.net.recv() => match env {
-                    Ok(env) => self.on_message(env.from, env.msg),
-                    Err(e) => {
-                        let me = self.net.me();
-                        crate::process::abort(me, self.observer.as_ref(), &e).await
-                    }
-                },
+                env = self.net.recv() => self.on_message(env.from, env.msg),
                 _ = tick.tick() => self.on_tick(),
                 _ = txn.tick() => self.on_txn(),
                 _ = read.tick() => self.on_read(),

@@ -3,7 +3,7 @@ use futures_util::Stream;
 use std::{
     fmt,
     pin::Pin,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
 /// An endpoint.
@@ -154,6 +154,35 @@ impl Endpoint {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "network is down"))?;
         Ok((msg.data, msg.from))
+    }
+
+    /// Polls for a raw message (lakesim patch 8): takes the oldest message with `tag` that has
+    /// arrived, or registers `cx`'s waker, which the next message with `tag` wakes. Unlike
+    /// `recv_from_raw_now`, a message stays in the mailbox until a poll takes it, so a receive
+    /// dropped while it waits (a `select!` that took another branch) loses nothing, and no task
+    /// has to stand between the mailbox and a `select!`. One task per tag: the waker registered
+    /// last for a tag is the one a message wakes.
+    #[cfg_attr(docsrs, doc(cfg(madsim)))]
+    pub fn poll_recv_from_raw_now(
+        &self,
+        tag: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Payload, SocketAddr)> {
+        let mut mailbox = self.socket.mailbox.lock();
+        match mailbox.take(tag) {
+            Some(msg) => Poll::Ready((msg.data, msg.from)),
+            None => {
+                mailbox.wait(tag, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// The oldest raw message with `tag` that has arrived, if any (lakesim patch 8).
+    #[cfg_attr(docsrs, doc(cfg(madsim)))]
+    pub fn try_recv_from_raw_now(&self, tag: u64) -> Option<(Payload, SocketAddr)> {
+        let msg = self.socket.mailbox.lock().take(tag)?;
+        Some((msg.data, msg.from))
     }
 
     /// Receives a raw message.
@@ -324,6 +353,8 @@ struct Mailbox {
     registered: Vec<(u64, oneshot::Sender<Message>)>,
     /// Messages that have not been received.
     msgs: Vec<Message>,
+    /// Tasks polling for a tag (`poll_recv_from_raw_now`), at most one per tag.
+    waiting: Vec<(u64, Waker)>,
 }
 
 struct EndpointSocket {
@@ -371,7 +402,29 @@ impl Mailbox {
             }
         }
         // failed to match awaiting recv, save
-        self.msgs.push(msg.unwrap());
+        let msg = msg.unwrap();
+        let tag = msg.tag;
+        self.msgs.push(msg);
+        // a task polling for the tag takes it from the mailbox when it runs
+        if let Some(i) = self.waiting.iter().position(|(t, _)| *t == tag) {
+            self.waiting.swap_remove(i).1.wake();
+        }
+    }
+
+    /// Takes the oldest message with `tag`, keeping the others in arrival order.
+    fn take(&mut self, tag: u64) -> Option<Message> {
+        let idx = self.msgs.iter().position(|msg| msg.tag == tag)?;
+        Some(self.msgs.remove(idx))
+    }
+
+    /// Registers `waker` to be woken by the next message with `tag` (replacing the one
+    /// registered for it before, unless it is the same task's).
+    fn wait(&mut self, tag: u64, waker: &Waker) {
+        match self.waiting.iter_mut().find(|(t, _)| *t == tag) {
+            Some((_, w)) if w.will_wake(waker) => {}
+            Some((_, w)) => *w = waker.clone(),
+            None => self.waiting.push((tag, waker.clone())),
+        }
     }
 
     fn recv(&mut self, tag: u64) -> oneshot::Receiver<Message> {
