@@ -22,7 +22,6 @@ use lakesim_nodes::observe::{Observation, Observer};
 use lakesim_nodes::proto::Message;
 use lakesim_nodes::{Lsn, NodeId, Term};
 use serde::Serialize;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -216,19 +215,17 @@ fn next(i: u32) -> u32 {
 
 /// A floor node on madsim's endpoint: sends its messages in flight, then passes each one it
 /// receives on to the next node.
-fn madsim_node(i: u32, count: Arc<AtomicU64>) -> impl Future<Output = ()> {
-    async move {
-        let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
-        for k in 0..FLOOR_IN_FLIGHT {
-            let to = addr((i + k) % FLOOR_NODES + 1);
-            let _ = ep.send_to_raw_now(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]));
-        }
-        let mut to = i;
-        while let Ok((payload, _)) = ep.recv_from_raw_now(TAG).await {
-            count.fetch_add(1, Ordering::Relaxed);
-            to = next(to);
-            let _ = ep.send_to_raw_now(addr(to), TAG, payload);
-        }
+async fn madsim_node(i: u32, count: Arc<AtomicU64>) {
+    let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
+    for k in 0..FLOOR_IN_FLIGHT {
+        let to = addr((i + k) % FLOOR_NODES + 1);
+        let _ = ep.send_to_raw_now(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]));
+    }
+    let mut to = i;
+    while let Ok((payload, _)) = ep.recv_from_raw_now(TAG).await {
+        count.fetch_add(1, Ordering::Relaxed);
+        to = next(to);
+        let _ = ep.send_to_raw_now(addr(to), TAG, payload);
     }
 }
 
@@ -244,28 +241,26 @@ impl Observer for TraceDeliveries {
 }
 
 /// A floor node on lakesim's [`Net`], passing typed messages on as [`madsim_node`] does.
-fn lakesim_node(i: u32, count: Arc<AtomicU64>, trace: Trace) -> impl Future<Output = ()> {
-    async move {
-        let observer = Arc::new(TraceDeliveries(trace));
-        let links = Links::new(u64::from(i), 0.0, None);
-        let net = Net::bind(NodeId(i), observer, links).await.unwrap();
-        let append = Message::AppendRequest {
-            term: Term(1),
-            begin_lsn: Lsn::ZERO,
-            wal: Arc::new(vec![0u8; FLOOR_MESSAGE_BYTES]),
-            commit_lsn: Lsn::ZERO,
-            truncate_lsn: Lsn::ZERO,
-        };
-        for k in 0..FLOOR_IN_FLIGHT {
-            net.send(NodeId((i + k) % FLOOR_NODES + 1), append.clone());
-        }
-        let mut to = i;
-        loop {
-            let envelope = net.recv().await;
-            count.fetch_add(1, Ordering::Relaxed);
-            to = next(to);
-            net.send(NodeId(to), envelope.msg);
-        }
+async fn lakesim_node(i: u32, count: Arc<AtomicU64>, trace: Trace) {
+    let observer = Arc::new(TraceDeliveries(trace));
+    let links = Links::new(u64::from(i), 0.0, None);
+    let net = Net::bind(NodeId(i), observer, links).await.unwrap();
+    let append = Message::AppendRequest {
+        term: Term(1),
+        begin_lsn: Lsn::ZERO,
+        wal: Arc::new(vec![0u8; FLOOR_MESSAGE_BYTES]),
+        commit_lsn: Lsn::ZERO,
+        truncate_lsn: Lsn::ZERO,
+    };
+    for k in 0..FLOOR_IN_FLIGHT {
+        net.send(NodeId((i + k) % FLOOR_NODES + 1), append.clone());
+    }
+    let mut to = i;
+    loop {
+        let envelope = net.recv().await;
+        count.fetch_add(1, Ordering::Relaxed);
+        to = next(to);
+        net.send(NodeId(to), envelope.msg);
     }
 }
 
