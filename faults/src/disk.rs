@@ -301,6 +301,12 @@ impl Inode {
     /// sectors are copied, so an fsync costs the bytes written since the last one, not the
     /// file's size or whole sectors.
     fn make_durable(&mut self, sector: usize) {
+        // The durable copy grows in the cache's steps: a file reserved at its full size
+        // (`Disk::reserve`) is allocated once here too, not doubled up to it.
+        if self.durable.capacity() < self.cache.len() {
+            let room = self.cache.capacity() - self.durable.len();
+            self.durable.reserve_exact(room);
+        }
         self.durable.resize(self.cache.len(), 0);
         for (s, (lo, hi)) in std::mem::take(&mut self.dirty) {
             let base = s as usize * sector;
@@ -498,6 +504,16 @@ impl Disk {
         inode.mark_dirty(start, end, sector);
         s.bytes_written += data.len() as u64;
         s.trace("disk.write", offset, data.len() as u64);
+        Ok(())
+    }
+
+    /// Makes room in memory for `name` to grow to `bytes` without reallocating (a file its
+    /// writer knows the final size of, as a WAL segment). Changes nothing a node or the harness
+    /// can observe: contents, length, space used, faults and the trace are untouched.
+    pub fn reserve(&self, name: &str, bytes: usize) -> Result<()> {
+        let mut s = self.state();
+        let cache = &mut s.inode(name)?.cache;
+        cache.reserve_exact(bytes.saturating_sub(cache.len()));
         Ok(())
     }
 
@@ -998,6 +1014,30 @@ mod tests {
         ) {
             run(ops, land, dir_land, sector, seed)?;
         }
+    }
+
+    #[test]
+    fn a_reservation_changes_nothing_a_reader_or_the_space_check_sees() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let disk = Disk::new(1, DiskConfig::default(), 1, None);
+            disk.create("f").unwrap();
+            disk.reserve("f", 1 << 16).unwrap();
+            assert_eq!(disk.len("f").unwrap(), 0, "a reservation is not length");
+            disk.write("f", 0, b"hello").unwrap();
+            disk.fill();
+            assert!(
+                disk.write("f", 5, b"!").is_err(),
+                "a full disk refuses growth into reserved memory: space counts length"
+            );
+            disk.free_space();
+            disk.sync("f").await.unwrap();
+            disk.sync_dir().await.unwrap();
+            disk.write("f", 5, b" world").unwrap();
+            disk.crash();
+            assert_eq!(disk.read_all("f").await.unwrap(), b"hello");
+            assert!(disk.reserve("missing", 10).is_err());
+        });
     }
 
     #[test]

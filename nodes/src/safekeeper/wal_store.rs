@@ -131,7 +131,9 @@ async fn read_copy(
     seg: SegmentSize,
     (start, end): (Lsn, Lsn),
 ) -> (Vec<u8>, Option<std::io::Error>) {
-    let mut out = Vec::with_capacity(end.bytes_since(start).min(seg.0) as usize);
+    // The caller reads below its write position, so the range is there to fill (unless a
+    // segment is missing or a read fails): one allocation, not a doubling per segment.
+    let mut out = Vec::with_capacity(end.bytes_since(start) as usize);
     let mut pos = start.0;
     while pos < end.0 {
         let segno = pos / seg.0;
@@ -355,6 +357,8 @@ impl WalStore {
             let name = segment_in(copy, segno);
             if !self.disk.exists(&name) {
                 self.disk.create(&name)?;
+                // A segment fills to its size: its memory is allocated once, not doubled.
+                self.disk.reserve(&name, self.seg.0 as usize)?;
                 self.created = true;
             }
             self.disk.write(&name, off, &rest[..n])?;
