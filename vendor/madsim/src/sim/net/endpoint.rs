@@ -1,6 +1,7 @@
 use super::{IpProtocol::Udp, *};
 use futures_util::Stream;
 use std::{
+    collections::VecDeque,
     fmt,
     pin::Pin,
     task::{Context, Poll, Waker},
@@ -351,8 +352,9 @@ type Payload = Box<dyn Any + Send + Sync>;
 struct Mailbox {
     /// Pending receive requests.
     registered: Vec<(u64, oneshot::Sender<Message>)>,
-    /// Messages that have not been received.
-    msgs: Vec<Message>,
+    /// Messages that have not been received, in arrival order (a deque, so that taking the
+    /// oldest costs O(1) however long a backlog grows: lakesim patch 8).
+    msgs: VecDeque<Message>,
     /// Tasks polling for a tag (`poll_recv_from_raw_now`), at most one per tag.
     waiting: Vec<(u64, Waker)>,
 }
@@ -404,7 +406,7 @@ impl Mailbox {
         // failed to match awaiting recv, save
         let msg = msg.unwrap();
         let tag = msg.tag;
-        self.msgs.push(msg);
+        self.msgs.push_back(msg);
         // a task polling for the tag takes it from the mailbox when it runs
         if let Some(i) = self.waiting.iter().position(|(t, _)| *t == tag) {
             self.waiting.swap_remove(i).1.wake();
@@ -414,7 +416,7 @@ impl Mailbox {
     /// Takes the oldest message with `tag`, keeping the others in arrival order.
     fn take(&mut self, tag: u64) -> Option<Message> {
         let idx = self.msgs.iter().position(|msg| msg.tag == tag)?;
-        Some(self.msgs.remove(idx))
+        self.msgs.remove(idx)
     }
 
     /// Registers `waker` to be woken by the next message with `tag` (replacing the one
@@ -430,7 +432,7 @@ impl Mailbox {
     fn recv(&mut self, tag: u64) -> oneshot::Receiver<Message> {
         let (tx, rx) = oneshot::channel();
         if let Some(idx) = self.msgs.iter().position(|msg| tag == msg.tag) {
-            let msg = self.msgs.swap_remove(idx);
+            let msg = self.msgs.swap_remove_back(idx).unwrap();
             tx.send(msg).ok().unwrap();
         } else {
             self.registered.push((tag, tx));
