@@ -147,8 +147,12 @@ pub async fn run(cfg: PageserverConfig) {
     };
     let mut tick = madsim::time::interval(TICK);
     loop {
+        // The tick before the network: under a flood of WAL and GetPage requests the network
+        // is always ready, and a network-first `biased` select would starve the tick (ingest
+        // retries, flushes, uploads, expiring waiters), so no GetPage would be answered.
         let done = tokio::select! {
             biased;
+            _ = tick.tick() => ps.on_tick().await,
             env = ps.net.recv() => {
                 ps.on_message(env.from, env.msg);
                 let made = ps.make_images_after_ingest().await;
@@ -158,7 +162,6 @@ pub async fn run(cfg: PageserverConfig) {
                 }
                 made
             }
-            _ = tick.tick() => ps.on_tick().await,
         };
         match done {
             Ok(()) => {}

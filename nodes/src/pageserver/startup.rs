@@ -9,6 +9,11 @@
 //! safekeepers may already have removed. A layer that cannot be read (EIO) is damaged in the
 //! same way, never empty; unreadable metadata makes the disk untrusted, as rotted metadata.
 //! Any other I/O error fails the start (the process restarts and tries again).
+//!
+//! GetPage and basebackup requests that arrive while it starts are held, in a bounded backlog,
+//! and served (or made to wait for ingest) once it has started: dropped, each would cost its
+//! compute a whole read timeout, and a compute that started beside it would see no answer at
+//! all for that long.
 
 use super::ingest::WalReceiver;
 use super::layers::{decode_delta, decode_image, LayerChecks, LayerMap, LayerName};
@@ -18,7 +23,7 @@ use crate::ids::{Lsn, NodeId};
 use crate::invariant::{broken, Invariant};
 use crate::net::Net;
 use crate::observe::Observation;
-use crate::proto::Message;
+use crate::proto::{Envelope, Message};
 use crate::wal::WalRecord;
 use std::collections::BTreeMap;
 use std::io::Result;
@@ -26,6 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const STORE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Requests for pages held while the pageserver starts, as a listen backlog holds connections
+/// until the server accepts them; past this many, later ones are dropped (the compute's read
+/// times out and asks again).
+const STARTUP_BACKLOG: usize = 256;
 
 pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
     let generation = cfg.generations.next();
@@ -34,6 +43,7 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
         store: cfg.object_store,
         prefix: cfg.remote_prefix.clone(),
         next_id: request_ids(generation).reader,
+        held: Vec::new(),
     };
     let index = fetch_index(&mut store).await;
     let metadata = match load_metadata(&cfg).await {
@@ -62,7 +72,8 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
             remote.enqueue(&name, bytes, completes);
         }
     }
-    let ps = Pageserver {
+    let held = std::mem::take(&mut store.held);
+    let mut ps = Pageserver {
         cfg,
         net,
         map,
@@ -81,6 +92,10 @@ pub async fn start(cfg: PageserverConfig, net: Net) -> Result<Pageserver> {
     ps.cfg
         .observer
         .observe(ps.cfg.id, Observation::Ingested { lsn });
+    // Requests that came while starting are served now (or wait for ingest), not lost.
+    for env in held {
+        ps.on_message(env.from, env.msg);
+    }
     Ok(ps)
 }
 
@@ -94,6 +109,8 @@ struct StoreReader<'a> {
     /// This pageserver's prefix in the bucket: keys asked for are local names.
     prefix: RemotePrefix,
     next_id: u64,
+    /// GetPage and basebackup requests that arrived while starting, in arrival order.
+    held: Vec<Envelope>,
 }
 
 impl StoreReader<'_> {
@@ -122,17 +139,28 @@ impl StoreReader<'_> {
                     crate::probe!(StoreGetRetried);
                     break;
                 };
-                if let Message::StoreResponse {
-                    request_id, data, ..
-                } = env.msg
-                {
-                    if let Some(key) = asked.remove(&request_id) {
-                        got.insert(key.clone(), data);
+                match env.msg {
+                    Message::StoreResponse {
+                        request_id, data, ..
+                    } => {
+                        if let Some(key) = asked.remove(&request_id) {
+                            got.insert(key.clone(), data);
+                        }
                     }
+                    Message::GetPage { .. } | Message::Basebackup { .. } => self.hold(env),
+                    // WAL and feedback are asked for again once ingest starts.
+                    _ => {}
                 }
             }
         }
         got
+    }
+
+    /// Keeps a request for a page until the pageserver has started, within the backlog.
+    fn hold(&mut self, env: Envelope) {
+        if self.held.len() < STARTUP_BACKLOG {
+            self.held.push(env);
+        }
     }
 
     async fn get(&mut self, key: &str) -> Option<Arc<Vec<u8>>> {

@@ -309,13 +309,16 @@ impl Proposer {
             if wake.is_some_and(|at| at <= madsim::time::Instant::now()) {
                 self.on_wake();
             }
+            // Timers before the network: under a flood of messages (a large closed-loop load)
+            // the network is always ready, and a network-first `biased` select would starve
+            // elections, transactions and reads.
             tokio::select! {
                 biased;
-                env = self.net.recv() => self.on_message(env.from, env.msg),
                 _ = tick.tick() => self.on_tick(),
                 _ = txn.tick() => self.on_txn(),
                 _ = read.tick() => self.on_read(),
                 _ = sleep_until(wake) => self.on_wake(),
+                env = self.net.recv() => self.on_message(env.from, env.msg),
             }
         }
     }
