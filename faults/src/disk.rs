@@ -302,7 +302,8 @@ impl Inode {
     /// file's size or whole sectors.
     fn make_durable(&mut self, sector: usize) {
         // The durable copy grows in the cache's steps: a file reserved at its full size
-        // (`Disk::reserve`) is allocated once here too, not doubled up to it.
+        // (`Disk::reserve`) is allocated once here too, not doubled up to it. (After a shrink
+        // this may reserve up to the cache's old capacity: memory only.)
         if self.durable.capacity() < self.cache.len() {
             let room = self.cache.capacity() - self.durable.len();
             self.durable.reserve_exact(room);
@@ -509,7 +510,9 @@ impl Disk {
 
     /// Makes room in memory for `name` to grow to `bytes` without reallocating (a file its
     /// writer knows the final size of, as a WAL segment). Changes nothing a node or the harness
-    /// can observe: contents, length, space used, faults and the trace are untouched.
+    /// can observe: contents, length, space used, faults and the trace are untouched. Memory
+    /// only, and only until a crash or a failed fsync replaces the cached copy (the file then
+    /// grows by doubling again).
     pub fn reserve(&self, name: &str, bytes: usize) -> Result<()> {
         let mut s = self.state();
         let cache = &mut s.inode(name)?.cache;

@@ -1,9 +1,9 @@
 //! `lakesim bench`: what lakesim costs per message against madsim's own floor, in one process.
 //!
 //! The floor: nodes that do nothing but exchange messages of lakesim's typical size over
-//! madsim's network (receive one, send one on), through the same calls lakesim's nodes use
-//! (`send_to_raw_now`, `recv_from_raw_now`), so its nanoseconds per message are madsim's
-//! scheduler, timers and network with no node logic. Then the same exchange through lakesim's
+//! madsim's network (receive one, send one on), through madsim's own raw calls without a
+//! delay of their own (`send_to_raw_now`, `recv_from_raw_now`), so its nanoseconds per message
+//! are madsim's scheduler, timers and network with no node logic. Then the same exchange through lakesim's
 //! own network interface ([`Net`]: typed messages, the fault layer's link fates, the mailbox
 //! poll, one trace event per delivery), still with no node logic: what lakesim's
 //! messaging adds to madsim's. Then each scenario runs seeds one after another for the same

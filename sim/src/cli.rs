@@ -133,8 +133,8 @@ enum Command {
         /// Wall seconds per row (the floor and each scenario), 1 to 600.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
-        /// Print one JSON document (`floor`, `messaging`, and `scenarios` with a row per
-        /// scenario).
+        /// Print one JSON document (`floor`, `messaging`, `messaging_ratio`, and `scenarios`
+        /// with a row per scenario).
         #[arg(long)]
         json: bool,
     },

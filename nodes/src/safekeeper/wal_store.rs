@@ -131,8 +131,9 @@ async fn read_copy(
     seg: SegmentSize,
     (start, end): (Lsn, Lsn),
 ) -> (Vec<u8>, Option<std::io::Error>) {
-    // The caller reads below its write position, so the range is there to fill (unless a
-    // segment is missing or a read fails): one allocation, not a doubling per segment.
+    // The range is there to fill (a read stays below the write position; recovery reads to
+    // the end of the last segment held, which a missing segment may cut short): one
+    // allocation, not a doubling per segment.
     let mut out = Vec::with_capacity(end.bytes_since(start) as usize);
     let mut pos = start.0;
     while pos < end.0 {
