@@ -213,12 +213,18 @@ fn next(i: u32) -> u32 {
     i % FLOOR_NODES + 1
 }
 
+/// Where node `i` sends its `k`th message in flight at the start: the `k`th node after it,
+/// so that every node starts with the same load.
+fn in_flight_target(i: u32, k: u32) -> u32 {
+    (i + k) % FLOOR_NODES + 1
+}
+
 /// A floor node on madsim's endpoint: sends its messages in flight, then passes each one it
 /// receives on to the next node.
 async fn madsim_node(i: u32, count: Arc<AtomicU64>) {
     let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
     for k in 0..FLOOR_IN_FLIGHT {
-        let to = addr((i + k) % FLOOR_NODES + 1);
+        let to = addr(in_flight_target(i, k));
         let _ = ep.send_to_raw_now(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]));
     }
     let mut to = i;
@@ -253,7 +259,7 @@ async fn lakesim_node(i: u32, count: Arc<AtomicU64>, trace: Trace) {
         truncate_lsn: Lsn::ZERO,
     };
     for k in 0..FLOOR_IN_FLIGHT {
-        net.send(NodeId((i + k) % FLOOR_NODES + 1), append.clone());
+        net.send(NodeId(in_flight_target(i, k)), append.clone());
     }
     let mut to = i;
     loop {
