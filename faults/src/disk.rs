@@ -282,6 +282,21 @@ impl DiskState {
 }
 
 impl Inode {
+    /// Writes `data` at `start` in the cache, growing it (a hole before `start` reads as
+    /// zeroes), and marks what changed dirty. Appended bytes are copied once, not zeroed first.
+    fn write(&mut self, start: usize, data: &[u8], sector: usize) {
+        let (old, end) = (self.cache.len(), start + data.len());
+        if start > old {
+            self.cache.resize(start, 0);
+            self.mark_dirty(old, start, sector);
+        }
+        let inside = self.cache.len().min(end) - start;
+        self.cache[start..start + inside].copy_from_slice(&data[..inside]);
+        self.cache.extend_from_slice(&data[inside..]);
+        self.mark_dirty(start, end, sector);
+        debug_assert!(self.cache.len() == old.max(end));
+    }
+
     fn mark_dirty(&mut self, from: usize, to: usize, sector: usize) {
         if from >= to {
             return;
@@ -308,13 +323,21 @@ impl Inode {
             let room = self.cache.capacity() - self.durable.len();
             self.durable.reserve_exact(room);
         }
-        self.durable.resize(self.cache.len(), 0);
+        // Past the durable end the cached bytes are copied whole (every byte there was
+        // written, or zeroed by a growth, since the last fsync): no zero fill to overwrite.
+        let old = self.durable.len();
+        match self.cache.get(old..) {
+            Some(grown) => self.durable.extend_from_slice(grown),
+            None => self.durable.truncate(self.cache.len()),
+        }
+        let below = old.min(self.cache.len());
         for (s, (lo, hi)) in std::mem::take(&mut self.dirty) {
             let base = s as usize * sector;
-            let start = (base + lo as usize).min(self.cache.len());
-            let end = (base + hi as usize).min(self.cache.len());
+            let start = (base + lo as usize).min(below);
+            let end = (base + hi as usize).min(below);
             self.durable[start..end].copy_from_slice(&self.cache[start..end]);
         }
+        debug_assert_eq!(self.durable.len(), self.cache.len());
     }
 
     /// What survives a crash: each dirty sector lands with probability `p`.
@@ -496,13 +519,7 @@ impl Disk {
         }
         s.rewritten(id, start as u64, end as u64);
         let inode = s.inodes.get_mut(&id).expect("directory names a live inode");
-        if inode.cache.len() < end {
-            let old = inode.cache.len();
-            inode.cache.resize(end, 0);
-            inode.mark_dirty(old, start, sector);
-        }
-        inode.cache[start..end].copy_from_slice(data);
-        inode.mark_dirty(start, end, sector);
+        inode.write(start, data, sector);
         s.bytes_written += data.len() as u64;
         s.trace("disk.write", offset, data.len() as u64);
         Ok(())

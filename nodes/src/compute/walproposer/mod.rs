@@ -184,6 +184,10 @@ pub struct Proposer {
     /// The WAL from `wal_start`: the donor's log, then ours.
     wal: Vec<u8>,
     wal_start: Lsn,
+    /// The last chunk streamed, by term and range: acceptors in step are sent the same range,
+    /// which then shares one copy. A leader's log only grows within its term, so a range's
+    /// bytes never change under the key.
+    last_chunk: Option<(Term, Lsn, Lsn, Arc<Vec<u8>>)>,
     db: Database,
     commit_lsn: Lsn,
     truncate_lsn: Lsn,
@@ -239,6 +243,7 @@ impl Proposer {
             epoch_start_lsn: Lsn::ZERO,
             wal: Vec::new(),
             wal_start: Lsn::ZERO,
+            last_chunk: None,
             db: Database::default(),
             commit_lsn: Lsn::ZERO,
             truncate_lsn: Lsn::ZERO,
@@ -651,7 +656,7 @@ impl Proposer {
         let commit_lsn = self.commit_lsn;
         let peer = self.peers.get_mut(&to).unwrap();
         (peer.next_lsn, peer.commit_sent, peer.idle_ticks) = (end, commit_lsn, 0);
-        let wal = Arc::new(self.wal_range(begin, end).to_vec());
+        let wal = self.chunk(begin, end);
         let delay = self.charge_link(wal.len());
         let msg = Message::AppendRequest {
             term: self.term,
@@ -661,6 +666,22 @@ impl Proposer {
             truncate_lsn: self.truncate_lsn,
         };
         self.net.send_after(to, msg, delay);
+    }
+
+    /// Our WAL in `[begin, end)` as an append carries it: the last chunk's copy when it is the
+    /// same range in the same term.
+    fn chunk(&mut self, begin: Lsn, end: Lsn) -> Arc<Vec<u8>> {
+        match &self.last_chunk {
+            Some((term, b, e, wal)) if (*term, *b, *e) == (self.term, begin, end) => {
+                debug_assert!(**wal == self.wal_range(begin, end));
+                wal.clone()
+            }
+            _ => {
+                let wal = Arc::new(self.wal_range(begin, end).to_vec());
+                self.last_chunk = Some((self.term, begin, end, wal.clone()));
+                wal
+            }
+        }
     }
 
     /// Puts `bytes` on the link to the safekeepers and returns how long until they have left:
