@@ -50,9 +50,27 @@ struct Version {
     init: bool,
 }
 
+/// A page as the oracle holds it: its bytes and the CRC32C of its contents, kept up to date
+/// as records change them (see [`contents_crc_after`]).
+struct OraclePage {
+    bytes: Vec<u8>,
+    contents_crc: u32,
+}
+
+impl OraclePage {
+    fn zeroed() -> OraclePage {
+        OraclePage {
+            bytes: vec![0u8; PAGE],
+            contents_crc: zero_contents_crc(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Oracle {
-    pages: BTreeMap<u32, Vec<u8>>,
+    pages: BTreeMap<u32, OraclePage>,
+    /// Scratch for a delta's change (old XOR new bytes): one buffer, not one per record.
+    change: Vec<u8>,
     /// Every version of every page: the end LSN of the record that made it, the CRC32C of the
     /// page, and whether that record built the page from nothing (an init or a full image).
     history: BTreeMap<u32, Vec<Version>>,
@@ -84,9 +102,65 @@ fn zero_page_crc() -> u32 {
 /// the CRC of a prefix followed by the contents is [`then_contents`] of the two CRCs.
 fn seal(page: &mut [u8]) -> u32 {
     let contents = crc32c::crc32c(&page[CONTENTS_AT..]);
+    seal_with(page, contents)
+}
+
+/// [`seal`], given the CRC32C of the page's contents.
+fn seal_with(page: &mut [u8], contents: u32) -> u32 {
+    debug_assert_eq!(contents, crc32c::crc32c(&page[CONTENTS_AT..]));
     let sum = then_contents(crc32c::crc32c(&page[..8]), contents);
     page[8..12].copy_from_slice(&sum.to_le_bytes());
     then_contents(crc32c::crc32c(&page[..CONTENTS_AT]), contents)
+}
+
+/// CRC32C of a page's contents when all are zero.
+fn zero_contents_crc() -> u32 {
+    static CRC: OnceLock<u32> = OnceLock::new();
+    *CRC.get_or_init(|| crc32c::crc32c(&[0u8; CONTENTS]))
+}
+
+/// The contents' CRC32C after `change` (the old bytes XOR the new) lands at `offset` within
+/// them, from the CRC before: CRC32C is affine over GF(2), so two equal-length inputs' CRCs
+/// differ by the raw (zero-start, no final XOR) CRC of their XOR, and the zeroes before the
+/// change leave a zero register as it is, while those after it are [`shift`]. A delta then
+/// costs its own bytes, not the page's 8 KiB.
+fn contents_crc_after(before: u32, offset: usize, change: &[u8]) -> u32 {
+    let after = CONTENTS - offset - change.len();
+    let raw = !crc32c::crc32c_append(u32::MAX, change);
+    before ^ shift(raw, after)
+}
+
+/// A raw CRC32C register after `n` zero bytes: the linear map `x^(8n) mod P` (zlib's
+/// `crc32_combine` operator), by `n`'s bits from tables of its powers of two, each split by
+/// byte of the register (four lookups a power).
+fn shift(mut x: u32, n: usize) -> u32 {
+    const POWERS: usize = 14; // 2^13 bytes > CONTENTS
+    static TABLES: OnceLock<Vec<[[u32; 256]; 4]>> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        (0..POWERS)
+            .map(|k| {
+                let column: [u32; 32] =
+                    std::array::from_fn(|i| crc32c::crc32c_combine(1 << i, 0, 1 << k));
+                std::array::from_fn(|byte| {
+                    std::array::from_fn(|v| {
+                        (0..8)
+                            .filter(|bit| v >> bit & 1 == 1)
+                            .fold(0, |acc, bit| acc ^ column[8 * byte + bit])
+                    })
+                })
+            })
+            .collect()
+    });
+    debug_assert!(n < 1 << POWERS);
+    for (k, t) in tables.iter().enumerate() {
+        if n >> k & 1 == 1 {
+            x = t[0][(x & 0xff) as usize]
+                ^ t[1][(x >> 8 & 0xff) as usize]
+                ^ t[2][(x >> 16 & 0xff) as usize]
+                ^ t[3][(x >> 24) as usize];
+        }
+    }
+    x
 }
 
 /// CRC32C of `A ++ C` from CRC32C(A) and CRC32C(C) for a page's contents C: CRC is linear
@@ -204,16 +278,24 @@ impl Oracle {
         };
         let exists = self.pages.contains_key(&page_id);
         let init = matches!(effect, Effect::Init(_) | Effect::Image(..));
-        let page = self.pages.entry(page_id).or_insert_with(|| vec![0u8; PAGE]);
+        let state = self.pages.entry(page_id).or_insert_with(OraclePage::zeroed);
+        let page = &mut state.bytes;
         match effect {
             Effect::Init(_) => {
                 if exists {
                     self.reinit = self.reinit.or(Some((page_id, start)));
                 }
                 page.fill(0);
+                state.contents_crc = zero_contents_crc();
             }
             Effect::Delta(_, offset, bytes) => {
                 let at = CONTENTS_AT + usize::from(offset);
+                let old = &page[at..at + bytes.len()];
+                self.change.clear();
+                self.change
+                    .extend(old.iter().zip(bytes).map(|(o, n)| o ^ n));
+                state.contents_crc =
+                    contents_crc_after(state.contents_crc, usize::from(offset), &self.change);
                 page[at..at + bytes.len()].copy_from_slice(bytes);
                 if xid != 0 {
                     self.open.entry(xid).or_default().push(Write {
@@ -230,11 +312,12 @@ impl Oracle {
                 contents[..at].copy_from_slice(&image[..at]);
                 contents[at..at + len].fill(0);
                 contents[at + len..].copy_from_slice(&image[at..]);
+                state.contents_crc = crc32c::crc32c(contents);
             }
             Effect::Commit | Effect::Nothing => unreachable!("no page"),
         }
         page[..8].copy_from_slice(&end.to_le_bytes());
-        let crc = seal(page);
+        let crc = seal_with(page, state.contents_crc);
         let version = Version { end, crc, init };
         self.history.entry(page_id).or_default().push(version);
     }
@@ -402,6 +485,34 @@ mod tests {
             seal(&mut zero);
             crc32c::crc32c(&zero)
         });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_delta_moves_the_contents_crc_as_a_whole_pass_would(
+            seed in proptest::prelude::any::<u64>(),
+            offset in 0usize..CONTENTS,
+            len in 1usize..600,
+        ) {
+            let len = len.min(CONTENTS - offset);
+            let mut x = seed | 1;
+            let mut next = move || { x ^= x << 13; x ^= x >> 7; x ^= x << 17; x as u8 };
+            let mut contents: Vec<u8> = (0..CONTENTS).map(|_| next()).collect();
+            let before = crc32c::crc32c(&contents);
+            let new: Vec<u8> = (0..len).map(|_| next()).collect();
+            let change: Vec<u8> =
+                contents[offset..offset + len].iter().zip(&new).map(|(o, n)| o ^ n).collect();
+            contents[offset..offset + len].copy_from_slice(&new);
+            proptest::prop_assert_eq!(
+                contents_crc_after(before, offset, &change),
+                crc32c::crc32c(&contents)
+            );
+        }
+
+        #[test]
+        fn shift_is_zlibs_combine_operator(x in proptest::prelude::any::<u32>(), n in 0usize..CONTENTS) {
+            proptest::prop_assert_eq!(shift(x, n), crc32c::crc32c_combine(x, 0, n));
+        }
     }
 
     #[test]
