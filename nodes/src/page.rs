@@ -42,11 +42,22 @@ impl Default for Page {
 impl Page {
     /// The page as `PageInit` leaves it: zero contents, LSN 0, a valid checksum.
     pub fn zeroed() -> Page {
-        let mut page = Page {
-            bytes: vec![0u8; PAGE_SIZE].into_boxed_slice(),
-            sealed: false,
+        // Every zero page has the same checksum: computed once, not once per new page.
+        static CHECKSUM: std::sync::OnceLock<[u8; 4]> = std::sync::OnceLock::new();
+        let checksum = CHECKSUM.get_or_init(|| {
+            let zero = Page {
+                bytes: vec![0u8; PAGE_SIZE].into_boxed_slice(),
+                sealed: false,
+            };
+            zero.computed_checksum().to_le_bytes()
+        });
+        let mut bytes = vec![0u8; PAGE_SIZE].into_boxed_slice();
+        bytes[8..12].copy_from_slice(checksum);
+        let page = Page {
+            bytes,
+            sealed: true,
         };
-        page.seal();
+        debug_assert!(page.verify(), "a zero page's checksum is the one computed");
         page
     }
 
