@@ -508,6 +508,7 @@ impl Disk {
     }
 
     /// Writes `data` at `offset`, growing the file (with zeroes) as needed. Volatile until synced.
+    /// A write to a file that does not exist fails with `NotFound` and changes nothing.
     pub fn write(&self, name: &str, offset: u64, data: &[u8]) -> Result<()> {
         let mut s = self.state();
         let sector = s.config.sector_size;

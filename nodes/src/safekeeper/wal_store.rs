@@ -356,13 +356,18 @@ impl WalStore {
             let off = pos % self.seg.0;
             let n = ((self.seg.0 - off) as usize).min(rest.len());
             let name = segment_in(copy, segno);
-            if !self.disk.exists(&name) {
-                self.disk.create(&name)?;
-                // A segment fills to its size: its memory is allocated once, not doubled.
-                self.disk.reserve(&name, self.seg.0 as usize)?;
-                self.created = true;
+            // The segment almost always exists: write first (a write to a missing file
+            // changes nothing), and create it only when the write says it is not there.
+            match self.disk.write(&name, off, &rest[..n]) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.disk.create(&name)?;
+                    // A segment fills to its size: its memory is allocated once, not doubled.
+                    self.disk.reserve(&name, self.seg.0 as usize)?;
+                    self.created = true;
+                    self.disk.write(&name, off, &rest[..n])?;
+                }
+                written => written?,
             }
-            self.disk.write(&name, off, &rest[..n])?;
             self.unsynced.insert(segno);
             pos += n as u64;
             rest = &rest[n..];
