@@ -124,14 +124,15 @@ impl WalReceiver {
         self.skip_next = self.bugs.has(Bug::IngestSkipOnSwitch);
     }
 
-    /// Takes a chunk of committed WAL; returns the bytes of the whole records ingested.
+    /// Takes a chunk of committed WAL; returns how many of its bytes, from its start, are the
+    /// whole records ingested.
     pub fn on_wal(
         &mut self,
         from: NodeId,
         start: Lsn,
         wal: &[u8],
         map: &mut LayerMap,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<usize> {
         if from != self.source() || start != self.last_record_lsn {
             return None;
         }
@@ -155,6 +156,6 @@ impl WalReceiver {
         self.last_record_lsn = decoded.end_lsn;
         self.since_progress = Duration::ZERO;
         self.removed.clear();
-        Some(wal[..decoded.end_lsn.bytes_since(start) as usize].to_vec())
+        Some(decoded.end_lsn.bytes_since(start) as usize)
     }
 }

@@ -196,11 +196,11 @@ impl Pageserver {
                 commit_lsn,
             } => {
                 let ingested = self.ingest.on_wal(from, start, &wal, &mut self.map);
-                if let Some(bytes) = ingested {
+                if let Some(len) = ingested {
                     if self.last_record_lsn() < commit_lsn {
                         self.ingest.request(&self.net);
                     }
-                    self.open_layer.extend_from_slice(bytes.as_slice());
+                    self.open_layer.extend_from_slice(&wal[..len]);
                     let lsn = self.last_record_lsn();
                     debug_assert_eq!(
                         self.consistent
