@@ -5,7 +5,8 @@
 //!
 //! Guarantees: [`WalRedo::apply`] is a pure function of the page and the record; it never
 //! moves a page backwards, and it leaves the page unsealed (its checksum stale) until
-//! [`Page::seal`].
+//! [`Page::seal`]. [`WalRedo::apply_to_new`] makes, for a page not there yet, the page `apply`
+//! makes of a zero one.
 
 use crate::bugs::{Bug, BugSet};
 use crate::ids::Lsn;
@@ -71,8 +72,31 @@ impl WalRedo {
             }
             RecordBody::Commit | RecordBody::Checkpoint => return,
         }
-        bytes[..8].copy_from_slice(&end_lsn.0.to_le_bytes());
+        stamp(bytes, end_lsn);
     }
+
+    /// `record` applied to a page not there yet (zero, at LSN 0): the page
+    /// `apply(record, end_lsn, &mut Page::zeroed())` leaves. A `PageInit`, a page's usual
+    /// first record, then zeroes nothing: the new page is zero already.
+    pub fn apply_to_new(&self, record: &WalRecord, end_lsn: Lsn) -> Page {
+        let mut page = Page::zeroed();
+        if matches!(record.body, RecordBody::PageInit { .. }) {
+            invariant!(
+                Invariant::PageReconstruction,
+                end_lsn > Lsn::ZERO,
+                "a PageInit ending at LSN 0"
+            );
+            stamp(page.bytes_mut(), end_lsn);
+        } else {
+            self.apply(record, end_lsn, &mut page);
+        }
+        page
+    }
+}
+
+/// Sets the page LSN: the end of the last record applied.
+fn stamp(bytes: &mut [u8], end_lsn: Lsn) {
+    bytes[..8].copy_from_slice(&end_lsn.0.to_le_bytes());
 }
 
 /// Applies `record` with the correct redo (see [`WalRedo::apply`]).
@@ -141,6 +165,26 @@ mod tests {
         apply(&delta(50, &[1; 10]), Lsn(5), &mut rebuilt);
         apply(&fpi, Lsn(30), &mut rebuilt);
         assert_eq!(rebuilt.seal().contents(), &contents[..]);
+    }
+
+    #[test]
+    fn a_new_page_is_what_redo_makes_of_a_zero_page() {
+        let init = WalRecord {
+            xid: Xid(1),
+            prev_lsn: Lsn::ZERO,
+            body: RecordBody::PageInit { page: PageId(1) },
+        };
+        let buggy = WalRedo::new(&BugSet::of([Bug::RedoOffsetOffByOne]));
+        for redo in [WalRedo::default(), buggy] {
+            for rec in [&init, &delta(5, b"abc")] {
+                let mut want = Page::zeroed();
+                redo.apply(rec, Lsn(40), &mut want);
+                let mut got = redo.apply_to_new(rec, Lsn(40));
+                assert_eq!(got.lsn(), Lsn(40));
+                assert!(!got.verify(), "unsealed after redo, as apply leaves it");
+                assert_eq!(got.seal(), want.seal());
+            }
+        }
     }
 
     #[test]

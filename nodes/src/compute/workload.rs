@@ -13,6 +13,7 @@ use crate::page::{free_space_hole, Page, CONTENT_SIZE};
 use crate::redo::WalRedo;
 use crate::wal::{RecordBody, WalRecord};
 use serde::{Deserialize, Serialize};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -190,8 +191,12 @@ impl Database {
     fn redo(&mut self, lsn: Lsn, rec: &WalRecord) {
         let end = lsn.advance(rec.encoded_len() as u64);
         if let Some(page) = rec.body.page() {
-            self.redo
-                .apply(rec, end, self.pages.entry(page).or_default());
+            match self.pages.entry(page) {
+                Entry::Occupied(e) => self.redo.apply(rec, end, e.into_mut()),
+                Entry::Vacant(e) => {
+                    e.insert(self.redo.apply_to_new(rec, end));
+                }
+            }
         }
         if rec.body == RecordBody::Checkpoint {
             self.imaged.clear();

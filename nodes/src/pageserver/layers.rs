@@ -336,16 +336,17 @@ impl LayerMap {
         let base_lsn = image.map_or(Lsn::ZERO, |(l, _)| l);
         let chain = self.chain(page, base_lsn, lsn);
         let from_image = image.is_some() && chain.first().is_none_or(|(_, r)| !will_init(r));
-        let mut out = match image {
-            Some((_, p)) if from_image => p.clone(),
-            _ => Page::zeroed(),
-        };
+        let mut out = image.filter(|_| from_image).map(|(_, p)| p.clone());
         let mut cost = ReadCost::default();
         for (end, rec) in &chain {
-            self.redo.apply(rec, **end, &mut out);
+            match &mut out {
+                Some(page) => self.redo.apply(rec, **end, page),
+                None => out = Some(self.redo.apply_to_new(rec, **end)),
+            }
             cost.records += 1;
             cost.bytes += rec.encoded_len() as u64;
         }
+        let mut out = out.unwrap_or_else(Page::zeroed);
         let start = chain
             .first()
             .map_or(base_lsn, |(end, r)| Lsn(end.0 - r.encoded_len() as u64));
