@@ -163,17 +163,10 @@ fn shift(mut x: u32, n: usize) -> u32 {
     x
 }
 
-/// CRC32C of `A ++ C` from CRC32C(A) and CRC32C(C) for a page's contents C: CRC is linear
-/// over GF(2), so running [`CONTENTS`] more bytes through it is a fixed 32x32 bit matrix on
-/// CRC32C(A) (zlib's `crc32_combine`), tabulated once by its columns, then XOR CRC32C(C).
+/// CRC32C of `A ++ C` from CRC32C(A) and CRC32C(C) for a page's contents C (zlib's
+/// `crc32_combine`): CRC(A) run through [`CONTENTS`] zero bytes ([`shift`]), XOR CRC(C).
 fn then_contents(prefix: u32, contents: u32) -> u32 {
-    static COLUMNS: OnceLock<[u32; 32]> = OnceLock::new();
-    let columns = COLUMNS
-        .get_or_init(|| std::array::from_fn(|i| crc32c::crc32c_combine(1 << i, 0, CONTENTS)));
-    let shifted = (0..32)
-        .filter(|i| prefix >> i & 1 == 1)
-        .fold(0, |acc, i| acc ^ columns[i]);
-    shifted ^ contents
+    shift(prefix, CONTENTS) ^ contents
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
