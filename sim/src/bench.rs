@@ -3,7 +3,10 @@
 //! The floor: nodes that do nothing but exchange messages of lakesim's typical size over
 //! madsim's network (receive one, send one on), through madsim's own raw calls without a
 //! delay of their own (`send_to_raw_now`, `recv_from_raw_now`), so its nanoseconds per message
-//! are madsim's scheduler, timers and network with no node logic. Then the same exchange through lakesim's
+//! are madsim's scheduler, timers and network with no node logic. The same exchange through
+//! madsim's public calls (`send_to_raw`, `recv_from_raw`, each of which first sleeps madsim's
+//! random delay) is what a bare program on madsim pays; it is shown beside the floor, and the
+//! ratios are to the faster floor, which lakesim's network uses. Then the same exchange through lakesim's
 //! own network interface ([`Net`]: typed messages, the fault layer's link fates, the mailbox
 //! poll, one trace event per delivery), still with no node logic: what lakesim's
 //! messaging adds to madsim's. Then each scenario runs seeds one after another for the same
@@ -48,6 +51,9 @@ pub struct Row {
     pub ns_per_message: f64,
     pub floor_ns_per_message: f64,
     pub ratio: f64,
+    /// Nanoseconds per message over the public-call exchange's: what lakesim costs against a
+    /// bare program on madsim's public API.
+    pub ratio_to_public_api: f64,
     /// Nanoseconds per message over the messaging row's: what the nodes' work, the disks and
     /// the checks cost beyond moving the message.
     pub ratio_to_messaging: f64,
@@ -70,6 +76,8 @@ pub struct Floor {
 pub struct Bench {
     pub seconds_per_row: f64,
     pub floor: Floor,
+    /// The floor's exchange through madsim's public calls, each with madsim's random delay.
+    pub public_api: Floor,
     /// The floor's exchange through lakesim's `Net`, with a trace event per delivery.
     pub messaging: Floor,
     /// The messaging row's nanoseconds per message over the floor's.
@@ -87,6 +95,12 @@ pub fn run(seconds: f64, progress: &dyn Fn(&str)) -> Bench {
         "floor: {:.0} ns per message ({:.0} messages/s)",
         floor.ns_per_message, floor.messages_per_second
     ));
+    let public_api = measure_floor(seconds, Exchange::MadsimPublic);
+    progress(&format!(
+        "madsim's public calls (send_to_raw, recv_from_raw): {:.0} ns per message, {:.2}x the floor",
+        public_api.ns_per_message,
+        public_api.ns_per_message / floor.ns_per_message
+    ));
     let messaging = measure_floor(seconds, Exchange::LakesimNet);
     let messaging_ratio = messaging.ns_per_message / floor.ns_per_message;
     progress(&format!(
@@ -96,7 +110,7 @@ pub fn run(seconds: f64, progress: &dyn Fn(&str)) -> Bench {
     let scenarios = scenario::ALL
         .iter()
         .map(|s| {
-            let row = measure_scenario(s.name, seconds, &floor, &messaging);
+            let row = measure_scenario(s.name, seconds, [&floor, &public_api, &messaging]);
             progress(&format!(
                 "{}: {:.0} ns per message, {:.2}x the floor, {:.2}x messaging",
                 row.scenario, row.ns_per_message, row.ratio, row.ratio_to_messaging
@@ -107,6 +121,7 @@ pub fn run(seconds: f64, progress: &dyn Fn(&str)) -> Bench {
     Bench {
         seconds_per_row: seconds,
         floor,
+        public_api,
         messaging,
         messaging_ratio,
         scenarios,
@@ -114,7 +129,9 @@ pub fn run(seconds: f64, progress: &dyn Fn(&str)) -> Bench {
     }
 }
 
-fn measure_scenario(name: &str, seconds: f64, floor: &Floor, messaging: &Floor) -> Row {
+/// One scenario's row; `against` is the floor, the public-call exchange and the messaging row.
+fn measure_scenario(name: &str, seconds: f64, against: [&Floor; 3]) -> Row {
+    let [floor, public_api, messaging] = against;
     let config = scenario::find(name).expect("a listed scenario");
     let started = Instant::now();
     let (mut seeds, mut messages, mut events, mut sim, mut peak) = (0u64, 0u64, 0u64, 0.0, 0u64);
@@ -139,6 +156,7 @@ fn measure_scenario(name: &str, seconds: f64, floor: &Floor, messaging: &Floor) 
         ns_per_message: ns,
         floor_ns_per_message: floor.ns_per_message,
         ratio: ns / floor.ns_per_message,
+        ratio_to_public_api: ns / public_api.ns_per_message,
         ratio_to_messaging: ns / messaging.ns_per_message,
         peak_memory_mib: peak as f64 / 1048576.0,
     }
@@ -149,6 +167,9 @@ fn measure_scenario(name: &str, seconds: f64, floor: &Floor, messaging: &Floor) 
 enum Exchange {
     /// madsim's endpoint, boxed byte buffers: madsim alone.
     Madsim,
+    /// madsim's endpoint through its public calls, which sleep a random delay before each
+    /// send and after each receive: a bare program on madsim.
+    MadsimPublic,
     /// lakesim's [`Net`]: typed messages (an `AppendRequest` carrying the floor's bytes), link
     /// fates, the cancellation-safe mailbox poll, and a trace event per delivery as the checker
     /// records it.
@@ -187,6 +208,7 @@ fn floor_run(target: u64, exchange: Exchange) -> (f64, u64) {
                 let node = handle.create_node().ip(addr(i).ip()).build();
                 match exchange {
                     Exchange::Madsim => node.spawn(madsim_node(i, count)),
+                    Exchange::MadsimPublic => node.spawn(madsim_public_node(i, count)),
                     Exchange::LakesimNet => node.spawn(lakesim_node(i, count, trace.clone())),
                 };
             }
@@ -232,6 +254,24 @@ async fn madsim_node(i: u32, count: Arc<AtomicU64>) {
         count.fetch_add(1, Ordering::Relaxed);
         to = next(to);
         let _ = ep.send_to_raw_now(addr(to), TAG, payload);
+    }
+}
+
+/// [`madsim_node`] through madsim's public calls: each send and receive first sleeps madsim's
+/// random delay, as any program on madsim's endpoint pays.
+async fn madsim_public_node(i: u32, count: Arc<AtomicU64>) {
+    let ep = madsim::net::Endpoint::bind(addr(i)).await.unwrap();
+    for k in 0..FLOOR_IN_FLIGHT {
+        let to = addr(in_flight_target(i, k));
+        let _ = ep
+            .send_to_raw(to, TAG, Box::new(vec![0u8; FLOOR_MESSAGE_BYTES]))
+            .await;
+    }
+    let mut to = i;
+    while let Ok((payload, _)) = ep.recv_from_raw(TAG).await {
+        count.fetch_add(1, Ordering::Relaxed);
+        to = next(to);
+        let _ = ep.send_to_raw(addr(to), TAG, payload).await;
     }
 }
 
@@ -281,11 +321,16 @@ pub fn table(b: &Bench) -> String {
         b.floor.message_bytes
     );
     s += &format!(
+        "madsim public calls (send_to_raw, recv_from_raw, each with madsim's random delay): {:.0} ns per message, {:.2}x the floor\n",
+        b.public_api.ns_per_message,
+        b.public_api.ns_per_message / b.floor.ns_per_message
+    );
+    s += &format!(
         "lakesim messaging (Net, trace, no node logic): {:.0} ns per message, {:.2}x the floor\n",
         b.messaging.ns_per_message, b.messaging_ratio
     );
     s += &format!(
-        "{:<22} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9} {:>7} {:>8} {:>8}\n",
+        "{:<22} {:>6} {:>8} {:>10} {:>10} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8}\n",
         "scenario",
         "seeds",
         "seeds/s",
@@ -294,12 +339,13 @@ pub fn table(b: &Bench) -> String {
         "sim s/s",
         "ns/msg",
         "ratio",
+        "x public",
         "x msging",
         "peak MiB"
     );
     for r in &b.scenarios {
         s += &format!(
-            "{:<22} {:>6} {:>8.1} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>7.2} {:>8.2} {:>8.1}\n",
+            "{:<22} {:>6} {:>8.1} {:>10.0} {:>10.0} {:>9.0} {:>9.0} {:>7.2} {:>8.2} {:>8.2} {:>8.1}\n",
             r.scenario,
             r.seeds,
             r.seeds_per_second,
@@ -308,6 +354,7 @@ pub fn table(b: &Bench) -> String {
             r.simulated_seconds_per_wall_second,
             r.ns_per_message,
             r.ratio,
+            r.ratio_to_public_api,
             r.ratio_to_messaging,
             r.peak_memory_mib
         );
@@ -322,7 +369,11 @@ mod tests {
 
     #[test]
     fn both_exchanges_deliver_the_messages_asked_for() {
-        for exchange in [Exchange::Madsim, Exchange::LakesimNet] {
+        for exchange in [
+            Exchange::Madsim,
+            Exchange::MadsimPublic,
+            Exchange::LakesimNet,
+        ] {
             let (wall, delivered) = floor_run(3_000, exchange);
             assert!(delivered >= 3_000, "{exchange:?} delivered {delivered}");
             assert!(wall > 0.0);

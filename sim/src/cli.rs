@@ -124,17 +124,18 @@ enum Command {
     /// List the scenarios, the planted bugs and the coverage probes.
     List,
     /// Measure lakesim against madsim's own floor in one run: madsim alone exchanging
-    /// messages of lakesim's size, the same exchange through lakesim's network interface (no
-    /// node logic), then every scenario for the same wall time; per row seeds/s, messages/s,
-    /// trace events/s, simulated s per wall s, ns per message, the ratio to the floor and to
-    /// the messaging row, and peak memory. Numbers from one run are comparable with each
+    /// messages of lakesim's size, the same exchange through madsim's public calls (what a bare
+    /// madsim program pays) and through lakesim's network interface (no node logic), then
+    /// every scenario for the same wall time; per row seeds/s, messages/s, trace events/s,
+    /// simulated s per wall s, ns per message, the ratio to the floor, to the public calls and
+    /// to the messaging row, and peak memory. Numbers from one run are comparable with each
     /// other, not across machines or loads.
     Bench {
         /// Wall seconds per row (the floor and each scenario), 1 to 600.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
         seconds: u64,
-        /// Print one JSON document (`floor`, `messaging`, `messaging_ratio`, and `scenarios`
-        /// with a row per scenario).
+        /// Print one JSON document (`floor`, `public_api`, `messaging`, `messaging_ratio`, and
+        /// `scenarios` with a row per scenario).
         #[arg(long)]
         json: bool,
     },
