@@ -180,14 +180,23 @@ async fn load_metadata(cfg: &PageserverConfig) -> Option<Metadata> {
     Metadata::load(&cfg.disk).await
 }
 
-/// Rebuilds the local disk from the object store (after whole-disk loss).
+/// Rebuilds the local disk from the object store (after whole-disk loss, or when the metadata
+/// cannot be trusted), and makes the metadata on disk say what it rebuilt.
 async fn download(
     store: &mut StoreReader<'_>,
     cfg: &PageserverConfig,
     index: Option<&IndexPart>,
 ) -> Result<Metadata> {
     let Some(index) = index else {
-        return Ok(Metadata::default());
+        // Nothing in the store: start empty. A metadata file that is there but unreadable or
+        // rotted still promises its old consistent point, and `load_layers` is about to remove
+        // the layers past ours: replace it durably first, or a start after a crash (the read
+        // error gone) would trust layers no longer on disk.
+        let empty = Metadata::default();
+        if cfg.disk.exists(super::METADATA) {
+            empty.persist(&cfg.disk).await?;
+        }
+        return Ok(empty);
     };
     crate::probe!(PsRebuildFromStore);
     let keys: Vec<String> = index.layers.iter().cloned().collect();
