@@ -174,8 +174,8 @@ async fn fetch_index(store: &mut StoreReader<'_>) -> Option<IndexPart> {
     Some(serde_json::from_slice(&data).expect("the index is written whole"))
 }
 
-/// Written atomically, so unreadable only through rot: then the local disk is not trusted and
-/// the pageserver rebuilds as after disk loss.
+/// Written atomically, so unreadable only through rot or a read error: then the local disk is
+/// not trusted and the pageserver rebuilds as after disk loss.
 async fn load_metadata(cfg: &PageserverConfig) -> Option<Metadata> {
     Metadata::load(&cfg.disk).await
 }
