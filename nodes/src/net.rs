@@ -13,6 +13,10 @@
 //! (the socket's receive buffer) until the node's task takes it (`poll_recv_from_raw_now`,
 //! another patch): an arrival wakes the node's task directly, and a receive that a `select!`
 //! drops loses nothing. Only a send on a link the fault layer slowed waits in a task.
+//!
+//! The mailbox is bounded, as a socket's receive buffer is: past [`RECV_BUFFER_MESSAGES`]
+//! waiting, an arrival is dropped like any lost datagram (patch 9), and the node reports how
+//! many it lost so far ([`Observation::RecvOverflow`]) when it next takes a message.
 
 use crate::ids::NodeId;
 use crate::observe::{Observation, Observer};
@@ -21,10 +25,16 @@ use lakesim_faults::Links;
 use madsim::net::Endpoint;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const PORT: u16 = 7000;
 const TAG: u64 = 1;
+/// Messages a node's mailbox holds before arrivals are dropped. A node that stops taking
+/// messages (a livelock, a flood) then costs bounded memory. Ordinary runs never come near it:
+/// the deepest backlog over 2,300 `storm-5` seeds was 476 messages, and at most 172 over 300
+/// seeds of `storm`, `slow-network`, `pageserver-crashes` and `object-store-outage` each.
+pub const RECV_BUFFER_MESSAGES: usize = 4096;
 
 /// The address node `id` listens on.
 pub fn addr_of(id: NodeId) -> SocketAddr {
@@ -54,13 +64,19 @@ pub struct Net {
     observer: Arc<dyn Observer>,
     /// The fault layer: how many copies of a message go out, and how late.
     links: Links,
+    /// Arrivals the full mailbox dropped, and how many of them the node has reported.
+    drops: Arc<AtomicU64>,
+    drops_reported: Arc<AtomicU64>,
 }
 
 impl Net {
     pub async fn bind(me: NodeId, observer: Arc<dyn Observer>, links: Links) -> io::Result<Net> {
         let endpoint = Endpoint::bind(addr_of(me)).await?;
+        endpoint.set_recv_buffer(RECV_BUFFER_MESSAGES);
         Ok(Net {
             me,
+            drops: endpoint.recv_buffer_drops(),
+            drops_reported: Arc::new(AtomicU64::new(0)),
             endpoint,
             observer,
             links,
@@ -133,6 +149,7 @@ impl Net {
             .downcast::<Message>()
             .expect("only lakesim messages on the wire");
         let from = id_of(from);
+        self.report_drops();
         self.observer.observe(
             self.me,
             Observation::Delivered {
@@ -142,5 +159,91 @@ impl Net {
             },
         );
         Envelope { from, msg }
+    }
+
+    /// Reports the arrivals a full mailbox dropped since the last report, if any (one atomic
+    /// load per message otherwise).
+    fn report_drops(&self) {
+        let dropped = self.drops.load(Ordering::Relaxed);
+        if dropped == self.drops_reported.load(Ordering::Relaxed) {
+            return;
+        }
+        debug_assert!(dropped > self.drops_reported.load(Ordering::Relaxed));
+        self.drops_reported.store(dropped, Ordering::Relaxed);
+        self.observer
+            .observe(self.me, Observation::RecvOverflow { dropped });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{Lsn, Term};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Keeps every overflow report.
+    #[derive(Default)]
+    struct Overflows(Mutex<Vec<u64>>);
+
+    impl Observer for Overflows {
+        fn observe(&self, _: NodeId, obs: Observation) {
+            if let Observation::RecvOverflow { dropped } = obs {
+                self.0.lock().unwrap().push(dropped);
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_mailbox_drops_arrivals_and_the_node_reports_them_once() {
+        const EXTRA: usize = 7;
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        let overflows = Arc::new(Overflows::default());
+        let seen = overflows.clone();
+        let received = rt.block_on(async move {
+            let handle = madsim::runtime::Handle::current();
+            let (a, b) = (NodeId(1), NodeId(2));
+            let receiver = handle.create_node().ip(ip_of(b)).build();
+            let net_b = receiver
+                .spawn(async move { Net::bind(b, seen, Links::new(2, 0.0, None)).await })
+                .await
+                .unwrap()
+                .unwrap();
+            let sender = handle.create_node().ip(ip_of(a)).build();
+            sender
+                .spawn(async move {
+                    let net = Net::bind(
+                        a,
+                        Arc::new(crate::observe::NoObserver),
+                        Links::new(1, 0.0, None),
+                    )
+                    .await
+                    .unwrap();
+                    for i in 0..RECV_BUFFER_MESSAGES + EXTRA {
+                        let msg = Message::AppendResponse {
+                            term: Term(i as u64),
+                            flush_lsn: Lsn::ZERO,
+                            commit_lsn: Lsn::ZERO,
+                            ps_ingested_lsn: Lsn::ZERO,
+                        };
+                        net.send(b, msg);
+                    }
+                })
+                .await
+                .unwrap();
+            madsim::time::sleep(Duration::from_secs(10)).await;
+            receiver
+                .spawn(async move {
+                    let mut terms = Vec::new();
+                    while let Some(envelope) = net_b.try_recv() {
+                        terms.push(envelope.msg.term().0);
+                    }
+                    terms
+                })
+                .await
+                .unwrap()
+        });
+        assert_eq!(received.len(), RECV_BUFFER_MESSAGES);
+        assert_eq!(*overflows.0.lock().unwrap(), vec![EXTRA as u64]);
     }
 }

@@ -38,6 +38,9 @@ pub enum Observation {
     StaysOut,
     /// A write found the disk full: the node's work waits for space.
     DiskFull,
+    /// The node's full mailbox dropped arrivals: `dropped` in all since the process started
+    /// (see [`crate::net::RECV_BUFFER_MESSAGES`]).
+    RecvOverflow { dropped: u64 },
     /// The proposer counted `voter`'s vote in `term` (the acceptor must have made its term
     /// durable before answering).
     VoteGranted { term: Term, voter: NodeId },

@@ -1368,6 +1368,9 @@ impl Observer for Checker {
                 s.damaged_acceptors.insert(node);
             }
             Observation::DiskFull => self.trace.record(n, "disk-full", 0, 0),
+            Observation::RecvOverflow { dropped } => {
+                self.trace.record(n, "recv-overflow", dropped, 0)
+            }
             Observation::Started => {
                 self.trace.record(n, "started", 0, 0);
                 // A new process starts from its persisted commit LSN.

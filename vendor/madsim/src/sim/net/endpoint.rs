@@ -4,6 +4,7 @@ use std::{
     collections::VecDeque,
     fmt,
     pin::Pin,
+    sync::atomic::{AtomicU64, Ordering},
     task::{Context, Poll, Waker},
 };
 
@@ -186,6 +187,21 @@ impl Endpoint {
         Some((msg.data, msg.from))
     }
 
+    /// Bounds the messages waiting in this endpoint's mailbox, as a socket's receive buffer
+    /// is bounded: a message that arrives while `messages` wait, and no receive is pending
+    /// for it, is dropped and counted (lakesim patch 9). Unbounded until called.
+    #[cfg_attr(docsrs, doc(cfg(madsim)))]
+    pub fn set_recv_buffer(&self, messages: usize) {
+        self.socket.mailbox.lock().limit = Some(messages);
+    }
+
+    /// How many messages a full receive buffer dropped so far, as a counter that may be read
+    /// without the mailbox's lock (lakesim patch 9).
+    #[cfg_attr(docsrs, doc(cfg(madsim)))]
+    pub fn recv_buffer_drops(&self) -> Arc<AtomicU64> {
+        self.socket.mailbox.lock().dropped.clone()
+    }
+
     /// Receives a raw message.
     ///
     /// NOTE: Applications should not use this function!
@@ -357,6 +373,10 @@ struct Mailbox {
     msgs: VecDeque<Message>,
     /// Tasks polling for a tag (`poll_recv_from_raw_now`), at most one per tag.
     waiting: Vec<(u64, Waker)>,
+    /// At most this many messages wait in `msgs`; `None`: no bound (lakesim patch 9).
+    limit: Option<usize>,
+    /// Messages dropped because `msgs` was full (lakesim patch 9).
+    dropped: Arc<AtomicU64>,
 }
 
 struct EndpointSocket {
@@ -403,7 +423,11 @@ impl Mailbox {
                 i += 1;
             }
         }
-        // failed to match awaiting recv, save
+        // failed to match awaiting recv, save if the receive buffer has room (lakesim patch 9)
+        if self.limit.is_some_and(|limit| self.msgs.len() >= limit) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let msg = msg.unwrap();
         let tag = msg.tag;
         self.msgs.push_back(msg);
