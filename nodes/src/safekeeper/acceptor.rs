@@ -33,7 +33,7 @@ use crate::ids::{Lsn, NodeId, Term};
 use crate::invariant::Invariant;
 use crate::observe::{Observation, Observer};
 use crate::proto::{Envelope, Message, ProposerId, TermHistory};
-use crate::wal::{scan_stream, Tail};
+use crate::wal::{decode_one, scan_stream, Decoded, Scanned, Tail};
 use lakesim_faults::disk::is_no_space;
 use lakesim_faults::Disk;
 use std::collections::BTreeMap;
@@ -669,7 +669,7 @@ impl Acceptor {
             return Ok(false); // unreadable for now: the next removal tries again
         };
         let decoded = scan_stream(&wal, start, Some(start_prev));
-        if decoded.tail == Tail::Corrupt {
+        if decoded.tail == Tail::Corrupt || self.cut_record_damaged(&decoded, horizon).await? {
             return Err(damaged(decoded.end_lsn));
         }
         invariant!(
@@ -688,6 +688,22 @@ impl Acceptor {
         };
         self.observer.observe(self.id, obs);
         Ok(true)
+    }
+
+    /// Whether the record a scan of our WAL up to `horizon` found cut short by the horizon
+    /// (a horizon is a record boundary: a commit LSN or a pageserver's consistent LSN) is
+    /// damage rather than a horizon inside a record. Rot in a record's length looks like a
+    /// record that runs past the horizon; read whole, as far as our WAL reaches, a damaged
+    /// record fails its checks or runs past our WAL's end, while a horizon that truly falls
+    /// inside a record finds it whole and valid (for the WAL-agreement invariant to report).
+    async fn cut_record_damaged(&self, scanned: &Scanned, horizon: Lsn) -> Result<bool> {
+        if scanned.tail != Tail::Partial || scanned.end_lsn >= horizon {
+            return Ok(false);
+        }
+        let rest = self.wal.read(scanned.end_lsn, self.wal.write_lsn()).await?;
+        let whole = matches!(decode_one(&rest, scanned.last_lsn), Decoded::Record(..));
+        debug_assert!(rest.len() as u64 >= horizon.bytes_since(scanned.end_lsn));
+        Ok(!whole)
     }
 
     /// Our WAL in `[start, end)` (`start` a record boundary), checked: whole records only (a
@@ -866,6 +882,54 @@ mod tests {
             // One fsync per WAL copy (the segment and its mirror), issued together.
             assert_eq!(syncs(&trace) - before, 2, "one fsync for the three appends");
             assert!(matches!(replies[0].1, Message::AppendResponse { flush_lsn, .. } if flush_lsn == end));
+        });
+    }
+
+    #[test]
+    fn a_record_cut_by_the_removal_horizon_is_damage_only_if_it_is_not_whole() {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(2, madsim::Config::default());
+        rt.block_on(async {
+            let mut a = elected().await;
+            let batch: Vec<Envelope> = appends()
+                .iter()
+                .map(|(begin, wal)| append(Term(1), *begin, wal))
+                .collect();
+            a.process_batch(&batch).await.unwrap();
+            let second = appends()[1].0;
+            let horizon = second.advance(10);
+            async fn cut(a: &Acceptor, horizon: Lsn) -> Scanned {
+                let wal = a.wal.read(Lsn::ZERO, horizon).await.unwrap();
+                scan_stream(&wal, Lsn::ZERO, Some(Lsn::ZERO))
+            }
+            // Intact: the second record is whole past the horizon, so the horizon falls inside
+            // a record, for the WAL-agreement invariant to report.
+            let scanned = cut(&a, horizon).await;
+            assert_eq!((scanned.end_lsn, scanned.tail), (second, Tail::Partial));
+            assert!(!a.cut_record_damaged(&scanned, horizon).await.unwrap());
+            // Rot in the primary's copy of its length: longer than the WAL, or failing the
+            // CRC, it is damage.
+            for length in [4000u32, 30] {
+                let file = "wal/00000000";
+                a.disk.write(file, second.0, &length.to_le_bytes()).unwrap();
+                let scanned = cut(&a, horizon).await;
+                assert_eq!(
+                    scanned.tail,
+                    Tail::Partial,
+                    "the length runs past the horizon"
+                );
+                assert!(
+                    a.cut_record_damaged(&scanned, horizon).await.unwrap(),
+                    "{length}"
+                );
+            }
+            // A scan that ends at the horizon, or one that found a corrupt record, is not
+            // this question.
+            let clean = Scanned {
+                end_lsn: horizon,
+                last_lsn: Some(second),
+                tail: Tail::Clean,
+            };
+            assert!(!a.cut_record_damaged(&clean, horizon).await.unwrap());
         });
     }
 
