@@ -690,29 +690,32 @@ impl Acceptor {
         Ok(true)
     }
 
-    /// Whether the record a scan of our WAL up to `horizon` found cut short by the horizon
-    /// (a horizon is a record boundary: a commit LSN or a pageserver's consistent LSN) is
-    /// damage rather than a horizon inside a record. Rot in a record's length looks like a
-    /// record that runs past the horizon; read whole, as far as our WAL reaches, a damaged
-    /// record fails its checks or runs past our WAL's end, while a horizon that truly falls
-    /// inside a record finds it whole and valid (for the WAL-agreement invariant to report).
-    async fn cut_record_damaged(&self, scanned: &Scanned, horizon: Lsn) -> Result<bool> {
-        if scanned.tail != Tail::Partial || scanned.end_lsn >= horizon {
+    /// Whether the record that a scan of our WAL up to `end`, a point known to be a record
+    /// boundary (a flush or commit LSN, a removal horizon), found cut short by `end` is
+    /// damage rather than a boundary inside a record. Rot in a record's length looks like a
+    /// record that runs past `end`; read whole, as far as our WAL reaches, a damaged record
+    /// fails its checks or runs past our WAL's end, while a record `end` truly falls inside is
+    /// whole and valid (for the WAL-agreement invariant to report).
+    async fn cut_record_damaged(&self, scanned: &Scanned, end: Lsn) -> Result<bool> {
+        if scanned.tail != Tail::Partial || scanned.end_lsn >= end {
             return Ok(false);
         }
         let rest = self.wal.read(scanned.end_lsn, self.wal.write_lsn()).await?;
         let whole = matches!(decode_one(&rest, scanned.last_lsn), Decoded::Record(..));
-        debug_assert!(rest.len() as u64 >= horizon.bytes_since(scanned.end_lsn));
+        debug_assert!(rest.len() as u64 >= end.bytes_since(scanned.end_lsn));
         Ok(!whole)
     }
 
     /// Our WAL in `[start, end)` (`start` a record boundary), checked: whole records only (a
     /// record cut by `end` is left for the next read), and a record that fails its checks is
-    /// damage, an error, never served.
-    async fn read_verified(&self, start: Lsn, end: Lsn) -> Result<Vec<u8>> {
+    /// damage, an error, never served. When `end` is a record boundary too (a flush or commit
+    /// LSN), a record it cuts whose bytes are damaged is damage as well: rot in a length would
+    /// otherwise end every read there, short, for as long as the process runs.
+    async fn read_verified(&self, start: Lsn, end: Lsn, end_is_boundary: bool) -> Result<Vec<u8>> {
         let mut wal = self.wal.read(start, end).await?;
         let decoded = scan_stream(&wal, start, None);
-        if decoded.tail == Tail::Corrupt {
+        let cut_damaged = end_is_boundary && self.cut_record_damaged(&decoded, end).await?;
+        if decoded.tail == Tail::Corrupt || cut_damaged {
             crate::probe!(ServedWalDamaged);
             return Err(damaged(decoded.end_lsn));
         }
@@ -736,7 +739,7 @@ impl Acceptor {
             });
         }
         let end = Lsn(commit.0.min(start.0 + READ_COMMITTED_MAX_BYTES));
-        let wal = self.read_verified(start, end).await?;
+        let wal = self.read_verified(start, end, end == commit).await?;
         Ok(Message::CommittedWal {
             start,
             wal: Arc::new(wal),
@@ -749,7 +752,8 @@ impl Acceptor {
         let (wal_start, wal_start_prev) = self.wal.start();
         let start = start.max(wal_start);
         let wal = if term == self.state.term && start <= end && end <= self.wal.flush_lsn() {
-            Some(Arc::new(self.read_verified(start, end).await?))
+            // `end` is a flush LSN of ours the proposer heard: a record boundary.
+            Some(Arc::new(self.read_verified(start, end, true).await?))
         } else {
             None
         };
@@ -886,7 +890,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_cut_by_the_removal_horizon_is_damage_only_if_it_is_not_whole() {
+    fn a_record_cut_by_a_record_boundary_is_damage_only_if_it_is_not_whole() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(2, madsim::Config::default());
         rt.block_on(async {
             let mut a = elected().await;
@@ -921,6 +925,12 @@ mod tests {
                     a.cut_record_damaged(&scanned, horizon).await.unwrap(),
                     "{length}"
                 );
+                // Served up to a boundary, it is an error; up to an arbitrary point (a read's
+                // size limit), the WAL before it, the rest left for the next read.
+                let served = a.read_verified(Lsn::ZERO, horizon, true).await;
+                assert_eq!(served.unwrap_err().kind(), ErrorKind::InvalidData);
+                let served = a.read_verified(Lsn::ZERO, horizon, false).await.unwrap();
+                assert_eq!(served.len() as u64, second.0);
             }
             // A scan that ends at the horizon, or one that found a corrupt record, is not
             // this question.
