@@ -865,6 +865,17 @@ mod tests {
         elected_with(None).await
     }
 
+    /// [`elected`], with [`appends`] written and flushed.
+    async fn elected_with_appends() -> Acceptor {
+        let mut a = elected().await;
+        let batch: Vec<Envelope> = appends()
+            .iter()
+            .map(|(begin, wal)| append(Term(1), *begin, wal))
+            .collect();
+        a.process_batch(&batch).await.unwrap();
+        a
+    }
+
     #[test]
     fn appends_that_arrive_together_share_one_flush_and_one_reply() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
@@ -893,12 +904,7 @@ mod tests {
     fn a_record_cut_by_a_record_boundary_is_damage_only_if_it_is_not_whole() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(2, madsim::Config::default());
         rt.block_on(async {
-            let mut a = elected().await;
-            let batch: Vec<Envelope> = appends()
-                .iter()
-                .map(|(begin, wal)| append(Term(1), *begin, wal))
-                .collect();
-            a.process_batch(&batch).await.unwrap();
+            let a = elected_with_appends().await;
             let second = appends()[1].0;
             let horizon = second.advance(10);
             async fn cut(a: &Acceptor, horizon: Lsn) -> Scanned {
@@ -947,12 +953,7 @@ mod tests {
     fn a_recovering_proposer_gets_only_wal_this_acceptor_flushed_in_its_term() {
         let rt = madsim::runtime::Runtime::with_seed_and_config(3, madsim::Config::default());
         rt.block_on(async {
-            let mut a = elected().await;
-            let batch: Vec<Envelope> = appends()
-                .iter()
-                .map(|(begin, wal)| append(Term(1), *begin, wal))
-                .collect();
-            a.process_batch(&batch).await.unwrap();
+            let mut a = elected_with_appends().await;
             let end = a.wal.flush_lsn();
             let wal_of = |m: Message| match m {
                 Message::ReadWalResponse { wal, .. } => wal.map(|w| w.len() as u64),
