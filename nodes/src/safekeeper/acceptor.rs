@@ -701,8 +701,9 @@ impl Acceptor {
             return Ok(false);
         }
         let rest = self.wal.read(scanned.end_lsn, self.wal.write_lsn()).await?;
+        // (`rest` may be short: the read-error-as-eof bug ends a read at an error. Short, the
+        // record is not whole, which is what that bug's WAL looks like.)
         let whole = matches!(decode_one(&rest, scanned.last_lsn), Decoded::Record(..));
-        debug_assert!(rest.len() as u64 >= end.bytes_since(scanned.end_lsn));
         Ok(!whole)
     }
 
